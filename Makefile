@@ -1,0 +1,22 @@
+# The two commands of the README:
+#   make demo   set everything up, then run the main demo
+#   make test   set everything up, then run the test suite
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-slow lint
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(BIN)/dtg check examples/*.dtg
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check dtg tests benchmarks

@@ -1,0 +1,39 @@
+"""dtg: a probabilistic-programming language for destroy-then-generate models.
+
+Write how information is withheld from data (a destruction chain) and how a model guesses it
+back (a generation chain); dtg checks the file, compiles it to PyTorch objectives and Pyro
+programs, trains and samples it, and draws it as a generative commutative diagram.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    DtgCheckError,
+    DtgDataError,
+    DtgError,
+    DtgLevelError,
+    DtgNameError,
+    DtgObjectiveError,
+    DtgRangeError,
+    DtgRuntimeError,
+    DtgSyntaxError,
+    DtgTypeError,
+)
+from .program import Program, load, loads  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "load",
+    "loads",
+    "Program",
+    "DtgError",
+    "DtgSyntaxError",
+    "DtgCheckError",
+    "DtgNameError",
+    "DtgTypeError",
+    "DtgLevelError",
+    "DtgRangeError",
+    "DtgObjectiveError",
+    "DtgDataError",
+    "DtgRuntimeError",
+]

@@ -1,0 +1,125 @@
+"""Print an AST back as canonical dtg source.
+
+``parse(to_source(tree)) == tree`` for every tree the parser makes (the round-trip test). The
+printer puts parentheses only where precedence needs them.
+"""
+
+from __future__ import annotations
+
+from . import ast
+
+__all__ = ["to_source", "expr_to_source"]
+
+# Binding strength of each operator (higher binds tighter). Unary minus sits between * and ^.
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
+_ATOM = 5
+
+
+def _strength(node: ast.Expr) -> int:
+    if isinstance(node, ast.Binary):
+        return _PRECEDENCE[node.op]
+    if isinstance(node, ast.Unary):
+        return _PRECEDENCE["neg"]
+    return _ATOM
+
+
+def _wrap(node: ast.Expr, needed: int) -> str:
+    text = expr_to_source(node)
+    return f"({text})" if _strength(node) < needed else text
+
+
+def _args(args: tuple, kwargs: tuple) -> str:
+    parts = [expr_to_source(a) for a in args]
+    parts += [f"{k.name} = {expr_to_source(k.value)}" for k in kwargs]
+    return ", ".join(parts)
+
+
+def expr_to_source(node: ast.Expr | ast.Slice) -> str:
+    """One expression as text."""
+    if isinstance(node, ast.Number):
+        return node.text or repr(node.value)
+    if isinstance(node, ast.String):
+        escaped = node.value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Unary):
+        # The operand of unary minus may be a power or another unary, never a product.
+        return node.op + _wrap(node.operand, _PRECEDENCE["neg"])
+    if isinstance(node, ast.Binary):
+        strength = _PRECEDENCE[node.op]
+        if node.op == "^":
+            # Right-associative; the left operand must be a postfix expression (an atom).
+            return f"{_wrap(node.left, _ATOM)}^{_wrap(node.right, _PRECEDENCE['neg'])}"
+        # Left-associative: the right operand needs parentheses at equal strength.
+        return f"{_wrap(node.left, strength)} {node.op} {_wrap(node.right, strength + 1)}"
+    if isinstance(node, ast.Call):
+        return f"{node.func}({_args(node.args, node.kwargs)})"
+    if isinstance(node, ast.Subscript):
+        indices = ", ".join(expr_to_source(i) for i in node.indices)
+        return f"{_wrap(node.base, _ATOM)}[{indices}]"
+    if isinstance(node, ast.Slice):
+        start = expr_to_source(node.start) if node.start is not None else ""
+        stop = expr_to_source(node.stop) if node.stop is not None else ""
+        return f"{start}:{stop}"
+    if isinstance(node, ast.Vector):
+        return "[" + ", ".join(expr_to_source(i) for i in node.items) + "]"
+    raise TypeError(f"not an expression: {node!r}")
+
+
+def _space(node: ast.SpaceType) -> str:
+    if isinstance(node, ast.RealSpace):
+        return "real" + (f"[{', '.join(map(str, node.shape))}]" if node.shape else "")
+    if isinstance(node, ast.TokenSpace):
+        return f"token({node.vocab})[{', '.join(map(str, node.shape))}]"
+    return "time"
+
+
+def _level(node: ast.Level) -> str:
+    return f"{node.message}[{expr_to_source(node.index)}]"
+
+
+def _kernel(node: ast.Kernel) -> str:
+    return ("~ " if node.stochastic else "= ") + expr_to_source(node.body)
+
+
+def statement_to_source(node: ast.Statement) -> str:
+    """One statement on one line (a ``train`` block on one line too)."""
+    if isinstance(node, ast.Data):
+        source = f" ~ {expr_to_source(node.source)}" if node.source is not None else ""
+        return f"data {node.name} : {_space(node.space)}{source}"
+    if isinstance(node, ast.SpaceDecl):
+        return f"space {node.name} : {_space(node.space)}"
+    if isinstance(node, ast.Steps):
+        return f"steps {node.name} = {node.value}"
+    if isinstance(node, ast.Schedule):
+        return f"schedule {node.name}({', '.join(node.params)}) = {expr_to_source(node.body)}"
+    if isinstance(node, ast.Net):
+        inputs = ", ".join(_space(i) for i in node.inputs)
+        return (
+            f"net {node.name} : ({inputs}) -> {_space(node.output)} = {expr_to_source(node.arch)}"
+        )
+    if isinstance(node, ast.Destroy):
+        return f"destroy {_level(node.level)} {_kernel(node.kernel)}"
+    if isinstance(node, ast.Generate):
+        return f"generate {_level(node.level)} {_kernel(node.kernel)}"
+    if isinstance(node, ast.Reward):
+        params = f"({', '.join(node.params)})" if node.params is not None else ""
+        return f"reward {node.name}{params} = {expr_to_source(node.body)}"
+    if isinstance(node, ast.Objective):
+        if node.args or node.kwargs:
+            return f"objective {node.name}({_args(node.args, node.kwargs)})"
+        return f"objective {node.name}"
+    if isinstance(node, ast.Train):
+        options = ", ".join(f"{o.name} = {expr_to_source(o.value)}" for o in node.options)
+        return f"train {{ {options} }}"
+    raise TypeError(f"not a statement: {node!r}")
+
+
+def to_source(node: ast.Module | ast.Model) -> str:
+    """A whole module (or one model) as canonical text."""
+    if isinstance(node, ast.Module):
+        return "\n".join(to_source(m) for m in node.models)
+    parent = f" extends {node.parent}" if node.parent else ""
+    body = "".join(f"  {statement_to_source(s)}\n" for s in node.statements)
+    return f"model {node.name}{parent} {{\n{body}}}\n"

@@ -1,0 +1,277 @@
+"""Unnormalised target densities for diffusion samplers (Sendera et al. 2024, arXiv 2402.05098).
+
+Each built-in target is a :class:`Target` with
+
+- ``log_reward(x)``: ``Tensor[..., dim] -> Tensor[...]``, the log of the (possibly
+  unnormalised) density, vectorised over any leading batch dimensions; the result has the
+  device and dtype of ``x``;
+- ``sample(n, generator)``: ``-> Tensor[n, dim]``, exact samples (float32 unless ``dtype=`` is
+  given; on the generator's device unless ``device=`` is given);
+- ``log_z``: the log normalising constant, ``log ∫ exp(log_reward(x)) dx``.
+
+Targets:
+
+``gmm25`` (2-D)
+    Equal mixture of 25 Gaussians with means on ``{-10, -5, 0, 5, 10}^2`` and variance 0.3 in
+    each coordinate. Normalised: ``log_z = 0``.
+``funnel`` (10-D)
+    Neal's funnel: ``x0 ~ N(0, 9)`` (std 3), ``x1..x9 | x0 ~ N(0, exp(x0))`` (variance
+    ``exp(x0)``). Normalised: ``log_z = 0``.
+``manywell`` (32-D)
+    16 independent copies of the 2-D density ``exp(-a^4 + 6 a^2 + 0.5 a - 0.5 b^2)`` on the
+    coordinate pairs ``(x[2i], x[2i+1])``. Unnormalised: ``log_z = 16 log Z2`` with
+    ``Z2 = sqrt(2 pi) * ∫ exp(-a^4 + 6 a^2 + 0.5 a) da`` (numerical quadrature),
+    ``log_z ≈ 164.6957``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "MANYWELL_LOG_Z",
+    "TARGETS",
+    "Target",
+    "TargetError",
+    "funnel_log_reward",
+    "get_target",
+    "gmm25_log_reward",
+    "manywell_log_reward",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class TargetError(KeyError):
+    """An unknown target name (a :class:`KeyError` with a readable message and a hint).
+
+    :param message: the user-facing message.
+    :param hint: an optional suggestion ("did you mean ...").
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if self.hint is None else f"{self.message} ({self.hint})"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target density for a diffusion sampler.
+
+    :param name: the name used in ``.dtg`` files (``reward logr(x) = gmm25(x)``).
+    :param dim: the dimension ``d`` of a point.
+    :param log_z: ``log ∫ exp(log_reward(x)) dx``.
+    :param log_reward: ``Tensor[..., d] -> Tensor[...]``, same device and dtype as the input.
+    :param sample: ``(n, generator) -> Tensor[n, d]`` exact samples.
+    :param description: a one-line description.
+    """
+
+    name: str
+    dim: int
+    log_z: float
+    log_reward: Callable[[Tensor], Tensor]
+    sample: Callable[..., Tensor]
+    description: str = ""
+
+
+def _check_dim(x: Tensor, dim: int, name: str) -> None:
+    if x.ndim < 1 or x.shape[-1] != dim:
+        raise ValueError(f"{name} expects points of shape [..., {dim}], got {tuple(x.shape)}")
+
+
+def _out(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# gmm25
+
+_GMM_VAR = 0.3
+_GMM_GRID = (-10.0, -5.0, 0.0, 5.0, 10.0)
+
+
+def _gmm25_means(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """:returns: ``Tensor[25, 2]`` of component means."""
+    g = torch.tensor(_GMM_GRID, device=device, dtype=dtype)
+    return torch.cartesian_prod(g, g)
+
+
+def gmm25_log_reward(x: Tensor) -> Tensor:
+    """Normalised log-density of the 25-component Gaussian mixture.
+
+    :param x: ``Tensor[..., 2]``.
+    :returns: ``Tensor[...]``.
+    """
+    _check_dim(x, 2, "gmm25")
+    means = _gmm25_means(x.device, x.dtype)
+    sq = ((x.unsqueeze(-2) - means) ** 2).sum(-1)  # [..., 25]
+    log_comp = -0.5 * sq / _GMM_VAR - (_LOG_2PI + math.log(_GMM_VAR))  # 2 dims of -0.5 log(2πσ²)
+    return torch.logsumexp(log_comp, dim=-1) - math.log(25.0)
+
+
+def _gmm25_sample(
+    n: int,
+    generator: torch.Generator | None = None,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """:returns: ``Tensor[n, 2]`` exact samples of ``gmm25``."""
+    dev = _out(generator, device)
+    gdev = generator.device if generator is not None else dev
+    k = torch.randint(25, (n,), generator=generator, device=gdev)
+    z = torch.randn(n, 2, generator=generator, device=gdev, dtype=dtype)
+    means = _gmm25_means(gdev, dtype)
+    return (means[k] + math.sqrt(_GMM_VAR) * z).to(dev)
+
+
+# --------------------------------------------------------------------------------------------
+# funnel
+
+_FUNNEL_DIM = 10
+_FUNNEL_STD0 = 3.0
+
+
+def funnel_log_reward(x: Tensor) -> Tensor:
+    """Normalised log-density of Neal's 10-D funnel.
+
+    ``log p = log N(x0; 0, 9) + sum_{i=1..9} log N(xi; 0, exp(x0))``.
+
+    :param x: ``Tensor[..., 10]``.
+    :returns: ``Tensor[...]``.
+    """
+    _check_dim(x, _FUNNEL_DIM, "funnel")
+    x0 = x[..., 0]
+    rest = x[..., 1:]
+    lp0 = -0.5 * (x0 / _FUNNEL_STD0) ** 2 - math.log(_FUNNEL_STD0) - 0.5 * _LOG_2PI
+    k = _FUNNEL_DIM - 1
+    # sum_i -xi^2 / (2 e^{x0}) - x0/2 - log(2π)/2, computed as exp(-x0) * sum to stay finite
+    lpr = -0.5 * (rest**2).sum(-1) * torch.exp(-x0) - 0.5 * k * x0 - 0.5 * k * _LOG_2PI
+    return lp0 + lpr
+
+
+def _funnel_sample(
+    n: int,
+    generator: torch.Generator | None = None,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """:returns: ``Tensor[n, 10]`` exact samples of ``funnel``."""
+    dev = _out(generator, device)
+    gdev = generator.device if generator is not None else dev
+    z = torch.randn(n, _FUNNEL_DIM, generator=generator, device=gdev, dtype=dtype)
+    x0 = _FUNNEL_STD0 * z[:, :1]
+    return torch.cat([x0, torch.exp(0.5 * x0) * z[:, 1:]], dim=1).to(dev)
+
+
+# --------------------------------------------------------------------------------------------
+# manywell
+
+_MW_WELLS = 16
+_MW_DIM = 2 * _MW_WELLS
+
+
+def _mw_log_f(a: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """The unnormalised 1-D log-density of the first coordinate of one well."""
+    return -(a**4) + 6.0 * a**2 + 0.5 * a
+
+
+def _mw_tables() -> tuple[float, np.ndarray, np.ndarray]:
+    """Quadrature of the 1-D well on ``[-6, 6]`` (the density is below e^-800 of its peak
+    outside): returns ``(log Z1, grid[G], cdf[G])`` in float64."""
+    grid = np.linspace(-6.0, 6.0, 240_001)
+    lf = _mw_log_f(grid)
+    m = float(lf.max())
+    f = np.exp(lf - m)
+    h = grid[1] - grid[0]
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * h)])
+    log_z1 = m + math.log(cum[-1])
+    return log_z1, grid, cum / cum[-1]
+
+
+_MW_LOG_Z1, _MW_GRID, _MW_CDF = _mw_tables()
+#: log Z of the 32-D many-well target, 16 * (log Z1 + log sqrt(2π)) ≈ 164.6957.
+MANYWELL_LOG_Z: float = _MW_WELLS * (_MW_LOG_Z1 + 0.5 * _LOG_2PI)
+
+
+def manywell_log_reward(x: Tensor) -> Tensor:
+    """Unnormalised log-density of the 32-D many-well target.
+
+    :param x: ``Tensor[..., 32]``; wells are the pairs ``(x[2i], x[2i+1])``.
+    :returns: ``Tensor[...]``.
+    """
+    _check_dim(x, _MW_DIM, "manywell")
+    pairs = x.reshape(*x.shape[:-1], _MW_WELLS, 2)
+    a, b = pairs[..., 0], pairs[..., 1]
+    return (_mw_log_f(a) - 0.5 * b**2).sum(-1)
+
+
+def _manywell_sample(
+    n: int,
+    generator: torch.Generator | None = None,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """:returns: ``Tensor[n, 32]`` exact samples: the first coordinate of each well by inverse
+    CDF (linear interpolation on a 240k-point grid), the second ``N(0, 1)``."""
+    dev = _out(generator, device)
+    gdev = generator.device if generator is not None else dev
+    u = torch.rand(n, _MW_WELLS, generator=generator, device=gdev, dtype=torch.float64)
+    cdf = torch.as_tensor(_MW_CDF, device=gdev)
+    grid = torch.as_tensor(_MW_GRID, device=gdev)
+    i = torch.searchsorted(cdf, u).clamp(1, cdf.numel() - 1)
+    c0, c1 = cdf[i - 1], cdf[i]
+    frac = ((u - c0) / (c1 - c0).clamp_min(1e-300)).clamp(0.0, 1.0)
+    a = grid[i - 1] + frac * (grid[i] - grid[i - 1])
+    b = torch.randn(n, _MW_WELLS, generator=generator, device=gdev, dtype=torch.float64)
+    return torch.stack([a, b], dim=-1).reshape(n, _MW_DIM).to(device=dev, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------
+
+TARGETS: dict[str, Target] = {
+    "gmm25": Target(
+        "gmm25", 2, 0.0, gmm25_log_reward, _gmm25_sample,
+        "mixture of 25 Gaussians on {-10,-5,0,5,10}^2, variance 0.3",
+    ),
+    "funnel": Target(
+        "funnel", _FUNNEL_DIM, 0.0, funnel_log_reward, _funnel_sample,
+        "10-D funnel: x0 ~ N(0, 9), x1..x9 | x0 ~ N(0, exp(x0))",
+    ),
+    "manywell": Target(
+        "manywell", _MW_DIM, MANYWELL_LOG_Z, manywell_log_reward, _manywell_sample,
+        "32-D many-well: 16 copies of exp(-a^4 + 6a^2 + 0.5a - 0.5b^2)",
+    ),
+}  # fmt: skip
+
+
+def get_target(name: str) -> Target:
+    """Look up a built-in target.
+
+    :param name: the target's name.
+    :returns: the :class:`Target`.
+    :raises TargetError: for an unknown name, with a "did you mean" hint where one is close.
+    """
+    try:
+        return TARGETS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(TARGETS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else None
+        raise TargetError(
+            f"unknown target {name!r}; the built-in targets are {', '.join(TARGETS)}", hint
+        ) from None
