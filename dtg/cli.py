@@ -18,6 +18,7 @@ from .errors import DtgError
 __all__ = ["main", "build_parser", "UsageError"]
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+EMIT_STAGES = ["ast", "ir"]
 
 
 class UsageError(Exception):
@@ -62,6 +63,49 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    """``dtg compile FILE --emit ast|ir [-o OUT]``: dump one stage of the pipeline."""
+    from .dump import dump_ast, dump_ir
+    from .program import loads
+
+    program = loads(_read_source(args.file), file=args.file)
+    if args.emit == "ast":
+        text = dump_ast(program.module)
+    elif args.emit == "ir":
+        models = [_pick_model(program, args.model)] if args.model else program.models
+        text = "\n\n".join(dump_ir(m) for m in models)
+    else:
+        from .backends.pyro_source import emit_pyro
+
+        text = emit_pyro(_pick_model(program, args.model))
+    _write_text(text + "\n", args.output)
+    return EXIT_OK
+
+
+def _pick_model(program, name: str | None):
+    """The model named by ``--model``, or the file's last one; unknown names are usage errors."""
+    try:
+        return program.model(name)
+    except KeyError:
+        names = ", ".join(m.name for m in program.models)
+        raise UsageError(
+            f"dtg: error: no model '{name}' in {program.file} (models: {names})"
+        ) from None
+
+
+def _write_text(text: str, output: str | None) -> None:
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    if not path.parent.exists():
+        raise UsageError(f"dtg: error: the folder of {output} does not exist")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    print(f"wrote {output}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per stage (DESIGN.md §5)."""
     parser = _Parser(
@@ -76,13 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(run=cmd_check)
 
+    compile_ = commands.add_parser("compile", help="dump a stage of the pipeline (ast, ir, pyro)")
+    compile_.add_argument("file", metavar="FILE")
+    compile_.add_argument("--emit", choices=EMIT_STAGES, default="ir", help="the stage to dump")
+    compile_.add_argument("--model", help="the model to dump (default: the last in the file)")
+    compile_.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    compile_.set_defaults(run=cmd_compile)
+
     for register in _EXTRA_COMMANDS:
         register(commands)
     return parser
 
 
-# Later stages (compile, render, train, …) add their subcommands here.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+def _register_render(commands: argparse._SubParsersAction) -> None:
+    from .render.cli import register
+
+    register(commands)
+
+
+# Stages with their own CLI modules add their subcommands here.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_render]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,8 @@ import csv
 import difflib
 import io
 import math
+import pickle  # only for pickle.UnpicklingError: dtg never unpickles
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -288,6 +290,22 @@ def _check_file(opts: dict[str, Any]) -> None:
         raise DataError(f"file: option key must be a name in quotes, got {key!r}")
 
 
+def _check_categorical(opts: dict[str, Any]) -> None:
+    probs = opts["probs"]
+    if not isinstance(probs, (list, tuple)) or len(probs) < 2:
+        raise DataError("categorical: option probs must be a list of at least 2 probabilities")
+    values = []
+    for p in probs:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0:
+            raise DataError(f"categorical: probabilities must be non-negative numbers, got {p!r}")
+        values.append(float(p))
+    total = sum(values)
+    if total <= 0:
+        raise DataError("categorical: the probabilities sum to 0")
+    opts["probs"] = [v / total for v in values]
+    _check_n("categorical", opts)
+
+
 _TOY_N = 20_000
 
 SOURCES: dict[str, SourceSpec] = {
@@ -318,6 +336,12 @@ SOURCES: dict[str, SourceSpec] = {
         "real[64] or token(V)[64]",
         "scikit-learn's 8x8 handwritten digits (1797 images)",
     ),
+    "categorical": SourceSpec(
+        "categorical",
+        {"probs": REQUIRED, "n": _TOY_N},
+        "token(V)[L] with V = len(probs)",
+        "independent tokens with the given probabilities (tiny examples)",
+    ),
     "file": SourceSpec(
         "file",
         {"path": REQUIRED, "key": None},
@@ -333,6 +357,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "swiss_roll": _check_swiss,
     "checkerboard": _check_checker,
     "digits": _check_digits,
+    "categorical": _check_categorical,
     "file": _check_file,
 }
 
@@ -403,6 +428,13 @@ def _check_space(name: str, space: DataSpace, opts: Mapping[str, Any]) -> None:
             raise DataError(
                 f"{where} gives real[2] points, but the data is declared {space}",
                 f"declare the data as real[2] to use {name}",
+            )
+    elif name == "categorical":
+        if space.kind != "token" or space.vocab != len(opts["probs"]):
+            raise DataError(
+                f"{where} gives tokens with {len(opts['probs'])} values, but the data is "
+                f"declared {space}",
+                f"declare the data as token({len(opts['probs'])})[L]",
             )
     elif name == "digits":
         if space.shape not in ((64,), (8, 8)):
@@ -499,6 +531,15 @@ def _load_toy(name: str, o: Mapping[str, Any], space: DataSpace, seed: int) -> D
     return Dataset(t[n_test:].clone(), t[:n_test].clone(), space, {})
 
 
+def _load_categorical(o: Mapping[str, Any], space: DataSpace, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    size = (o["n"], *space.shape)
+    x = rng.choice(len(o["probs"]), size=size, p=np.asarray(o["probs"]))
+    t = torch.from_numpy(x.astype(np.int64))
+    n_test = max(1, len(t) // 10)
+    return Dataset(t[n_test:].clone(), t[:n_test].clone(), space, {})
+
+
 # --------------------------------------------------------------------------------------------
 # digits
 
@@ -565,6 +606,13 @@ def _pick_key(shown: str, keys: list[str], key: str | None, what: str) -> str:
 
 
 def _read_npy(path: Path, shown: str, key: str | None) -> np.ndarray:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise DataError(
+            f"{shown}: not a .npy file (it does not start with the .npy header)",
+            "write it with numpy.save",
+        )
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as e:
@@ -579,6 +627,10 @@ def _read_npy(path: Path, shown: str, key: str | None) -> np.ndarray:
 
 
 def _read_npz(path: Path, shown: str, key: str | None) -> np.ndarray:
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{shown}: not a .npz file (it is not a zip archive)", "write it with numpy.savez"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             name = _pick_key(shown, list(z.files), key, ".npz archive")
@@ -597,8 +649,16 @@ def _read_npz(path: Path, shown: str, key: str | None) -> np.ndarray:
 
 def _read_pt(path: Path, shown: str, key: str | None) -> np.ndarray:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - corrupt file, or a pickle that is not plain tensors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protocol notes from the weights-only unpickler
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DataError(
+            f"{shown}: cannot read as a tensor file: it is corrupt or holds Python objects "
+            "other than tensors (dtg loads .pt files with weights_only=True and never unpickles)",
+            "save a single tensor with torch.save(tensor, path)",
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any other failure of the reader is a corrupt file
         raise DataError(
             f"{shown}: cannot read as a tensor file (torch.load with weights_only=True): "
             f"{_first_line(e)}",
@@ -685,7 +745,7 @@ def _load_file(o: Mapping[str, Any], space: DataSpace, seed: int, base_dir: Path
     if not path.is_absolute():
         path = (base_dir if base_dir is not None else Path.cwd()) / path
     if not path.exists():
-        raise DataError(f"{shown}: no such file (looked for {path})")
+        raise DataError(f"{shown}: no such file (looked for {path.absolute()})")
     if path.is_dir():
         raise DataError(f"{shown}: is a folder, not a data file")
     suffix = path.suffix.lower()
@@ -745,7 +805,8 @@ def _load_file(o: Mapping[str, Any], space: DataSpace, seed: int, base_dir: Path
     flat = arr.reshape(n, -1)
 
     if space.kind == "real":
-        values = flat.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = flat.astype(np.float32)  # values beyond float32 become inf: reported below
         bad = ~np.isfinite(values).all(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
@@ -819,6 +880,8 @@ def load_source(
         ds = _load_toy(name, opts, space, seed)
     elif name == "digits":
         ds = _load_digits(opts, space, seed)
+    elif name == "categorical":
+        ds = _load_categorical(opts, space, seed)
     else:
         ds = _load_file(opts, space, seed, base_dir)
     ds.meta.update(source=name, options=opts, seed=seed, n_train=ds.n_train, n_test=ds.n_test)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .check import check_module
 from .errors import DtgError
+from .ir import ModelIR
 from .syntax import ast, parse
 
 __all__ = ["Program", "load", "loads"]
@@ -21,14 +23,46 @@ class Program:
 
     module: ast.Module
     file: str
+    irs: list[ModelIR]
 
     @property
-    def models(self) -> tuple[ast.Model, ...]:
-        return self.module.models
+    def models(self) -> list[ModelIR]:
+        """The checked models in source order."""
+        return self.irs
+
+    def model(self, name: str | None = None) -> ModelIR:
+        """One model by name; without a name, the file's only (or last) model.
+
+        :raises KeyError: when no model has that name.
+        """
+        if name is None:
+            return self.irs[-1]
+        for ir in self.irs:
+            if ir.name == name:
+                return ir
+        raise KeyError(f"no model '{name}' in {self.file}; models: {[m.name for m in self.irs]}")
 
     @property
     def source(self) -> str:
         return self.module.source
+
+    def render(self, path: str | Path, model: str | None = None, **options) -> Path:
+        """Draw a model as a generative commutative diagram; the format follows the suffix.
+
+        :param path: ``.svg``, ``.png``, ``.pdf`` (need Graphviz's ``dot``), ``.dot`` or ``.tex``.
+        :param model: the model's name (default: the file's last model).
+        :param options: ``view`` (compact, unrolled, zoom), ``labels`` (letters, indexed),
+            ``equations`` (bool).
+        """
+        from .render import render
+
+        render(self.model(model), path, **options)
+        return Path(path)
+
+    def _repr_svg_(self) -> str:
+        from .render import svg
+
+        return svg(self.model())
 
 
 def loads(source: str | bytes, file: str = "<string>") -> Program:
@@ -40,11 +74,12 @@ def loads(source: str | bytes, file: str = "<string>") -> Program:
     """
     try:
         module = parse(source, file)
+        irs = check_module(module)
     except DtgError as error:
         if isinstance(source, str):
             error.with_source(source)
         raise
-    return Program(module, file)
+    return Program(module, file, irs)
 
 
 def load(path: str | Path) -> Program:

@@ -1,0 +1,231 @@
+"""The intermediate representation: the *withholding graph* of one model.
+
+The checker turns a model's statements into a :class:`ModelIR`: one message, its levels, the
+destruction channel ``x[t-1] ⇀ x[t]``, the generation channel ``x[t] ⇀ x[t-1]``, the generation
+start ``x[T]``, the nets, the reward and the objective — organised by what the backends (objectives,
+Pyro lowering, renderer) need, not by the surface syntax. Parameters are sympy expressions in the
+level ``t`` (symbol :data:`dtg.symbolic.T_SYMBOL`); numeric tables over ``t = 0..T`` are float64
+numpy arrays.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import Span
+from .syntax import ast
+
+__all__ = [
+    "Space",
+    "Family",
+    "Direction",
+    "ObjectiveKind",
+    "Channel",
+    "NetSpec",
+    "Message",
+    "RewardSpec",
+    "ObjectiveSpec",
+    "ModelIR",
+]
+
+
+@dataclass(frozen=True)
+class Space:
+    """The space of a message or a value: ``real[d…]`` or ``token(V)[L…]``; scalars have ``shape == ()``.
+
+    :param kind: ``"real"`` or ``"token"``.
+    :param shape: the dimensions.
+    :param vocab: the number of token values ``V`` (tokens only; ``[MASK]`` is the extra id ``V``).
+    """
+
+    kind: str
+    shape: tuple[int, ...] = ()
+    vocab: int | None = None
+
+    def __str__(self) -> str:
+        dims = f"[{', '.join(map(str, self.shape))}]" if self.shape else ""
+        if self.kind == "token":
+            return f"token({self.vocab}){dims}"
+        return f"real{dims}" if self.kind == "real" else self.kind
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @staticmethod
+    def scalar() -> Space:
+        return Space("real", ())
+
+
+class Family(enum.Enum):
+    """A channel family: the seam between kernels and objectives (DESIGN.md §4)."""
+
+    LINEAR_GAUSSIAN = "GaussianShuffle"  # Normal(a(t) x, s(t)), a and s fixed
+    NORMAL = "Normal"  # any other Normal (nets in the mean or std, or x non-linear)
+    MASK = "Mask"  # absorbing: each position masked with prob 1 - keep(t)
+    SHUFFLE = "Shuffle"  # uniform: each position resampled with prob 1 - keep(t)
+    MASH_LAST = "MashLast"  # deterministic: masks the last unmasked position
+    CATEGORICAL = "Categorical"  # independent categorical per position from logits
+    SINGLETON = "Singleton"  # a point: = 0, = masked
+    GUESS = "Guess"  # the destruction's posterior at a predicted x[0]
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+
+class Direction(enum.Enum):
+    DESTROY = "destroy"
+    GENERATE = "generate"
+
+
+class ObjectiveKind(enum.Enum):
+    DENOISING = "denoising"
+    MASKING = "masking"
+    ELBO = "elbo"
+    TRAJECTORY_BALANCE = "trajectory_balance"
+    VARGRAD = "vargrad"
+    SUBTB = "subtb"
+    DETAILED_BALANCE = "detailed_balance"
+    RELATIVE_TRAJECTORY_BALANCE = "relative_trajectory_balance"
+    POLICY_GRADIENT = "policy_gradient"
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A declared net: ``net NAME : (inputs) -> output = arch(options)``.
+
+    :param inputs: input spaces; ``Space("time")`` for a time input.
+    :param options: the architecture's options as Python values (numbers, lists, bools, strings).
+    """
+
+    name: str
+    inputs: tuple[Space, ...]
+    output: Space
+    arch: str
+    options: dict[str, Any]
+    span: Span
+    parameters: int = 0
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One kernel of the withholding graph.
+
+    :param direction: destroy (``x[t-1] ⇀ x[t]``) or generate (``x[t] ⇀ x[t-1]``, or the start).
+    :param family: how the backends treat it.
+    :param stochastic: ``False`` for ``=`` kernels (deterministic maps, singletons).
+    :param source: the level read (``"t-1"``, ``"t"``, or ``None`` for the start).
+    :param target: the level defined (``"t"``, ``"t-1"`` or ``"T"``).
+    :param params: family parameters as sympy expressions in ``t`` (``a``, ``s`` for
+        linear-Gaussian; ``keep`` for Mask/Shuffle; ``value`` for singletons).
+    :param tables: the same parameters as float64 arrays of length ``T + 1`` (entry ``t``).
+    :param body: the kernel's expression (evaluated by the backends for general kernels).
+    :param nets: the nets the kernel calls; non-empty means *learned*.
+    :param options: family options (``predict``, ``variance`` for ``Guess``).
+    """
+
+    direction: Direction
+    family: Family
+    stochastic: bool
+    source: str | None
+    target: str
+    body: ast.Expr
+    span: Span
+    params: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
+    nets: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    latex: str = ""
+
+    @property
+    def learned(self) -> bool:
+        return bool(self.nets)
+
+    @property
+    def name(self) -> str:
+        """The label drawn on the diagram's edge."""
+        return self.family.label
+
+
+@dataclass(frozen=True)
+class Message:
+    """The one message of a model and its levels.
+
+    :param space: the space of ``x[0]`` (the data or the target).
+    :param level_space: the space of ``x[1..T]`` (differs from ``space`` for a VAE's latent).
+    :param role: ``"data"`` (``data x``) or ``"target"`` (``space x`` with a reward).
+    :param source: the data source call, when given.
+    :param masked: whether the ``[MASK]`` value is used (a Mask or MashLast channel).
+    """
+
+    name: str
+    space: Space
+    level_space: Space
+    role: str
+    source: ast.Call | None
+    span: Span
+    masked: bool = False
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """``reward NAME(x) = EXPR``: the log-reward ``log r(x[0])``."""
+
+    name: str
+    param: str | None
+    body: ast.Expr
+    span: Span
+    target: str | None = None  # the built-in target named in the body (gmm25, funnel, manywell)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """The declared objective with its options resolved to Python values (defaults filled)."""
+
+    kind: ObjectiveKind
+    options: dict[str, Any]
+    span: Span
+
+
+@dataclass(frozen=True)
+class ModelIR:
+    """A checked model.
+
+    :param steps: ``T``, the number of destruction levels.
+    :param schedules: each schedule's float64 table over ``t = 0..T`` (``nan`` where undefined).
+    :param marginals: for linear-Gaussian destruction: ``mean`` (m_t), ``var`` (v_t) of
+        q(x[t] | x[0]) = N(m_t x[0], v_t), and the posterior q(x[t-1] | x[t], x[0]) =
+        N(``post_x0``·x[0] + ``post_xt``·x[t], ``post_var``); for Mask/Shuffle: ``alpha``
+        (probability that a position is untouched by level t). Arrays of length ``T + 1``.
+    """
+
+    name: str
+    parent: ModelIR | None
+    steps: int
+    steps_name: str
+    message: Message
+    schedules: dict[str, np.ndarray]
+    schedule_exprs: dict[str, Any]
+    nets: dict[str, NetSpec]
+    destroy: Channel
+    generate: Channel
+    start: Channel
+    reward: RewardSpec | None
+    objective: ObjectiveSpec
+    train: dict[str, Any]
+    marginals: dict[str, np.ndarray]
+    model: ast.Model = field(compare=False, repr=False)
+    span: Span | None = None
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return (self.destroy, self.generate, self.start)
+
+    @property
+    def learned_destruction(self) -> bool:
+        return self.destroy.learned

@@ -1,0 +1,229 @@
+"""The diagram of a model as plain data: nodes on a grid and typed edges (DESIGN.md §2).
+
+Both back ends (Graphviz in :mod:`dtg.render.dot`, tikz-cd in :mod:`dtg.render.tikz`) draw the
+same :class:`Diagram`, so the picture and the paper export always agree. Rows, top to bottom:
+``data`` (the destruction chain), ``model`` (the generation chain, primed), ``parent`` (a frozen
+copy of an ``extends`` parent's generation chain). Columns follow the levels left to right;
+column ``-1`` holds the reward factor and the parent's caption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ir import Channel, Family, ModelIR, ObjectiveKind
+from ..syntax.printer import expr_to_source
+from .names import Name, level_name, shown_levels
+
+__all__ = [
+    "Node",
+    "Edge",
+    "Diagram",
+    "VIEWS",
+    "ROWS",
+    "CONDITIONAL",
+    "build",
+    "channel_label",
+    "reward_name",
+    "tex_text",
+    "as_model",
+]
+
+VIEWS = ("compact", "unrolled", "zoom")
+ROWS = ("data", "model", "parent")
+CONDITIONAL = (ObjectiveKind.DENOISING, ObjectiveKind.MASKING)
+_ELLIPSIS = Name("\u22ef", "\u22ef", r"\cdots")
+_STAR = Name("*", "*", r"\ast")
+
+
+@dataclass
+class Node:
+    """A node: a level of one chain, the singleton ``*``, an ellipsis, a reward factor or a caption.
+
+    :param kind: ``"level" | "singleton" | "ellipsis" | "factor" | "caption"``.
+    :param row: one of :data:`ROWS`.
+    :param col: the column (levels left to right; ``-1`` for factor and caption).
+    :param filled: the data node.
+    :param frozen: part of a frozen parent.
+    """
+
+    id: str
+    name: Name
+    kind: str
+    row: str
+    col: int
+    filled: bool = False
+    frozen: bool = False
+
+
+@dataclass
+class Edge:
+    """An edge. ``kind`` is ``"harpoon"`` (stochastic channel), ``"arrow"`` (deterministic map),
+    ``"goal"`` (the undirected ``~``), ``"factor"`` (reward attachment) or ``"ellipsis"``.
+
+    :param channel: ``"destroy" | "generate" | "start"`` for channel edges, else ``None``.
+    :param nets: the nets of a learned channel (drawn bold).
+    """
+
+    src: str
+    dst: str
+    kind: str
+    label: str = ""
+    tex: str = ""
+    channel: str | None = None
+    nets: tuple[str, ...] = ()
+    frozen: bool = False
+
+    @property
+    def learned(self) -> bool:
+        return bool(self.nets)
+
+
+@dataclass
+class Diagram:
+    """A whole diagram: nodes, edges and a note (the compact view's range of ``t``), the note
+    also in LaTeX (``note_tex``)."""
+
+    title: str
+    view: str
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    note: str = ""
+    note_tex: str = ""
+
+    def node(self, id: str) -> Node:
+        """The node with this id (:raises StopIteration: when there is none)."""
+        return next(n for n in self.nodes if n.id == id)
+
+
+def as_model(model: Any) -> ModelIR:
+    """A :class:`ModelIR` from a model or a :class:`~dtg.Program` (its last model).
+
+    :param model: a ``ModelIR`` or anything with a ``model()`` method returning one.
+    :returns: the model.
+    """
+    if isinstance(model, ModelIR):
+        return model
+    if hasattr(model, "model") and callable(model.model):
+        return model.model()
+    raise TypeError(f"expected a dtg ModelIR or Program, got {type(model).__name__}")
+
+
+def channel_label(channel: Channel) -> tuple[str, str]:
+    """The edge label of a channel: its family, and its nets when learned (``Guess [eps]``).
+
+    :param channel: the channel.
+    :returns: (plain text, LaTeX).
+    """
+    label = channel.family.label
+    tex = rf"\mathsf{{{label}}}"
+    if channel.learned:
+        label += f" [{', '.join(channel.nets)}]"
+        nets = r",\,".join(rf"\mathrm{{{n}}}" for n in channel.nets).replace("_", r"\_")
+        tex += rf"\,[{nets}]"
+    return label, tex
+
+
+def tex_text(text: str) -> str:
+    """Plain text made safe for LaTeX (``\\texttt`` or ``\\text`` arguments).
+
+    :param text: any text.
+    :returns: the text with LaTeX's special characters escaped.
+    """
+    for char in "\\{}_#%&$^~":
+        text = text.replace(char, rf"\char`\{char}" if char in "\\^~" else "\\" + char)
+    return text
+
+
+def reward_name(ir: ModelIR) -> Name:
+    """The reward factor's label: ``logr = gmm25(x)`` (the reward's name and its target).
+
+    :param ir: a model with a reward.
+    :returns: the label.
+    """
+    reward = ir.reward
+    assert reward is not None
+    text = f"{reward.name} = {expr_to_source(reward.body)}"
+    html = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Name(text, html, rf"\texttt{{{tex_text(text)}}}")
+
+
+def _channel_edge(src: str, dst: str, channel: Channel, frozen: bool, role: str) -> Edge:
+    label, tex = channel_label(channel)
+    kind = "harpoon" if channel.stochastic else "arrow"
+    return Edge(src, dst, kind, label, tex, role, channel.nets, frozen)
+
+
+def _chain(d: Diagram, ir: ModelIR, row: str, prime: int, levels: list, labels: str) -> None:
+    """Add one row: its level nodes, ellipsis and channel edges (and the generation start)."""
+    frozen = row == "parent"
+    channel = ir.destroy if row == "data" else ir.generate
+    ids: list[str] = []
+    for col, level in enumerate(levels):
+        id = f"{row[0]}{col}"
+        if level is None:
+            d.nodes.append(Node(id, _ELLIPSIS, "ellipsis", row, col, frozen=frozen))
+        else:
+            name = level_name(level, ir.steps, ir.steps_name, labels, prime)
+            filled = row == "data" and col == 0
+            d.nodes.append(Node(id, name, "level", row, col, filled=filled, frozen=frozen))
+        ids.append(id)
+    for col in range(1, len(levels)):
+        a, b = ids[col - 1], ids[col]
+        if levels[col] is None or levels[col - 1] is None:
+            src, dst = (a, b) if row == "data" else (b, a)
+            d.edges.append(Edge(src, dst, "ellipsis", frozen=frozen))
+        elif row == "data":
+            d.edges.append(_channel_edge(a, b, channel, frozen, "destroy"))
+        else:
+            d.edges.append(_channel_edge(b, a, channel, frozen, "generate"))
+    if row == "data":
+        return
+    last = d.node(ids[-1])
+    if ir.start.family is Family.SINGLETON:
+        last.kind, last.name = "singleton", _STAR
+    else:
+        star = Node(f"{row[0]}s", _STAR, "singleton", row, len(levels), frozen=frozen)
+        d.nodes.append(star)
+        d.edges.append(_channel_edge(star.id, last.id, ir.start, frozen, "start"))
+
+
+def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagram:
+    """The diagram of a model in the ``compact`` or ``unrolled`` view.
+
+    :param ir: the checked model.
+    :param view: ``"compact"`` (one template step, ``t = 1..T``) or ``"unrolled"``.
+    :param labels: ``"letters"`` or ``"indexed"``.
+    :returns: the :class:`Diagram`.
+    """
+    ir = as_model(ir)
+    if view not in ("compact", "unrolled"):
+        raise ValueError(f"unknown view {view!r}: expected 'compact' or 'unrolled'")
+    if labels not in ("letters", "indexed"):
+        raise ValueError(f"unknown labels {labels!r}: expected 'letters' or 'indexed'")
+    d = Diagram(ir.name, view)
+    levels: list = ["t-1", "t"] if view == "compact" else shown_levels(ir.steps)
+    model_levels = levels + [None, "T"] if view == "compact" and ir.steps > 1 else levels
+    if view == "compact":
+        T = ir.steps_name
+        one_step = "A = x[t\u22121], B = x[t],  " if labels == "letters" else ""
+        d.note = f"{one_step}t = 1..{T}   ({T} = {ir.steps})"
+        one_tex = r"$A = x_{t-1}$, $B = x_{t}$, \quad " if labels == "letters" else ""
+        d.note_tex = rf"{one_tex}$t = 1, \dots, {T}$ \quad (${T} = {ir.steps}$)"
+    _chain(d, ir, "data", 0, levels, labels)
+    _chain(d, ir, "model", 1, model_levels, labels)
+    if ir.parent is not None:
+        _chain(d, ir.parent, "parent", 2, model_levels, labels)
+        text = f"{ir.parent.name} (frozen)"
+        caption = Name(text, f"{ir.parent.name}<BR/>(frozen)", rf"\text{{{tex_text(text)}}}")
+        d.nodes.append(Node("caption", caption, "caption", "parent", -1, frozen=True))
+    given = level_name(levels[1], ir.steps, ir.steps_name, labels) if len(levels) > 1 else None
+    conditional = ir.objective.kind in CONDITIONAL and given is not None
+    label = f"~|{given.text}" if conditional else "~"
+    tex = rf"\sim|{given.tex}" if conditional else r"\sim"
+    d.edges.append(Edge("d0", "m0", "goal", label, tex))
+    if ir.reward is not None:
+        d.nodes.append(Node("reward", reward_name(ir), "factor", "model", -1))
+        d.edges.append(Edge("reward", "m0", "factor"))
+    return d

@@ -1,0 +1,322 @@
+"""The expression algebra: AST expressions → sympy → float64 tables and LaTeX.
+
+sympy expressions are *built from the AST* node by node; no text is ever handed to ``sympify``,
+``parse_expr`` or ``eval``. Numeric tables over the levels ``t = 0..T`` come from
+:func:`table`, which lambdifies a tree whose only free symbol is :data:`T_SYMBOL`.
+
+What the algebra proves:
+
+* a destruction ``Normal(mean, std)`` is *linear-Gaussian* when ``mean = a(t)·x[t-1]`` exactly
+  (``∂mean/∂x`` is free of ``x`` and ``mean − a·x`` simplifies to 0) and ``std`` is free of ``x``
+  and nets — :func:`linear_coefficient`;
+* a ``keep`` of the form ``g(t)/g(t-1)`` telescopes, so the continuous-time marginal is
+  ``g(t)/g(0)`` — :func:`telescoping_ratio`.
+
+References: Ho et al. 2020 (DDPM) for the Gaussian posterior; Sahoo et al. 2024 (MDLM).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .syntax import ast
+
+__all__ = [
+    "T_SYMBOL",
+    "X_PREV",
+    "X_NEXT",
+    "MATH_FUNCTIONS",
+    "SympyBuilder",
+    "table",
+    "linear_coefficient",
+    "telescoping_ratio",
+    "nets_in",
+    "has_symbol",
+    "gaussian_tables",
+    "discrete_alpha",
+    "latex",
+]
+
+#: The level variable ``t`` in every expression dtg builds.
+T_SYMBOL = sp.Symbol("t", integer=True)
+#: Stands for each element of ``x[t-1]`` (kernels are elementwise in the message).
+X_PREV = sp.Symbol("x_{t-1}")
+#: Stands for each element of ``x[t]``.
+X_NEXT = sp.Symbol("x_{t}")
+
+
+def _sigmoid(x: sp.Expr) -> sp.Expr:
+    return 1 / (1 + sp.exp(-x))
+
+
+def _softplus(x: sp.Expr) -> sp.Expr:
+    return sp.log(1 + sp.exp(x))
+
+
+#: Elementwise functions of the expression language and their sympy meaning.
+MATH_FUNCTIONS: dict[str, Callable[[sp.Expr], sp.Expr]] = {
+    "sqrt": sp.sqrt,
+    "exp": sp.exp,
+    "log": sp.log,
+    "cos": sp.cos,
+    "sin": sp.sin,
+    "tanh": sp.tanh,
+    "sigmoid": _sigmoid,
+    "softplus": _softplus,
+    "abs": sp.Abs,
+}
+
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
+
+
+class SympyBuilder:
+    """Translate AST expressions to sympy, given what each name means.
+
+    :param steps: the value of ``T``.
+    :param steps_name: the name ``T`` was declared with.
+    :param schedules: schedule name → (parameter names, body AST), inlined at each call.
+    :param levels: level index (as sympy, in ``t``) → the symbol standing for that level's
+        elements, e.g. ``{t - 1: X_PREV}`` inside a destruction kernel.
+    :param message: the message's name (``x``).
+    :param nets: net names; a net call becomes an opaque function ``net_NAME(…)``.
+    """
+
+    def __init__(
+        self,
+        steps: int,
+        steps_name: str,
+        schedules: dict[str, tuple[tuple[str, ...], ast.Expr]],
+        message: str | None = None,
+        levels: dict[Any, sp.Symbol] | None = None,
+        nets: frozenset[str] = frozenset(),
+    ) -> None:
+        self.steps = steps
+        self.steps_name = steps_name
+        self.schedules = schedules
+        self.message = message
+        self.levels = levels or {}
+        self.nets = nets
+
+    def build(self, node: ast.Expr, env: dict[str, sp.Expr] | None = None) -> sp.Expr:
+        """The sympy expression for ``node``; ``env`` binds parameter names (``t`` → ``T_SYMBOL``)."""
+        env = env if env is not None else {"t": T_SYMBOL}
+        return self._build(node, env)
+
+    def index(self, node: ast.Expr) -> sp.Expr:
+        """A level index (``t-1``, ``T``, ``0``) as a sympy expression in ``t``."""
+        return sp.expand(self._build(node, {"t": T_SYMBOL}))
+
+    def _build(self, node: Any, env: dict[str, sp.Expr]) -> sp.Expr:
+        if isinstance(node, ast.Number):
+            if node.value.is_integer() and abs(node.value) < 1e15:
+                return sp.Integer(int(node.value))
+            return sp.Float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            if node.id == self.steps_name:
+                return sp.Integer(self.steps)
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            return sp.Symbol(node.id)
+        if isinstance(node, ast.Unary):
+            operand = self._build(node.operand, env)
+            return -operand if node.op == "-" else operand
+        if isinstance(node, ast.Binary):
+            left, right = self._build(node.left, env), self._build(node.right, env)
+            if node.op == "+":
+                return left + right
+            if node.op == "-":
+                return left - right
+            if node.op == "*":
+                return left * right
+            if node.op == "/":
+                return left / right
+            return left**right
+        if isinstance(node, ast.Subscript):
+            if (
+                isinstance(node.base, ast.Name)
+                and node.base.id == self.message
+                and len(node.indices) == 1
+            ):
+                level = self.index(node.indices[0])
+                for key, symbol in self.levels.items():
+                    if sp.simplify(level - key) == 0:
+                        return symbol
+                return sp.Symbol(f"x[{level}]")
+            base = self._build(node.base, env)
+            parts = [self._slice_text(i, env) for i in node.indices]
+            return sp.Function(f"({base})[{', '.join(parts)}]")(*base.free_symbols)
+        if isinstance(node, ast.Call):
+            args = [self._build(a, env) for a in node.args]
+            if node.func in self.schedules:
+                params, body = self.schedules[node.func]
+                return self._build(body, dict(zip(params, args, strict=True)))
+            if node.func in MATH_FUNCTIONS and len(args) == 1:
+                return MATH_FUNCTIONS[node.func](args[0])
+            kwargs = [self._build(k.value, env) for k in node.kwargs]
+            prefix = "net_" if node.func in self.nets else ""
+            return sp.Function(f"{prefix}{node.func}")(*args, *kwargs)
+        if isinstance(node, ast.Vector):
+            return sp.Function("vector")(*[self._build(i, env) for i in node.items])
+        if isinstance(node, ast.String):
+            return sp.Symbol(repr(node.value))
+        raise TypeError(f"cannot build sympy for {node!r}")
+
+    def _slice_text(self, node: Any, env: dict[str, sp.Expr]) -> str:
+        if isinstance(node, ast.Slice):
+            start = "" if node.start is None else str(self._build(node.start, env))
+            stop = "" if node.stop is None else str(self._build(node.stop, env))
+            return f"{start}:{stop}"
+        return str(self._build(node, env))
+
+
+def nets_in(expr: sp.Expr) -> set[str]:
+    """Names of the nets an expression calls (also through slices of their outputs)."""
+    names = set()
+    for function in expr.atoms(AppliedUndef):
+        name = function.func.__name__
+        if name.startswith("net_"):
+            names.add(name[4:])
+        elif name.startswith("(net_"):
+            names.add(name[5:].split("(")[0])
+    return names
+
+
+def has_symbol(expr: sp.Expr, symbol: sp.Symbol) -> bool:
+    """Whether ``symbol`` occurs in ``expr``, including inside opaque function calls."""
+    return symbol in expr.free_symbols
+
+
+def linear_coefficient(mean: sp.Expr, x: sp.Symbol = X_PREV) -> sp.Expr | None:
+    """``a`` when ``mean == a * x`` exactly with ``a`` free of ``x`` and of nets; else ``None``.
+
+    Proven by differentiation and simplification, not by matching the text: ``x * c + 0``,
+    ``c * (x)`` and ``(c/2) * x * 2`` all give ``c``; ``sin(x)`` or ``x + 1`` give ``None``.
+    """
+    if nets_in(mean):
+        return None
+    coefficient = sp.diff(mean, x)
+    if has_symbol(coefficient, x):
+        return None
+    if sp.simplify(mean - coefficient * x) != 0:
+        return None
+    return sp.simplify(coefficient)
+
+
+def telescoping_ratio(keep: sp.Expr, t: sp.Symbol = T_SYMBOL) -> sp.Expr | None:
+    """``g`` when ``keep(t) == g(t) / g(t-1)``, so that ∏_{k≤t} keep(k) = g(t)/g(0); else ``None``."""
+    numerator, denominator = sp.fraction(sp.together(keep))
+    if sp.simplify(denominator - numerator.subs(t, t - 1)) == 0:
+        return numerator
+    return None
+
+
+def table(expr: sp.Expr, steps: int, start: int = 0) -> np.ndarray:
+    """Evaluate ``expr`` (free symbol ``t`` only) at ``t = 0..steps`` in float64.
+
+    Entries before ``start`` are ``nan``; any level where the value is not finite (division by
+    zero, log of 0) is ``nan`` or ``±inf`` for the caller's range check to report.
+
+    :returns: array of shape ``[steps + 1]``.
+    """
+    free = expr.free_symbols - {T_SYMBOL}
+    if free:
+        raise ValueError(f"table of an expression with free symbols {sorted(map(str, free))}")
+    levels = np.arange(steps + 1, dtype=np.float64)
+    out = np.full(steps + 1, np.nan)
+    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        return out  # undefined everywhere (e.g. a division by t - t)
+    if not expr.has(T_SYMBOL):
+        try:
+            value = complex(expr.evalf())
+            out[start:] = value.real if abs(value.imag) < 1e-300 else np.nan
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            pass
+        return out
+    # lambdify prints the tree dtg built from the AST; its only symbol is t (no user text).
+    with np.errstate(all="ignore"):
+        try:
+            function = sp.lambdify(T_SYMBOL, expr, modules="numpy")
+            values = np.asarray(function(levels[start:]), dtype=np.complex128)
+        except Exception:  # noqa: BLE001 - any failure falls back to exact per-level evaluation
+            values = np.array([_evaluate_one(expr, int(k)) for k in levels[start:]])
+    real = np.where(np.abs(values.imag) < 1e-12, values.real, np.nan)
+    out[start:] = np.broadcast_to(real, out[start:].shape)
+    return out
+
+
+def _evaluate_one(expr: sp.Expr, level: int) -> complex:
+    try:
+        return complex(expr.subs(T_SYMBOL, level).evalf())
+    except Exception:  # noqa: BLE001 - an undefined value is reported by the range check
+        return complex(math.nan)
+
+
+def gaussian_tables(a: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
+    """Marginal and posterior tables of a linear-Gaussian chain x[t] = a_t x[t-1] + s_t ε.
+
+    q(x[t] | x[0]) = N(m_t x[0], v_t) with m_0 = 1, v_0 = 0, m_t = a_t m_{t-1},
+    v_t = a_t² v_{t-1} + s_t². The posterior q(x[t-1] | x[t], x[0]) by Gaussian conjugacy is
+    N(s_t² m_{t-1}/v_t · x[0] + a_t v_{t-1}/v_t · x[t], v_{t-1} s_t²/v_t); where v_t = 0 (a step
+    into the point ``*``), x[t] carries nothing and the posterior is the marginal of x[t-1].
+
+    :param a: mean coefficients, shape ``[T + 1]`` (entry 0 unused).
+    :param s: standard deviations, shape ``[T + 1]`` (entry 0 unused).
+    :returns: ``mean``, ``var``, ``post_x0``, ``post_xt``, ``post_var``, ``beta`` (= s²), each
+        shape ``[T + 1]``; posterior entries at t = 0 are ``nan``.
+    """
+    steps = len(a) - 1
+    mean = np.ones(steps + 1)
+    var = np.zeros(steps + 1)
+    with np.errstate(all="ignore"):
+        return _gaussian_tables(a, s, mean, var, steps)
+
+
+def _gaussian_tables(a, s, mean, var, steps) -> dict[str, np.ndarray]:
+    for t in range(1, steps + 1):
+        mean[t] = a[t] * mean[t - 1]
+        var[t] = a[t] ** 2 * var[t - 1] + s[t] ** 2
+    post_x0 = np.full(steps + 1, np.nan)
+    post_xt = np.full(steps + 1, np.nan)
+    post_var = np.full(steps + 1, np.nan)
+    beta = np.full(steps + 1, np.nan)
+    beta[1:] = s[1:] ** 2
+    for t in range(1, steps + 1):
+        if var[t] > 0:
+            post_x0[t] = s[t] ** 2 * mean[t - 1] / var[t]
+            post_xt[t] = a[t] * var[t - 1] / var[t]
+            post_var[t] = var[t - 1] * s[t] ** 2 / var[t]
+        else:
+            post_x0[t], post_xt[t], post_var[t] = mean[t - 1], 0.0, var[t - 1]
+    return {
+        "mean": mean,
+        "var": var,
+        "post_x0": post_x0,
+        "post_xt": post_xt,
+        "post_var": post_var,
+        "beta": beta,
+    }
+
+
+def discrete_alpha(keep: np.ndarray) -> dict[str, np.ndarray]:
+    """α_t = ∏_{k≤t} keep_k: the probability that a position is untouched by level t.
+
+    :param keep: shape ``[T + 1]`` (entry 0 unused).
+    :returns: ``alpha`` of shape ``[T + 1]`` with α_0 = 1, and ``keep`` itself.
+    """
+    alpha = np.ones(len(keep))
+    for t in range(1, len(keep)):
+        alpha[t] = alpha[t - 1] * keep[t]
+    return {"alpha": alpha, "keep": keep.copy()}
+
+
+def latex(expr: sp.Expr) -> str:
+    """LaTeX of a sympy expression, nets printed as operators."""
+    return sp.latex(expr)
