@@ -59,6 +59,15 @@ class Program:
         render(self.model(model), path, **options)
         return Path(path)
 
+    def compile(self, device: str = "auto", model: str | None = None):
+        """Build the model's nets, channels and objective on ``device`` (``auto``: CUDA if any).
+
+        :returns: a :class:`dtg.runtime.compiled.CompiledModel` (an ``nn.Module``).
+        """
+        from .runtime.compiled import compile_program
+
+        return compile_program(self, model, device)
+
     def _repr_svg_(self) -> str:
         from .render import svg
 

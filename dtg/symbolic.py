@@ -160,6 +160,8 @@ class SympyBuilder:
                 return self._build(body, dict(zip(params, args, strict=True)))
             if node.func in MATH_FUNCTIONS and len(args) == 1:
                 return MATH_FUNCTIONS[node.func](args[0])
+            if node.func in ("min", "max") and len(args) == 2:
+                return (sp.Min if node.func == "min" else sp.Max)(*args)
             kwargs = [self._build(k.value, env) for k in node.kwargs]
             prefix = "net_" if node.func in self.nets else ""
             return sp.Function(f"{prefix}{node.func}")(*args, *kwargs)

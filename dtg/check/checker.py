@@ -50,7 +50,7 @@ __all__ = ["check_module", "check_model", "MAX_STEPS"]
 #: Largest ``T`` accepted: tables and trajectories are O(T).
 MAX_STEPS = 100_000
 
-_RESERVED = {"t", *CHANNELS, *REDUCTIONS, *CONSTANT_NAMES, *symbolic.MATH_FUNCTIONS, "masked"}
+_RESERVED = {"t", "min", "max", *CHANNELS, *REDUCTIONS, *CONSTANT_NAMES, *symbolic.MATH_FUNCTIONS, "masked"}
 
 
 def check_module(module: ast.Module, parents: dict[str, ModelIR] | None = None) -> list[ModelIR]:

@@ -23,6 +23,7 @@ __all__ = ["Scope", "ExprChecker", "SCALAR", "CHANNELS", "REDUCTIONS", "CONSTANT
 SCALAR = Space("real", ())
 CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
 REDUCTIONS = ("sum", "mean")
+BINARY_FUNCTIONS = ("min", "max")
 CONSTANT_NAMES = ("pi", "e")
 VALUE_NAMES = ("masked", "true", "false")
 
@@ -57,6 +58,7 @@ class Scope:
             *self.params,
             *MATH_FUNCTIONS,
             *REDUCTIONS,
+            *BINARY_FUNCTIONS,
             *CONSTANT_NAMES,
         ]
 
@@ -274,6 +276,19 @@ class ExprChecker:
             space = self.infer(node.args[0])
             self._require_real(space, node.args[0], f"{func}()")
             return space
+        if func in BINARY_FUNCTIONS:
+            self._arity(node, 2, f"'{func}'")
+            spaces = [self.infer(arg) for arg in node.args]
+            for space, arg in zip(spaces, node.args, strict=True):
+                self._require_real(space, arg, f"{func}()")
+            if spaces[0] == SCALAR or spaces[0] == spaces[1]:
+                return spaces[1]
+            if spaces[1] == SCALAR:
+                return spaces[0]
+            raise self.error(
+                DtgTypeError, f"{func}() of {spaces[0]} and {spaces[1]}: the shapes do not match",
+                node.span,
+            )
         if func in REDUCTIONS:
             self._arity(node, 1, f"'{func}'")
             space = self.infer(node.args[0])

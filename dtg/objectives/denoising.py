@@ -1,0 +1,146 @@
+"""The ``denoising`` objective for linear-Gaussian destruction (DDPM and its reweightings).
+
+One level per example is sampled (uniformly, or by importance with the second-moment resampler
+of Nichol & Dhariwal 2021), x[t] is drawn from the closed-form marginal, and the loss is
+
+* ``weight = simple``: the mean squared error of the net's prediction (ε, x[0] or v);
+* ``weight = min_snr``: the same, weighted by min(SNR_t, γ)/SNR_t (ε), min(SNR_t, γ) (x[0]) or
+  min(SNR_t, γ)/(SNR_t + 1) (v) (Hang et al. 2023);
+* ``weight = elbo``: T · KL(q(x[t-1] | x[t], x[0]) ‖ p(x[t-1] | x[t])) for t ≥ 2, the decoder's
+  −log p(x[0] | x[1]) at t = 1, plus KL(q(x[T] | x[0]) ‖ p(x[T])): its mean over examples and
+  levels is the negative ELBO in nats.
+
+:func:`nelbo` sums every level for each example (an unbiased single-sample estimate per level).
+
+References: Ho et al. 2020 (arXiv 2006.11239); Nichol & Dhariwal 2021 (arXiv 2102.09672);
+Hang et al. 2023, Efficient Diffusion Training via Min-SNR Weighting (arXiv 2303.09556).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..channels.base import sum_event
+from ..channels.gaussian import LinearGaussian, NormalStart, normal_log_prob
+from ..channels.guess import GaussianGuess
+
+__all__ = ["Denoising", "gaussian_kl", "level_terms"]
+
+_HISTORY = 10
+
+
+def gaussian_kl(mean_q: Tensor, var_q: Tensor, mean_p: Tensor, var_p: Tensor) -> Tensor:
+    """Elementwise KL(N(mean_q, var_q) ‖ N(mean_p, var_p))."""
+    return 0.5 * (torch.log(var_p / var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1.0)
+
+
+def level_terms(
+    destroy: LinearGaussian, generate: GaussianGuess, x0: Tensor, t: Tensor, noise: Tensor
+) -> Tensor:
+    """The ELBO term of level ``t`` for each example: KL for t ≥ 2, decoder NLL at t = 1.
+
+    :param x0: data ``[B, *shape]``; :param t: levels ``[B]`` in 1..T; :param noise: ``[B, *shape]``.
+    :returns: ``[B]`` nats.
+    """
+    xt = destroy.marginal(x0, t, noise)
+    mean_p, var_p = generate.params(xt, t)
+    mean_q, var_q = destroy.posterior(xt, x0, t)
+    first = (t == 1).reshape(var_q.shape)
+    safe_q = torch.where(first, torch.ones_like(var_q), var_q)
+    kl = sum_event(gaussian_kl(mean_q, safe_q.expand_as(mean_q), mean_p, var_p.expand_as(mean_p)))
+    decoder = -sum_event(normal_log_prob(x0, mean_p, var_p.sqrt().expand_as(mean_p)))
+    return torch.where(t == 1, decoder, kl)
+
+
+class Denoising(nn.Module):
+    """The denoising loss of one compiled model.
+
+    :param destroy: the linear-Gaussian destruction.
+    :param generate: the ``Guess`` generation kernel.
+    :param start: the Normal start p(x[T]).
+    :param options: ``weight``, ``gamma``, ``sampling`` (from the objective statement).
+    """
+
+    def __init__(
+        self, destroy: LinearGaussian, generate: GaussianGuess, start: NormalStart, options: dict
+    ) -> None:
+        super().__init__()
+        self.destroy, self.generate, self.start = destroy, generate, start
+        self.weight = options.get("weight", "simple")
+        self.gamma = float(options.get("gamma", 5.0))
+        self.sampling = options.get("sampling", "uniform")
+        steps = destroy.a.shape[0] - 1
+        self.steps = steps
+        # Second-moment history per level for importance sampling (kept in checkpoints).
+        self.register_buffer("history", torch.zeros(steps + 1, _HISTORY))
+        self.register_buffer("history_count", torch.zeros(steps + 1, dtype=torch.long))
+
+    def sample_levels(self, batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Levels ``[B]`` in 1..T and their importance weights ``[B]`` (1 when uniform)."""
+        if self.sampling == "importance" and bool((self.history_count[1:] >= _HISTORY).all()):
+            second = self.history[1:].pow(2).mean(dim=1).sqrt()
+            probs = second / second.sum()
+            probs = probs * (1 - 1e-3) + 1e-3 / self.steps
+            index = torch.multinomial(probs, batch, replacement=True)
+            return index + 1, 1.0 / (self.steps * probs[index])
+        t = torch.randint(1, self.steps + 1, (batch,), device=device)
+        return t, torch.ones(batch, device=device)
+
+    def forward(self, x0: Tensor) -> Tensor:
+        """The scalar loss for a data batch ``x0`` of shape ``[B, *shape]``."""
+        t, weights = self.sample_levels(x0.shape[0], x0.device)
+        noise = torch.randn_like(x0)
+        if self.weight == "elbo":
+            per_example = self.steps * level_terms(self.destroy, self.generate, x0, t, noise)
+            per_example = per_example + self.prior_kl(x0)
+        else:
+            xt = self.destroy.marginal(x0, t, noise)
+            prediction = self.generate.net(xt, t)
+            target = self.destroy.target(x0, noise, t, self.generate.predict)
+            per_example = (prediction - target).pow(2).flatten(1).mean(dim=1)
+            if self.weight == "min_snr":
+                per_example = per_example * self.min_snr_weight(t)
+        if self.sampling == "importance":
+            self._remember(t, per_example.detach())
+        return (per_example * weights).mean()
+
+    def min_snr_weight(self, t: Tensor) -> Tensor:
+        snr = self.destroy.snr(t)
+        clamped = torch.clamp(snr, max=self.gamma)
+        if self.generate.predict == "epsilon":
+            return clamped / snr
+        if self.generate.predict == "sample":
+            return clamped
+        return clamped / (snr + 1)
+
+    def prior_kl(self, x0: Tensor) -> Tensor:
+        """KL(q(x[T] | x[0]) ‖ p(x[T])) per example: ``[B]``."""
+        steps = self.steps
+        mean = self.destroy.mean[steps] * x0
+        var = self.destroy.var[steps].expand(1)
+        return self.start.kl_from(mean, var.reshape((1,) * x0.dim()))
+
+    def nelbo(self, x0: Tensor, chunk: int = 65536) -> Tensor:
+        """The full negative ELBO (all levels) for each example: ``[B]`` nats."""
+        batch = x0.shape[0]
+        total = self.prior_kl(x0)
+        levels = torch.arange(1, self.steps + 1, device=x0.device)
+        per_chunk = max(1, chunk // max(batch, 1))
+        for start in range(0, self.steps, per_chunk):
+            block = levels[start : start + per_chunk]
+            t = block.repeat_interleave(batch)
+            x = x0.repeat(len(block), *([1] * (x0.dim() - 1)))
+            terms = level_terms(self.destroy, self.generate, x, t, torch.randn_like(x))
+            total = total + terms.reshape(len(block), batch).sum(dim=0)
+        return total
+
+    def _remember(self, t: Tensor, losses: Tensor) -> None:
+        for level, loss in zip(t.tolist(), losses.tolist(), strict=True):
+            count = int(self.history_count[level])
+            if count < _HISTORY:
+                self.history[level, count] = loss
+                self.history_count[level] += 1
+            else:
+                self.history[level] = torch.roll(self.history[level], -1)
+                self.history[level, -1] = loss

@@ -1,0 +1,226 @@
+"""``Program.compile`` → :class:`CompiledModel`: nets, channels, objective, on one device.
+
+A compiled model is an ``nn.Module`` holding the built nets, the executable channels (schedule
+tables as float32 buffers) and the objective (with its own parameters, e.g. log Z). Everything
+follows ``device``: ``.to(device)`` moves it all, and no tensor is created elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..channels.base import level_tensor
+from ..channels.gaussian import LinearGaussian, NormalKernel, NormalStart, PointStart
+from ..channels.guess import GaussianGuess
+from ..errors import DtgRuntimeError
+from ..ir import Family, ModelIR, ObjectiveKind
+from ..nets import Signature, build_net
+from ..syntax import ast
+from .expr import Env, ExprCompiler
+
+__all__ = ["CompiledModel", "compile_program", "resolve_device"]
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a clear error."""
+    if isinstance(name, torch.device):
+        return name
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DtgRuntimeError(
+            "CUDA is not available on this machine",
+            hints=["use --device cpu (or auto, which picks CUDA only when it is there)"],
+        )
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise DtgRuntimeError(f"unknown device '{name}'", hints=["use auto, cpu or cuda"]) from None
+
+
+def _bind(call: ast.Call, names: tuple[str, ...]) -> dict[str, ast.Expr]:
+    bound = dict(zip(names, call.args, strict=False))
+    bound.update({k.name: k.value for k in call.kwargs})
+    return bound
+
+
+class CompiledModel(nn.Module):
+    """A checked model made executable.
+
+    :param ir: the checked model.
+    :param program: the program it came from (for its source and file).
+    :param device: where parameters, buffers and samples live.
+    """
+
+    def __init__(self, ir: ModelIR, program: Any, device: torch.device) -> None:
+        super().__init__()
+        self.ir, self.program, self.device = ir, program, device
+        self.needs_data = ir.message.role == "data"
+        self.nets = nn.ModuleDict(
+            {
+                name: build_net(
+                    spec.arch,
+                    dict(spec.options),
+                    tuple(Signature(s.kind, s.shape, s.vocab) for s in spec.inputs),
+                    Signature(spec.output.kind, spec.output.shape, spec.output.vocab),
+                )
+                for name, spec in ir.nets.items()
+            }
+        )
+        self.expr = ExprCompiler(ir, dict(self.nets.items()), device)
+        self.destroy = self._destroy()
+        self.start = self._start()
+        self.generate = self._generate()
+        self.objective = self._objective()
+        self.to(device)
+
+    # ------------------------------------------------------------------ building
+    def _closure(self, node: ast.Expr, level: str):
+        closure = self.expr.compile(node)
+
+        def evaluate(source: Tensor | None, t: Tensor) -> Tensor:
+            levels = {level: source} if source is not None else {}
+            return closure(Env(t.shape[0], t.float(), levels))
+
+        return evaluate
+
+    def _unsupported(self, what: str) -> DtgRuntimeError:
+        return DtgRuntimeError(
+            f"model '{self.ir.name}': {what} cannot be compiled yet", self.ir.span, self.ir_source()
+        )
+
+    def ir_source(self) -> str | None:
+        return getattr(self.program, "source", None)
+
+    def _destroy(self) -> nn.Module:
+        channel = self.ir.destroy
+        if channel.family is Family.LINEAR_GAUSSIAN:
+            return LinearGaussian({**channel.tables, **self.ir.marginals})
+        if channel.family is Family.NORMAL:
+            args = _bind(channel.body, ("mean", "std"))
+            return NormalKernel(
+                self._closure(args["mean"], "prev"),
+                self._closure(args["std"], "prev"),
+                self.ir.message.level_space.shape,
+            )
+        return self._discrete("destroy")
+
+    def _start(self) -> nn.Module:
+        channel, shape = self.ir.start, self.ir.message.level_space.shape
+        if channel.family is Family.NORMAL:
+            return NormalStart(float(channel.params["mean"]), float(channel.params["std"]), shape)
+        if channel.family is Family.SINGLETON and channel.params["value"] != "masked":
+            return PointStart(channel.params["value"], shape)
+        return self._discrete("start")
+
+    def _generate(self) -> nn.Module:
+        channel = self.ir.generate
+        if channel.family is Family.GUESS and isinstance(self.destroy, LinearGaussian):
+            net = self.nets[channel.options["net"]]
+            timed = any(s.kind == "time" for s in self.ir.nets[channel.options["net"]].inputs)
+            steps = float(self.ir.steps)
+
+            def predict(xt: Tensor, t: Tensor) -> Tensor:
+                return net(xt, t.float() / steps) if timed else net(xt)
+
+            return GaussianGuess(
+                self.destroy, predict, channel.options["predict"], channel.options["variance"]
+            )
+        if channel.family is Family.NORMAL:
+            args = _bind(channel.body, ("mean", "std"))
+            return NormalKernel(
+                self._closure(args["mean"], "next"),
+                self._closure(args["std"], "next"),
+                self.ir.message.space.shape
+                if self.ir.steps == 1
+                else self.ir.message.level_space.shape,
+            )
+        return self._discrete("generate")
+
+    def _discrete(self, role: str) -> nn.Module:
+        from ..channels.discrete import build_discrete
+
+        return build_discrete(self, role)
+
+    def _objective(self) -> nn.Module:
+        from ..objectives import build_objective
+
+        return build_objective(self)
+
+    # ------------------------------------------------------------------ the runtime interface
+    def dataset(self, seed: int = 0):
+        """The declared data source, loaded (``None`` for samplers)."""
+        from .data_source import load_dataset
+
+        return load_dataset(self, seed)
+
+    def loss(self, batch: Tensor | int) -> Tensor:
+        """The declared objective: a scalar, differentiable.
+
+        :param batch: data ``[B, *shape]`` on the model's device, or for reward-based
+            objectives the number of trajectories.
+        """
+        return self.objective(batch)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups; objectives with their own rates (log Z) add groups."""
+        groups = getattr(self.objective, "param_groups", None)
+        if groups is not None:
+            return groups(lr)
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def metrics(self, batch: Any) -> dict[str, float]:
+        extra = getattr(self.objective, "metrics", None)
+        return extra() if extra is not None else {}
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """Ancestral sampling of the generation chain: ``[n, *shape]`` in the data space."""
+        x = self.start.sample(None, level_tensor(self.ir.steps, n, self.device))
+        for level in range(self.ir.steps, 0, -1):
+            x = self.generate.sample(x, level_tensor(level, n, self.device))
+        return x
+
+    def nelbo(self, batch: Tensor) -> Tensor:
+        """The negative ELBO of each example of ``batch``: ``[B]`` nats."""
+        method = getattr(self.objective, "nelbo", None)
+        if method is None:
+            raise DtgRuntimeError(f"objective {self.ir.objective.kind.value} has no ELBO to report")
+        with torch.no_grad():
+            return method(batch)
+
+    def trajectory(self, n: int, explore: float = 0.0):
+        """Generation trajectories with their log-probabilities (see :mod:`dtg.objectives.balance`)."""
+        from ..objectives.trajectories import sample_trajectories
+
+        return sample_trajectories(self, n, explore=explore)
+
+    def pyro(self):
+        """The Pyro lowering: ``(model, guide)`` sharing this model's nets."""
+        from ..backends.pyro import lower
+
+        return lower(self)
+
+    def _repr_svg_(self) -> str:
+        from ..render import svg
+
+        return svg(self.ir)
+
+
+def compile_program(program: Any, model: str | None = None, device: str | torch.device = "auto"):
+    """Compile one model of a program (default: its last) on ``device``."""
+    ir = program.model(model)
+    return CompiledModel(ir, program, resolve_device(device))
+
+
+def objective_kind(model: CompiledModel) -> ObjectiveKind:
+    return model.ir.objective.kind
+
+
+def base_dir(model: CompiledModel) -> Path:
+    return Path(getattr(model.program, "file", ".")).resolve().parent
