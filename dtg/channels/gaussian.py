@@ -52,7 +52,9 @@ class LinearGaussian(Channel):
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
         assert source is not None
-        noise = torch.randn(source.shape, generator=generator, device=source.device)
+        noise = torch.randn(
+            source.shape, generator=generator, device=source.device, dtype=source.dtype
+        )
         return _view(self.a[t], source) * source + _view(self.s[t], source) * noise
 
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
@@ -133,7 +135,8 @@ class NormalKernel(Channel):
         mean, std = self.params(source, t)
         if extra_std:
             std = torch.sqrt(std**2 + extra_std**2)
-        return mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + std * noise
 
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
         mean, std = self.params(source, t)
@@ -149,9 +152,12 @@ class NormalStart(Channel):
     def __init__(self, mean: float, std: float, shape: tuple[int, ...]) -> None:
         super().__init__()
         self.mean_value, self.std_value, self.shape = float(mean), float(std), shape
+        self.register_buffer("probe", torch.zeros(()))  # follows .to(device/dtype)
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
-        noise = torch.randn((t.shape[0], *self.shape), generator=generator, device=t.device)
+        noise = torch.randn(
+            (t.shape[0], *self.shape), generator=generator, device=t.device, dtype=self.probe.dtype
+        )
         return self.mean_value + self.std_value * noise
 
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
@@ -174,9 +180,12 @@ class PointStart(Channel):
     def __init__(self, value: float, shape: tuple[int, ...]) -> None:
         super().__init__()
         self.value, self.shape = float(value), shape
+        self.register_buffer("probe", torch.zeros(()))  # follows .to(device/dtype)
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
-        return torch.full((t.shape[0], *self.shape), self.value, device=t.device)
+        return torch.full(
+            (t.shape[0], *self.shape), self.value, device=t.device, dtype=self.probe.dtype
+        )
 
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
         return torch.zeros(value.shape[0], device=value.device)

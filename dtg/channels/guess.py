@@ -60,7 +60,7 @@ class GaussianGuess(Channel):
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
         assert source is not None
         mean, var = self.params(source, t, decoder=False)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         last = (t == 1).reshape(var.shape)  # the last step returns the mean
         return mean + torch.where(last, torch.zeros_like(var), var).sqrt() * noise
 

@@ -76,6 +76,7 @@ class CompiledModel(nn.Module):
         self.destroy = self._destroy()
         self.start = self._start()
         self.generate = self._generate()
+        self.reward_fn = self._reward()
         self.objective = self._objective()
         self.to(device)
 
@@ -141,6 +142,22 @@ class CompiledModel(nn.Module):
                 else self.ir.message.level_space.shape,
             )
         return self._discrete("generate")
+
+    def _reward(self):
+        """``log r(x[0])`` as a closure ``[B, *shape] -> [B]`` (``None`` without a reward)."""
+        reward = self.ir.reward
+        if reward is None:
+            return None
+        zero = lambda env: env.levels["zero"]  # noqa: E731
+        closure = self.expr.compile(reward.body, {reward.param: zero} if reward.param else {})
+        device = self.device
+
+        def log_reward(x0: Tensor) -> Tensor:
+            t = torch.zeros(x0.shape[0], device=device)
+            value = closure(Env(x0.shape[0], t, {"zero": x0}))
+            return value.expand(x0.shape[0]) if value.dim() == 0 else value
+
+        return log_reward
 
     def _discrete(self, role: str) -> nn.Module:
         from ..channels.discrete import build_discrete

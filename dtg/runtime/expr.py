@@ -209,7 +209,7 @@ class ExprCompiler:
         raise TypeError(f"cannot evaluate a call to {func}")
 
     def _net(self, node: ast.Call, args: list[Closure]) -> Closure:
-        net = self.nets[node.func]
+        nets, name = self.nets, node.func  # looked up per call: objectives may swap in targets
         spec = self.ir.nets[node.func]
         steps = float(self.ir.steps)
         kinds = [s.kind for s in spec.inputs]
@@ -223,7 +223,7 @@ class ExprCompiler:
                     if value.dim() == 0:
                         value = value.expand(env.batch)
                 values.append(value)
-            return net(*values)
+            return nets[name](*values)
 
         return call
 

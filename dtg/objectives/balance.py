@@ -1,0 +1,235 @@
+"""The trajectory-balance family for samplers of unnormalised densities.
+
+With δ = log p(x[T]) + Σ log p(x[t-1] | x[t]) − log r(x[0]) − Σ log q(x[t] | x[t-1]) per
+trajectory:
+
+* ``trajectory_balance``: (log Z + δ)², log Z learned with its own rate ``lr_logZ``;
+* ``vargrad``: the batch variance of δ (no log Z);
+* ``subtb(lambda)``: sub-trajectory balance over every pair of levels i < j with a learned log-flow
+  log F(x[t]) per level, weighted by λ^(j−i) (normalised); log F(x[0]) = log r(x[0]) and
+  log F(x[T]) = log Z + log p(x[T]);
+* ``detailed_balance``: the same with j = i + 1 only.
+
+Options: ``explore`` (extra generation noise std, decayed linearly to 0 over ``explore_steps``),
+``replay = N`` (a buffer of terminal states; half of each batch then runs the destruction chain
+backward from buffer samples), ``clip`` (clip each squared residual), and for learned destruction
+``destroy = joint | tlm | fixed`` with ``lr_destroy`` and ``tau`` (arXiv 2506.01541, 2410.15474).
+
+References: Malkin et al. 2022 (arXiv 2201.13259); Richter et al. 2020 / Zhang et al. 2023
+(VarGrad); Madan et al. 2023 (SubTB, arXiv 2209.12782); Sendera et al. 2024 (arXiv 2402.05098).
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..ir import ObjectiveKind
+from ..nets import Signature, build_net
+from .trajectories import Trajectories, destroy_trajectories, sample_trajectories
+
+__all__ = ["Balance", "tb_loss", "vargrad_loss", "subtb_loss"]
+
+
+def tb_loss(log_z: Tensor, traj: Trajectories) -> Tensor:
+    """Per-trajectory squared TB residual ``[B]``."""
+    delta = traj.log_start + traj.log_pf.sum(1) - traj.log_reward - traj.log_pb.sum(1)
+    return (log_z + delta) ** 2
+
+
+def vargrad_loss(traj: Trajectories) -> Tensor:
+    """The batch variance of δ (a scalar); its mean −δ estimates log Z."""
+    delta = traj.log_start + traj.log_pf.sum(1) - traj.log_reward - traj.log_pb.sum(1)
+    return ((delta - delta.mean()) ** 2).mean()
+
+
+def subtb_loss(log_flows: Tensor, traj: Trajectories, lam: float, detailed: bool = False) -> Tensor:
+    """Sub-trajectory balance per trajectory ``[B]``.
+
+    :param log_flows: ``[B, T + 1]``, column ``t`` is log F(x[t]) (column 0 = log r, column T =
+        log Z + log p(x[T])).
+    """
+    steps = traj.log_pf.shape[1]
+    # cum[:, t] = Σ_{k ≤ t} (log q(x[k] | x[k-1]) − log p(x[k-1] | x[k])), cum[:, 0] = 0.
+    step_terms = traj.log_pb - traj.log_pf
+    cum = torch.cat([torch.zeros_like(step_terms[:, :1]), step_terms.cumsum(1)], dim=1)
+    i, j = torch.triu_indices(steps + 1, steps + 1, offset=1, device=log_flows.device)
+    if detailed:
+        keep = j == i + 1
+        i, j = i[keep], j[keep]
+    # Balance of the segment between levels i < j: F(x[j]) Π p = F(x[i]) Π q.
+    residual = log_flows[:, j] - log_flows[:, i] - (cum[:, j] - cum[:, i])
+    weights = (
+        torch.ones_like(i, dtype=log_flows.dtype)
+        if detailed
+        else lam ** (j - i).to(log_flows.dtype)
+    )
+    return (residual**2 * weights).sum(1) / weights.sum()
+
+
+class Balance(nn.Module):
+    """A balance objective bound to a compiled sampler.
+
+    :param model: the compiled model (provides start, generate, destroy, reward_fn).
+    :param kind: which member of the family.
+    :param options: the objective's options.
+    """
+
+    def __init__(self, model: Any, kind: ObjectiveKind, options: dict) -> None:
+        super().__init__()
+        self._model = [model]  # not a submodule: the model owns this objective
+        self.kind, self.options = kind, dict(options)
+        self.log_z = nn.Parameter(torch.zeros(()))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.destroy_mode = options.get("destroy", "joint")
+        self.destroy_nets = sorted(set(model.ir.destroy.nets) - set(model.ir.generate.nets))
+        self.flows = None
+        if kind in (ObjectiveKind.SUBTB, ObjectiveKind.DETAILED_BALANCE):
+            space = model.ir.message.level_space
+            self.flows = build_net(
+                "mlp",
+                {"hidden": [64, 64]},
+                (Signature(space.kind, space.shape, space.vocab), Signature("time")),
+                Signature("real", ()),
+            )
+        self.targets = nn.ModuleDict()
+        if self.destroy_mode == "tlm" and self.destroy_nets:
+            self.targets = nn.ModuleDict(
+                {
+                    name: copy.deepcopy(model.nets[name]).requires_grad_(False)
+                    for name in self.destroy_nets
+                }
+            )
+        if self.destroy_mode == "fixed":
+            for name in self.destroy_nets:
+                model.nets[name].requires_grad_(False)
+        size = int(options.get("replay") or 0)
+        shape = model.ir.message.space.shape
+        self.register_buffer("replay_x", torch.zeros((size, *shape)))
+        self.register_buffer("replay_count", torch.zeros((), dtype=torch.long))
+        self._last: dict[str, float] = {}
+
+    @property
+    def model(self) -> Any:
+        return self._model[0]
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Generation nets at ``lr``, log Z at ``lr_logZ``, destruction nets at ``lr_destroy``."""
+        model = self.model
+        destroy = {id(p) for n in self.destroy_nets for p in model.nets[n].parameters()}
+        own = {id(self.log_z)} | {id(p) for p in self.targets.parameters()}
+        main = [p for p in model.parameters() if p.requires_grad and id(p) not in destroy | own]
+        groups = [{"params": main, "lr": lr}]
+        if self.kind is not ObjectiveKind.VARGRAD:
+            groups.append({"params": [self.log_z], "lr": float(self.options.get("lr_logZ") or 0.1)})
+        trainable = [
+            p for n in self.destroy_nets for p in model.nets[n].parameters() if p.requires_grad
+        ]
+        if trainable:
+            groups.append({"params": trainable, "lr": float(self.options.get("lr_destroy") or lr)})
+        return [g for g in groups if g["params"]]
+
+    def explore_std(self) -> float:
+        sigma = float(self.options.get("explore") or 0.0)
+        span = int(self.options.get("explore_steps") or 1)
+        return max(0.0, sigma * (1.0 - int(self.step) / span))
+
+    @contextmanager
+    def _target_destruction(self):
+        """Evaluate the destruction with the Polyak-averaged copy of its nets (tlm)."""
+        nets = self.model.expr.nets
+        saved = {name: nets[name] for name in self.targets}
+        nets.update(dict(self.targets.items()))
+        try:
+            yield
+        finally:
+            nets.update(saved)
+
+    def _polyak(self) -> None:
+        tau = float(self.options.get("tau") or 0.99)
+        with torch.no_grad():
+            for name, target in self.targets.items():
+                for p_target, p in zip(
+                    target.parameters(), self.model.nets[name].parameters(), strict=True
+                ):
+                    p_target.mul_(tau).add_(p.detach(), alpha=1 - tau)
+
+    def trajectories(self, n: int) -> Trajectories:
+        model = self.model
+        on_policy = n
+        use_replay = self.replay_x.shape[0] > 0 and int(self.replay_count) >= n // 2
+        if use_replay:
+            on_policy = n - n // 2
+        traj = sample_trajectories(model, on_policy, explore=self.explore_std())
+        if use_replay:
+            filled = min(int(self.replay_count), self.replay_x.shape[0])
+            index = torch.randint(filled, (n // 2,), device=self.replay_x.device)
+            traj = traj.cat(destroy_trajectories(model, self.replay_x[index]))
+        if self.replay_x.shape[0] > 0:
+            self._remember(traj.states[0][:on_policy])
+        return traj
+
+    def _remember(self, x0: Tensor) -> None:
+        size = self.replay_x.shape[0]
+        start = int(self.replay_count) % size
+        index = (torch.arange(x0.shape[0], device=x0.device) + start) % size
+        self.replay_x[index] = x0.detach().to(self.replay_x.dtype)
+        self.replay_count += x0.shape[0]
+
+    def forward(self, batch: Any) -> Tensor:
+        n = int(batch) if not isinstance(batch, Tensor) else batch.shape[0]
+        if self.targets:
+            self._polyak()
+            with self._target_destruction():
+                traj = self.trajectories(n)
+        else:
+            traj = self.trajectories(n)
+        self.step += 1
+        if self.kind is ObjectiveKind.VARGRAD:
+            loss = vargrad_loss(traj)
+            per = None
+        elif self.flows is not None:
+            per = subtb_loss(
+                self._log_flows(traj),
+                traj,
+                float(self.options.get("lambda") or 0.9),
+                detailed=self.kind is ObjectiveKind.DETAILED_BALANCE,
+            )
+        else:
+            per = tb_loss(self.log_z, traj)
+        if per is not None:
+            clip = self.options.get("clip")
+            loss = (per.clamp(max=float(clip)) if clip else per).mean()
+        if self.targets:
+            loss = loss + self._tlm_loss(traj)
+        with torch.no_grad():
+            w = traj.log_weight
+            log_z = -float((-w).mean()) if self.kind is ObjectiveKind.VARGRAD else float(self.log_z)
+            self._last = {"log_z": log_z, "log_z_elbo": float(w.mean())}
+        return loss
+
+    def _tlm_loss(self, traj: Trajectories) -> Tensor:
+        """Trajectory likelihood maximisation: −Σ log q(x[t] | x[t-1]) on generated trajectories."""
+        model = self.model
+        total = 0.0
+        for t in range(1, model.ir.steps + 1):
+            level = torch.full((traj.states[0].shape[0],), t, device=model.device, dtype=torch.long)
+            total = total - model.destroy.log_prob(traj.states[t], traj.states[t - 1], level)
+        return total.mean()
+
+    def _log_flows(self, traj: Trajectories) -> Tensor:
+        steps = len(traj.states) - 1
+        n = traj.states[0].shape[0]
+        columns = [traj.log_reward]
+        for t in range(1, steps):
+            time = torch.full((n,), t / steps, device=traj.states[t].device)
+            columns.append(self.flows(traj.states[t], time))
+        columns.append(self.log_z + traj.log_start)
+        return torch.stack(columns, 1)
+
+    def metrics(self) -> dict[str, float]:
+        return dict(self._last)

@@ -1,0 +1,114 @@
+"""Trajectories of the generation chain with their log-probabilities, vectorised over the batch.
+
+A generation trajectory runs x[T] → x[T-1] → … → x[0]. Along it we record, per trajectory,
+``log p(x[T])`` (the start), ``log p(x[t-1] | x[t])`` (forward, generation) and
+``log q(x[t] | x[t-1])`` (backward, destruction), and the log-reward ``log r(x[0])``. A singleton
+start and a destruction step into it contribute 0. States are detached (the chain is a sampling
+policy); the log-probabilities carry gradients to the nets that produced them.
+
+Backward trajectories start at given x[0] (exact target samples, or a replay buffer) and run the
+destruction chain x[0] → … → x[T]; the same quantities are recorded along them.
+
+References: Malkin et al. 2022 (trajectory balance, arXiv 2201.13259); Sendera et al. 2024
+(arXiv 2402.05098), whose log-weight is w = log r + Σ log q − Σ log p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..channels.base import level_tensor
+
+__all__ = ["Trajectories", "sample_trajectories", "destroy_trajectories"]
+
+
+@dataclass
+class Trajectories:
+    """A batch of trajectories.
+
+    :param states: ``[T + 1]`` tensors, ``states[t]`` is x[t] ``[B, *shape]`` (detached).
+    :param log_start: ``[B]`` log p(x[T]).
+    :param log_pf: ``[B, T]``; column ``t - 1`` is log p(x[t-1] | x[t]).
+    :param log_pb: ``[B, T]``; column ``t - 1`` is log q(x[t] | x[t-1]).
+    :param log_reward: ``[B]`` log r(x[0]).
+    """
+
+    states: list[Tensor]
+    log_start: Tensor
+    log_pf: Tensor
+    log_pb: Tensor
+    log_reward: Tensor
+
+    @property
+    def log_weight(self) -> Tensor:
+        """w = log r + Σ log q − Σ log p − log p(x[T]): ``[B]`` (log Ẑ = mean w)."""
+        return self.log_reward + self.log_pb.sum(1) - self.log_pf.sum(1) - self.log_start
+
+    def cat(self, other: Trajectories) -> Trajectories:
+        return Trajectories(
+            [torch.cat([a, b]) for a, b in zip(self.states, other.states, strict=True)],
+            torch.cat([self.log_start, other.log_start]),
+            torch.cat([self.log_pf, other.log_pf]),
+            torch.cat([self.log_pb, other.log_pb]),
+            torch.cat([self.log_reward, other.log_reward]),
+        )
+
+
+def _generate_step(generate: Any, x: Tensor, t: Tensor, explore: float) -> Tensor:
+    with torch.no_grad():
+        if explore and hasattr(generate, "params"):
+            mean, std = generate.params(x, t)
+            return mean + (std**2 + explore**2).sqrt() * torch.randn_like(mean)
+        return generate.sample(x, t)
+
+
+def sample_trajectories(model: Any, n: int, explore: float = 0.0) -> Trajectories:
+    """Run the generation chain for ``n`` trajectories.
+
+    :param explore: extra generation noise std (off-policy exploration); log-probabilities are
+        still those of the policy, so the balance losses stay correct.
+    """
+    steps, device = model.ir.steps, model.device
+    level = level_tensor(steps, n, device)
+    x = model.start.sample(None, level).detach()
+    log_start = model.start.log_prob(x, None, level)
+    states: list[Tensor] = [x]
+    log_pf, log_pb = [], []
+    for t in range(steps, 0, -1):
+        level = level_tensor(t, n, device)
+        previous = _generate_step(model.generate, x, level, explore).detach()
+        log_pf.append(model.generate.log_prob(previous, x, level))
+        log_pb.append(model.destroy.log_prob(x, previous, level))
+        states.append(previous)
+        x = previous
+    states.reverse()  # states[t] is x[t]
+    log_pf.reverse()
+    log_pb.reverse()
+    return Trajectories(
+        states, log_start, torch.stack(log_pf, 1), torch.stack(log_pb, 1), model.reward_fn(x)
+    )
+
+
+def destroy_trajectories(model: Any, x0: Tensor) -> Trajectories:
+    """Run the destruction chain from given ``x0`` ``[B, *shape]`` (exact samples or replay)."""
+    steps, device = model.ir.steps, model.device
+    n = x0.shape[0]
+    x = x0.detach()
+    states = [x]
+    log_pf, log_pb = [], []
+    for t in range(1, steps + 1):
+        level = level_tensor(t, n, device)
+        with torch.no_grad():
+            following = model.destroy.sample(x, level).detach()
+        log_pb.append(model.destroy.log_prob(following, x, level))
+        log_pf.append(model.generate.log_prob(x, following, level))
+        states.append(following)
+        x = following
+    log_start = model.start.log_prob(x, None, level_tensor(steps, n, device))
+    return Trajectories(
+        states, log_start, torch.stack(log_pf, 1), torch.stack(log_pb, 1), model.reward_fn(x0)
+    )
