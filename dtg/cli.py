@@ -138,8 +138,17 @@ def _register_render(commands: argparse._SubParsersAction) -> None:
     register(commands)
 
 
+def _register_tools(commands: argparse._SubParsersAction) -> None:
+    from .tools_cli import register
+
+    register(commands)
+
+
 # Stages with their own CLI modules add their subcommands here.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_render]
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _register_render,
+    _register_tools,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,6 +89,13 @@ class Denoising(nn.Module):
 
     def forward(self, x0: Tensor) -> Tensor:
         """The scalar loss for a data batch ``x0`` of shape ``[B, *shape]``."""
+        if self.weight == "simple" and self.sampling == "uniform":
+            # The common case, kept as lean as the hand-written DDPM step.
+            t = torch.randint(1, self.steps + 1, (x0.shape[0],), device=x0.device)
+            noise = torch.randn_like(x0)
+            xt = self.destroy.marginal(x0, t, noise)
+            target = self.destroy.target(x0, noise, t, self.generate.predict)
+            return (self.generate.net(xt, t) - target).pow(2).mean()
         t, weights = self.sample_levels(x0.shape[0], x0.device)
         noise = torch.randn_like(x0)
         if self.weight == "elbo":

@@ -56,7 +56,7 @@ def expr_to_source(node: ast.Expr | ast.Slice) -> str:
     if isinstance(node, ast.Call):
         return f"{node.func}({_args(node.args, node.kwargs)})"
     if isinstance(node, ast.Subscript):
-        indices = ", ".join(expr_to_source(i) for i in node.indices)
+        indices = ", ".join(_index_source(i) for i in node.indices)
         return f"{_wrap(node.base, _ATOM)}[{indices}]"
     if isinstance(node, ast.Slice):
         start = expr_to_source(node.start) if node.start is not None else ""
@@ -65,6 +65,13 @@ def expr_to_source(node: ast.Expr | ast.Slice) -> str:
     if isinstance(node, ast.Vector):
         return "[" + ", ".join(expr_to_source(i) for i in node.items) + "]"
     raise TypeError(f"not an expression: {node!r}")
+
+
+def _index_source(node: ast.Expr | ast.Slice) -> str:
+    """Level indices print tight, as people write them: ``x[t-1]``, ``x[T]``."""
+    if isinstance(node, ast.Binary) and node.op in "+-" and _strength(node.right) == _ATOM:
+        return f"{_index_source(node.left)}{node.op}{expr_to_source(node.right)}"
+    return expr_to_source(node)
 
 
 def _space(node: ast.SpaceType) -> str:
@@ -76,7 +83,7 @@ def _space(node: ast.SpaceType) -> str:
 
 
 def _level(node: ast.Level) -> str:
-    return f"{node.message}[{expr_to_source(node.index)}]"
+    return f"{node.message}[{_index_source(node.index)}]"
 
 
 def _kernel(node: ast.Kernel) -> str:
