@@ -74,21 +74,50 @@ class Program:
         return svg(self.model())
 
 
-def loads(source: str | bytes, file: str = "<string>") -> Program:
+def loads(
+    source: str | bytes, file: str = "<string>", _loading: frozenset[str] = frozenset()
+) -> Program:
     """Parse and check dtg source text.
 
+    A model may extend a parent defined in the same text or, when ``file`` is a path, in
+    ``PARENT.dtg`` beside it (``model rtb_even extends ddpm_digits`` finds ``ddpm_digits.dtg``).
+
     :param source: the text (or UTF-8 bytes).
-    :param file: the name shown in error messages.
+    :param file: the name shown in error messages (and the folder parents are looked up in).
     :raises DtgError: for any mistake in the text, with its location.
     """
     try:
         module = parse(source, file)
-        irs = check_module(module)
+        parents = _external_parents(module, file, _loading)
+        irs = check_module(module, parents)
     except DtgError as error:
-        if isinstance(source, str):
+        if isinstance(source, str) and (error.span is None or error.span.file == file):
             error.with_source(source)
         raise
     return Program(module, file, irs)
+
+
+def _external_parents(module: ast.Module, file: str, loading: frozenset[str]) -> dict[str, ModelIR]:
+    """Parents named by ``extends`` but not defined in this file, loaded from sibling files."""
+    defined = {m.name for m in module.models}
+    wanted = {m.parent for m in module.models if m.parent and m.parent not in defined}
+    if not wanted or file.startswith("<"):
+        return {}
+    found: dict[str, ModelIR] = {}
+    folder = Path(file).parent
+    for name in sorted(wanted):
+        path = folder / f"{name}.dtg"
+        key = str(path.resolve())
+        if not path.exists() or key in loading:
+            continue  # the checker reports the unknown parent, with a hint
+        program = loads(
+            path.read_bytes(), file=str(path), _loading=loading | {str(Path(file).resolve())}
+        )
+        try:
+            found[name] = program.model(name)
+        except KeyError:
+            continue
+    return found
 
 
 def load(path: str | Path) -> Program:

@@ -129,6 +129,10 @@ class NormalKernel(Channel):
             std = std.reshape(std.shape + (1,) * (len(full) - std.dim())).expand(full)
         return mean, std
 
+    def mean_std(self, source: Tensor | None, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std ``[B, *shape]`` of the kernel at ``source``."""
+        return self.params(source, t)
+
     def sample(
         self, source: Tensor | None, t: Tensor, generator=None, extra_std: float = 0.0
     ) -> Tensor:

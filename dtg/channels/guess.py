@@ -29,6 +29,7 @@ class GaussianGuess(Channel):
     :param net: closure ``(x[t] [B, *shape], t [B] long) -> prediction [B, *shape]``.
     :param predict: ``epsilon``, ``sample`` or ``v_prediction``.
     :param variance: ``posterior`` or ``beta``.
+    :param clip: clamp x̂[0] to [−clip, clip] (DDPM's ``clip_denoised``), or ``None``.
     """
 
     def __init__(
@@ -37,13 +38,16 @@ class GaussianGuess(Channel):
         net: Callable[[Tensor, Tensor], Tensor],
         predict: str = "epsilon",
         variance: str = "posterior",
+        clip: float | None = None,
     ) -> None:
         super().__init__()
         self.destroy, self.net, self.predict, self.variance = destroy, net, predict, variance
+        self.clip = clip
 
     def x0(self, xt: Tensor, t: Tensor) -> Tensor:
-        """x̂[0] = the net's guess of the data, ``[B, *shape]``."""
-        return self.destroy.predict_x0(xt, self.net(xt, t), t, self.predict)
+        """x̂[0] = the net's guess of the data, ``[B, *shape]`` (clamped to ±clip if set)."""
+        x0 = self.destroy.predict_x0(xt, self.net(xt, t), t, self.predict)
+        return x0.clamp(-self.clip, self.clip) if self.clip is not None else x0
 
     def params(self, xt: Tensor, t: Tensor, decoder: bool = True) -> tuple[Tensor, Tensor]:
         """Mean ``[B, *shape]`` and variance ``[B, 1…]`` of p(x[t-1] | x[t]).
@@ -56,6 +60,11 @@ class GaussianGuess(Channel):
         if decoder:
             var = torch.where(var > 0, var, beta)
         return mean, var
+
+    def mean_std(self, xt: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std of the kernel whose ``log_prob`` this channel reports (β_1 at t = 1)."""
+        mean, var = self.params(xt, t)
+        return mean, var.sqrt().expand_as(mean)
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
         assert source is not None

@@ -50,7 +50,17 @@ __all__ = ["check_module", "check_model", "MAX_STEPS"]
 #: Largest ``T`` accepted: tables and trajectories are O(T).
 MAX_STEPS = 100_000
 
-_RESERVED = {"t", "min", "max", *CHANNELS, *REDUCTIONS, *CONSTANT_NAMES, *symbolic.MATH_FUNCTIONS, "masked"}
+_RESERVED = {
+    "t",
+    "min",
+    "max",
+    "classify",
+    *CHANNELS,
+    *REDUCTIONS,
+    *CONSTANT_NAMES,
+    *symbolic.MATH_FUNCTIONS,
+    "masked",
+}
 
 
 def check_module(module: ast.Module, parents: dict[str, ModelIR] | None = None) -> list[ModelIR]:
@@ -93,7 +103,9 @@ def check_module(module: ast.Module, parents: dict[str, ModelIR] | None = None) 
                     f"unknown parent model '{model.parent}'",
                     model.parent_span,
                     source,
-                    hints=[hint] if hint else ["the parent must be a model defined in this file"],
+                    hints=[hint]
+                    if hint
+                    else [f"define it in this file, or in {model.parent}.dtg beside this file"],
                 )
         ir = check_model(model, source, parent_ir)
         visiting.discard(model.name)

@@ -576,7 +576,7 @@ class KernelChecker:
     def _guess(
         self, statement, call, checker: ExprChecker, destroy: Channel, level_space: Space
     ) -> Channel:
-        args = self._args(call, ("x", "net", "predict", "variance"), 2)
+        args = self._args(call, ("x", "net", "predict", "variance", "clip"), 2)
         if not self._is_level(args["x"], T):
             raise self.err(
                 DtgTypeError,
@@ -633,6 +633,17 @@ class KernelChecker:
                     *([hint] if hint else []),
                 )
             options[name] = node.id
+        clip_node = args.get("clip")
+        options["clip"] = None
+        if clip_node is not None:
+            value = ExprChecker(self.scope(), self.source).constant(clip_node)
+            if not gaussian or value is None or value <= 0:
+                raise self.err(
+                    DtgTypeError,
+                    "clip must be a positive number (Gaussian Guess only): x̂[0] is clamped to [-clip, clip]",
+                    clip_node.span,
+                )
+            options["clip"] = float(value)
         # The net sees x[t] (and the time) and predicts ε / x[0] / v, or logits over x[0].
         time = Space("time")
         inputs = [s for s in net.inputs if s != time]

@@ -59,6 +59,7 @@ class Scope:
             *MATH_FUNCTIONS,
             *REDUCTIONS,
             *BINARY_FUNCTIONS,
+            "classify",
             *CONSTANT_NAMES,
         ]
 
@@ -286,7 +287,8 @@ class ExprChecker:
             if spaces[1] == SCALAR:
                 return spaces[0]
             raise self.error(
-                DtgTypeError, f"{func}() of {spaces[0]} and {spaces[1]}: the shapes do not match",
+                DtgTypeError,
+                f"{func}() of {spaces[0]} and {spaces[1]}: the shapes do not match",
                 node.span,
             )
         if func in REDUCTIONS:
@@ -296,6 +298,8 @@ class ExprChecker:
             return SCALAR
         if func in scope.nets:
             return self._net_call(node, scope.nets[func])
+        if func == "classify":
+            return self._classify(node)
         if func in scope.targets:
             self._arity(node, 1, f"the target '{func}'")
             space = self.infer(node.args[0])
@@ -314,6 +318,34 @@ class ExprChecker:
                 node.func_span,
             )
         raise self.unknown(func, node.func_span, "function")
+
+    def _classify(self, node: ast.Call) -> Space:
+        """``classify(x[0], classes = [0, 2, 4])``: log-probability of the classes (a scalar)."""
+        if len(node.args) != 1 or [k.name for k in node.kwargs] != ["classes"]:
+            raise self.error(
+                DtgTypeError,
+                "classify takes an image and the classes: classify(x[0], classes = [0, 2, 4, 6, 8])",
+                node.span,
+            )
+        space = self.infer(node.args[0])
+        if space.shape != (64,) and space.shape != (8, 8):
+            raise self.error(
+                DtgTypeError,
+                f"classify's built-in digits classifier reads 8x8 images (64 pixels), got {space}",
+                node.args[0].span,
+            )
+        classes = node.kwargs[0].value
+        items = classes.items if isinstance(classes, ast.Vector) else ()
+        values = [self.constant(i) for i in items]
+        if not values or any(
+            v is None or not float(v).is_integer() or not 0 <= v <= 9 for v in values
+        ):
+            raise self.error(
+                DtgTypeError,
+                "classes must be a list of digits 0..9, e.g. [0, 2, 4, 6, 8]",
+                classes.span,
+            )
+        return SCALAR
 
     def _arity(self, node: ast.Call, count: int, what: str) -> None:
         if node.kwargs:

@@ -40,4 +40,12 @@ def build_objective(model: Any) -> nn.Module:
         from .balance import Balance
 
         return Balance(model, kind, options)
+    if kind is ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE:
+        from .finetune import RelativeTB
+
+        return RelativeTB(model, options)
+    if kind is ObjectiveKind.POLICY_GRADIENT:
+        from .finetune import PolicyGradient
+
+        return PolicyGradient(model, options)
     raise DtgRuntimeError(f"objective {kind.value} cannot be compiled yet")

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..channels.base import level_tensor
 
-__all__ = ["Trajectories", "sample_trajectories", "destroy_trajectories"]
+__all__ = ["Trajectories", "sample_trajectories", "destroy_trajectories", "generation_log_probs"]
 
 
 @dataclass
@@ -59,18 +59,25 @@ class Trajectories:
 
 
 def _generate_step(generate: Any, x: Tensor, t: Tensor, explore: float) -> Tensor:
+    """One generation step, drawn from exactly the kernel whose log-probability is recorded
+    (for Gaussian kernels also at t = 1), with optional extra exploration noise."""
     with torch.no_grad():
-        if explore and hasattr(generate, "params"):
-            mean, std = generate.params(x, t)
-            return mean + (std**2 + explore**2).sqrt() * torch.randn_like(mean)
+        if hasattr(generate, "mean_std"):
+            mean, std = generate.mean_std(x, t)
+            if explore:
+                std = (std**2 + explore**2).sqrt()
+            return mean + std * torch.randn_like(mean)
         return generate.sample(x, t)
 
 
-def sample_trajectories(model: Any, n: int, explore: float = 0.0) -> Trajectories:
+def sample_trajectories(
+    model: Any, n: int, explore: float = 0.0, with_destruction: bool = True
+) -> Trajectories:
     """Run the generation chain for ``n`` trajectories.
 
     :param explore: extra generation noise std (off-policy exploration); log-probabilities are
         still those of the policy, so the balance losses stay correct.
+    :param with_destruction: also record log q(x[t] | x[t-1]) (zeros otherwise).
     """
     steps, device = model.ir.steps, model.device
     level = level_tensor(steps, n, device)
@@ -82,15 +89,29 @@ def sample_trajectories(model: Any, n: int, explore: float = 0.0) -> Trajectorie
         level = level_tensor(t, n, device)
         previous = _generate_step(model.generate, x, level, explore).detach()
         log_pf.append(model.generate.log_prob(previous, x, level))
-        log_pb.append(model.destroy.log_prob(x, previous, level))
+        if with_destruction:
+            log_pb.append(model.destroy.log_prob(x, previous, level))
+        else:
+            log_pb.append(torch.zeros_like(log_pf[-1]).detach())
         states.append(previous)
         x = previous
     states.reverse()  # states[t] is x[t]
     log_pf.reverse()
     log_pb.reverse()
-    return Trajectories(
-        states, log_start, torch.stack(log_pf, 1), torch.stack(log_pb, 1), model.reward_fn(x)
-    )
+    reward = model.reward_fn(x) if model.reward_fn is not None else torch.zeros_like(log_start)
+    return Trajectories(states, log_start, torch.stack(log_pf, 1), torch.stack(log_pb, 1), reward)
+
+
+def generation_log_probs(model: Any, states: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """log p(x[T]) ``[B]`` and log p(x[t-1] | x[t]) ``[B, T]`` of given states under ``model``."""
+    steps, device = model.ir.steps, model.device
+    n = states[0].shape[0]
+    log_start = model.start.log_prob(states[steps], None, level_tensor(steps, n, device))
+    columns = [
+        model.generate.log_prob(states[t - 1], states[t], level_tensor(t, n, device))
+        for t in range(1, steps + 1)
+    ]
+    return log_start, torch.stack(columns, 1)
 
 
 def destroy_trajectories(model: Any, x0: Tensor) -> Trajectories:

@@ -61,6 +61,7 @@ class CompiledModel(nn.Module):
         super().__init__()
         self.ir, self.program, self.device = ir, program, device
         self.needs_data = ir.message.role == "data"
+        self.register_buffer("dtype_probe", torch.zeros(()), persistent=False)
         self.nets = nn.ModuleDict(
             {
                 name: build_net(
@@ -77,6 +78,13 @@ class CompiledModel(nn.Module):
         self.start = self._start()
         self.generate = self._generate()
         self.reward_fn = self._reward()
+        self.prior = None
+        if ir.parent is not None and ir.objective.kind in (
+            ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE,
+            ObjectiveKind.POLICY_GRADIENT,
+        ):
+            # The parent's generation chain, frozen: the prior of fine-tuning.
+            self.prior = CompiledModel(ir.parent, program, device).requires_grad_(False)
         self.objective = self._objective()
         self.to(device)
 
@@ -84,9 +92,11 @@ class CompiledModel(nn.Module):
     def _closure(self, node: ast.Expr, level: str):
         closure = self.expr.compile(node)
 
+        owner = [self]  # looked up per call: .to()/.double() replace the buffer
+
         def evaluate(source: Tensor | None, t: Tensor) -> Tensor:
             levels = {level: source} if source is not None else {}
-            return closure(Env(t.shape[0], t.float(), levels))
+            return closure(Env(t.shape[0], t.to(owner[0].dtype_probe.dtype), levels))
 
         return evaluate
 
@@ -130,7 +140,11 @@ class CompiledModel(nn.Module):
                 return net(xt, t.float() / steps) if timed else net(xt)
 
             return GaussianGuess(
-                self.destroy, predict, channel.options["predict"], channel.options["variance"]
+                self.destroy,
+                predict,
+                channel.options["predict"],
+                channel.options["variance"],
+                channel.options.get("clip"),
             )
         if channel.family is Family.NORMAL:
             args = _bind(channel.body, ("mean", "std"))
@@ -153,7 +167,9 @@ class CompiledModel(nn.Module):
         device = self.device
 
         def log_reward(x0: Tensor) -> Tensor:
-            t = torch.zeros(x0.shape[0], device=device)
+            t = torch.zeros(
+                x0.shape[0], device=device, dtype=x0.dtype if x0.is_floating_point() else None
+            )
             value = closure(Env(x0.shape[0], t, {"zero": x0}))
             return value.expand(x0.shape[0]) if value.dim() == 0 else value
 
@@ -183,6 +199,30 @@ class CompiledModel(nn.Module):
             objectives the number of trajectories.
         """
         return self.objective(batch)
+
+    def init_from_parent(self, state: dict[str, Tensor]) -> None:
+        """Load a trained parent's weights into both the posterior and the frozen prior.
+
+        :param state: the parent model's ``state_dict`` (from its checkpoint).
+        :raises DtgRuntimeError: listing every missing, unexpected or mis-shaped net weight.
+        """
+        nets = {k: v for k, v in state.items() if k.startswith("nets.")}
+        own = {k: v for k, v in self.state_dict().items() if k.startswith("nets.")}
+        problems = [f"missing in the checkpoint: {k}" for k in own if k not in nets]
+        problems += [f"not in this model: {k}" for k in nets if k not in own]
+        problems += [
+            f"shape of {k}: checkpoint {tuple(nets[k].shape)}, model {tuple(v.shape)}"
+            for k, v in own.items()
+            if k in nets and tuple(nets[k].shape) != tuple(v.shape)
+        ]
+        if problems:
+            raise DtgRuntimeError(
+                f"the checkpoint's nets do not match model '{self.ir.name}'",
+                hints=problems[:20] + (["…"] if len(problems) > 20 else []),
+            )
+        self.load_state_dict(nets, strict=False)
+        if self.prior is not None:
+            self.prior.load_state_dict(nets, strict=False)
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer parameter groups; objectives with their own rates (log Z) add groups."""

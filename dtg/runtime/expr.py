@@ -88,7 +88,9 @@ class ExprCompiler:
         self.t_symbol = T_SYMBOL
 
     def constant(self, value: float) -> Tensor:
-        return torch.tensor(float(value), device=self.device)
+        # float64 0-dim constants: combined with batched tensors they take the batch's dtype
+        # (float32 or float64) without first being rounded to float32.
+        return torch.tensor(float(value), device=self.device, dtype=torch.float64)
 
     def compile(self, node: ast.Expr, bound: dict[str, Closure] | None = None) -> Closure:
         """A closure computing ``node``; ``bound`` maps parameter names to closures."""
@@ -201,6 +203,14 @@ class ExprCompiler:
             return reduction
         if func in self.nets:
             return self._net(node, args)
+        if func == "classify":
+            from ..classifier import log_prob_classes
+
+            image = args[0]
+            classes = [int(_const(i)) for i in node.kwargs[0].value.items]
+            vocab = self.ir.message.space.vocab
+
+            return lambda env: log_prob_classes(image(env), classes, vocab)
         from ..targets import TARGETS
 
         if func in TARGETS:

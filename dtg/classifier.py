@@ -1,0 +1,115 @@
+"""The built-in digits classifier behind the ``classify(x[0], classes = [...])`` reward.
+
+A small MLP trained on scikit-learn's 8×8 digits (shipped with scikit-learn, no download) the
+first time it is needed, then cached as a weights-only checkpoint in the user's cache folder
+(``$DTG_CACHE_DIR``, else ``$XDG_CACHE_HOME/dtg``, else ``~/.cache/dtg``). Its held-out accuracy
+is checked (≥ 95%) before it is cached; a missing or corrupt cache is retrained.
+
+Inputs are images as ``real[64]`` in [-1, 1] (the ``digits()`` scaling) or ``token(V)[64]``
+grey levels; ``log_prob_classes`` returns log Σ_{c ∈ classes} p(c | x), shape ``[B]``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = ["cache_dir", "digits_classifier", "log_prob_classes", "MIN_ACCURACY"]
+
+MIN_ACCURACY = 0.95
+_FILE = "digits_classifier_v1.pt"
+_LOADED: dict[str, nn.Module] = {}
+
+
+def cache_dir() -> Path:
+    """Where dtg caches the classifier."""
+    if os.environ.get("DTG_CACHE_DIR"):
+        return Path(os.environ["DTG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dtg"
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(64, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 10)
+    )
+
+
+def _data(seed: int = 0):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.data.astype(np.float32) / 8.0 - 1.0
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(x))
+    split = int(0.8 * len(x))
+    train, test = order[:split], order[split:]
+    return (
+        torch.from_numpy(x[train]),
+        torch.from_numpy(y[train]),
+        torch.from_numpy(x[test]),
+        torch.from_numpy(y[test]),
+    )
+
+
+def _train() -> tuple[nn.Module, float]:
+    generator = torch.Generator().manual_seed(0)
+    x, y, x_test, y_test = _data()
+    torch.manual_seed(0)
+    net = _net()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    for _ in range(25):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), 128):
+            index = order[start : start + 128]
+            # Light noise makes the classifier robust to imperfect samples.
+            noisy = x[index] + 0.1 * torch.randn(len(index), 64, generator=generator)
+            loss = nn.functional.cross_entropy(net(noisy), y[index])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        accuracy = float((net(x_test).argmax(1) == y_test).float().mean())
+    return net.eval(), accuracy
+
+
+def digits_classifier(device: torch.device | str = "cpu") -> nn.Module:
+    """The cached classifier (trained and cached on first use), frozen, on ``device``."""
+    key = str(device)
+    if key in _LOADED:
+        return _LOADED[key]
+    path = cache_dir() / _FILE
+    net = _net()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["weights"])
+        accuracy = float(state["accuracy"])
+        if accuracy < MIN_ACCURACY:
+            raise ValueError("cached classifier below the accuracy bar")
+    except Exception:  # noqa: BLE001 - missing, corrupt or stale: retrain
+        net, accuracy = _train()
+        if accuracy < MIN_ACCURACY:
+            raise RuntimeError(
+                f"the digits classifier reached only {accuracy:.1%} held-out accuracy"
+            ) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"weights": net.state_dict(), "accuracy": accuracy}, tmp)
+        os.replace(tmp, path)
+    net = net.eval().requires_grad_(False).to(device)
+    _LOADED[key] = net
+    return net
+
+
+def log_prob_classes(x: Tensor, classes: list[int], vocab: int | None = None) -> Tensor:
+    """log p(class ∈ classes | x) for images ``x`` ``[B, 64]``: ``[B]``."""
+    net = digits_classifier(x.device)
+    images = x.float()
+    if vocab is not None:  # tokens 0..V-1 (a [MASK] id V counts as mid-grey)
+        images = images.clamp(max=vocab - 1) / (vocab - 1) * 2.0 - 1.0
+    log_probs = torch.log_softmax(net(images.reshape(images.shape[0], 64)), dim=-1)
+    return torch.logsumexp(log_probs[:, classes], dim=-1)

@@ -1,0 +1,160 @@
+"""Fine-tuning a trained model toward a reward: relative trajectory balance and DDPO.
+
+The child model (``model child extends parent``) holds a frozen copy of the parent's generation
+chain, the *prior* p₀, and trains its own copy, the *posterior* p_θ, toward p₀(x) r(x)^β.
+
+* ``relative_trajectory_balance(beta)`` (Venkatraman et al. 2024, arXiv 2405.20971):
+  L = (log Z + log p_θ(τ) − log p₀(τ) − β log r(x[0]))² on posterior trajectories τ, prior
+  log-probabilities without gradients; ``vargrad = true`` uses the batch variance instead of a
+  learned log Z; ``clip`` clips the squared residual; ``replay = N`` mixes in trajectories run
+  backward by the destruction chain from a buffer of past samples (off-policy).
+* ``policy_gradient(clip)`` (DDPO, Black et al. 2023, arXiv 2305.13301): per-level PPO-clip on the
+  generation chain with ratio ρ = exp(log p_θ − log p_old), advantages normalised over the batch
+  and clipped to ±5; each sampled batch is reused for ``epochs`` consecutive training steps;
+  ``kl`` adds a penalty kl · (log p_θ(τ) − log p₀(τ)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .trajectories import destroy_trajectories, generation_log_probs, sample_trajectories
+
+__all__ = ["RelativeTB", "PolicyGradient", "rtb_residual", "ppo_clip_loss"]
+
+ADVANTAGE_CLIP = 5.0
+
+
+def rtb_residual(
+    log_z: Tensor, log_post: Tensor, log_prior: Tensor, log_reward: Tensor, beta: float
+) -> Tensor:
+    """log Z + log p_θ(τ) − log p₀(τ) − β log r(x[0]), per trajectory ``[B]``."""
+    return log_z + log_post - log_prior - beta * log_reward
+
+
+def ppo_clip_loss(log_p: Tensor, log_p_old: Tensor, advantages: Tensor, clip: float) -> Tensor:
+    """The PPO-clip surrogate, averaged over levels and trajectories.
+
+    :param log_p: ``[B, T]`` per-level log-probabilities under the current policy.
+    :param log_p_old: ``[B, T]`` the same under the policy that sampled.
+    :param advantages: ``[B]`` normalised advantages.
+    """
+    ratio = torch.exp(log_p - log_p_old)
+    advantages = advantages[:, None]
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+    return torch.maximum(unclipped, clipped).mean()
+
+
+class _FineTune(nn.Module):
+    def __init__(self, model: Any, options: dict) -> None:
+        super().__init__()
+        self._model = [model]
+        self.options = dict(options)
+        self._last: dict[str, float] = {}
+
+    @property
+    def model(self) -> Any:
+        return self._model[0]
+
+    @property
+    def prior(self) -> Any:
+        return self.model.prior
+
+    def _prior_log_prob(self, states: list[Tensor]) -> Tensor:
+        with torch.no_grad():
+            log_start, log_steps = generation_log_probs(self.prior, states)
+        return log_start + log_steps.sum(1)
+
+    def metrics(self) -> dict[str, float]:
+        return dict(self._last)
+
+
+class RelativeTB(_FineTune):
+    """Relative trajectory balance (see the module docstring)."""
+
+    def __init__(self, model: Any, options: dict) -> None:
+        super().__init__(model, options)
+        self.log_z = nn.Parameter(torch.zeros(()))
+        size = int(options.get("replay") or 0)
+        self.register_buffer("replay_x", torch.zeros((size, *model.ir.message.space.shape)))
+        self.register_buffer("replay_count", torch.zeros((), dtype=torch.long))
+
+    def param_groups(self, lr: float) -> list[dict]:
+        main = [p for p in self.model.parameters() if p.requires_grad and p is not self.log_z]
+        groups = [{"params": main, "lr": lr}]
+        if not self.options.get("vargrad"):
+            groups.append({"params": [self.log_z], "lr": float(self.options.get("lr_logZ") or 0.1)})
+        return groups
+
+    def forward(self, batch: Any) -> Tensor:
+        n = int(batch) if not isinstance(batch, Tensor) else batch.shape[0]
+        model = self.model
+        use_replay = self.replay_x.shape[0] > 0 and int(self.replay_count) >= n // 2
+        on_policy = n - n // 2 if use_replay else n
+        traj = sample_trajectories(model, on_policy, with_destruction=False)
+        if self.replay_x.shape[0] > 0:
+            self._remember(traj.states[0])
+        if use_replay:
+            filled = min(int(self.replay_count), self.replay_x.shape[0])
+            index = torch.randint(filled, (n // 2,), device=self.replay_x.device)
+            traj = traj.cat(destroy_trajectories(model, self.replay_x[index]))
+        log_post = traj.log_start + traj.log_pf.sum(1)
+        log_prior = self._prior_log_prob(traj.states)
+        beta = float(self.options.get("beta") or 1.0)
+        if self.options.get("vargrad"):
+            delta = log_post - log_prior - beta * traj.log_reward
+            loss = ((delta - delta.mean()) ** 2).mean()
+            log_z = float(-delta.mean())
+        else:
+            per = rtb_residual(self.log_z, log_post, log_prior, traj.log_reward, beta) ** 2
+            clip = self.options.get("clip")
+            loss = (per.clamp(max=float(clip)) if clip else per).mean()
+            log_z = float(self.log_z)
+        self._last = {"log_z": log_z, "reward": float(traj.log_reward.mean())}
+        return loss
+
+    def _remember(self, x0: Tensor) -> None:
+        size = self.replay_x.shape[0]
+        index = (torch.arange(x0.shape[0], device=x0.device) + int(self.replay_count)) % size
+        self.replay_x[index] = x0.detach().to(self.replay_x.dtype)
+        self.replay_count += x0.shape[0]
+
+
+class PolicyGradient(_FineTune):
+    """DDPO with PPO-clip (see the module docstring)."""
+
+    def __init__(self, model: Any, options: dict) -> None:
+        super().__init__(model, options)
+        self._cache: tuple | None = None
+        self._epoch = 0
+
+    def forward(self, batch: Any) -> Tensor:
+        n = int(batch) if not isinstance(batch, Tensor) else batch.shape[0]
+        epochs = int(self.options.get("epochs") or 1)
+        if self._cache is None or self._epoch >= epochs:
+            with torch.no_grad():
+                traj = sample_trajectories(self.model, n, with_destruction=False)
+                rewards = traj.log_reward
+                advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
+                advantages = advantages.clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
+                prior = self._prior_log_prob(traj.states) if self.options.get("kl") else None
+            self._cache = (
+                [s.detach() for s in traj.states],
+                traj.log_pf.detach(),
+                advantages,
+                prior,
+            )
+            self._epoch = 0
+            self._last = {"reward": float(rewards.mean())}
+        self._epoch += 1
+        states, old, advantages, prior = self._cache
+        _, log_p = generation_log_probs(self.model, states)
+        loss = ppo_clip_loss(log_p, old, advantages, float(self.options.get("clip") or 1e-4))
+        kl = float(self.options.get("kl") or 0.0)
+        if kl and prior is not None:
+            loss = loss + kl * (log_p.sum(1) - prior).mean()
+        return loss
