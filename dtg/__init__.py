@@ -21,10 +21,23 @@ from .errors import (  # noqa: E402
 )
 from .program import Program, load, loads  # noqa: E402
 
+
+def train(model, **options):
+    """Train a compiled model (``dtg.runtime.train.train``): progress, checkpoints, metrics.
+
+    :param model: ``dtg.load(path).compile()``.
+    :param options: ``steps``, ``batch``, ``lr``, ``out``, ``seed``, ``resume``, ``overrides``…
+    :returns: a :class:`dtg.runtime.train.Run`.
+    """
+    from .runtime.train import train as _train
+
+    return _train(model, **options)
+
 __all__ = [
     "__version__",
     "load",
     "loads",
+    "train",
     "Program",
     "DtgError",
     "DtgSyntaxError",

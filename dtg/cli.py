@@ -144,10 +144,17 @@ def _register_tools(commands: argparse._SubParsersAction) -> None:
     register(commands)
 
 
+def _register_runtime(commands: argparse._SubParsersAction) -> None:
+    from .runtime.cli import register
+
+    register(commands)
+
+
 # Stages with their own CLI modules add their subcommands here.
 _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _register_render,
     _register_tools,
+    _register_runtime,
 ]
 
 

@@ -1,0 +1,146 @@
+"""Pictures of samples (matplotlib's Agg canvas; pyplot and the global backend are not touched).
+
+:func:`plot_samples` picks the picture from the space: a scatter plot for 2-D real points, an
+image grid for 64-value data (8×8 images: reals in [-1, 1], or tokens ``0..V-1``), and a bar chart
+of frequencies for tiny token spaces (at most 64 configurations); otherwise the first two
+coordinates (reals) or the frequency of each token value. With ``reference`` (held-out data or
+exact target samples) the same picture of it is drawn beside.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_samples", "picture_kind"]
+
+_MAX_CONFIGURATIONS = 64
+
+
+def picture_kind(space: Any) -> str:
+    """``"scatter"``, ``"images"``, ``"histogram"`` or ``"values"`` for a space (``kind``,
+    ``shape``, ``vocab``)."""
+    dims = math.prod(space.shape)
+    if space.kind == "token":
+        if space.vocab is not None and space.vocab**dims <= _MAX_CONFIGURATIONS:
+            return "histogram"
+        return "images" if dims == 64 else "values"
+    if dims == 64:
+        return "images"
+    return "scatter" if dims >= 2 else "values"
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    return x.reshape(x.shape[0], -1)
+
+
+def _mosaic(rows: np.ndarray, space: Any) -> np.ndarray:
+    """Up to 64 flattened 8×8 images ``[n, 64]`` → an 8×8 grid ``[71, 71]`` with NaN gaps, in
+    ``[0, 1]`` (masked or invalid tokens are NaN)."""
+    rows = rows[:64].astype(np.float64)
+    if space.kind == "token":
+        top = max((space.vocab or 2) - 1, 1)
+        rows = np.where((rows >= 0) & (rows <= top), rows / top, np.nan)
+    else:
+        rows = (np.clip(rows, -1.0, 1.0) + 1.0) / 2.0
+    grid = np.full((8 * 9 - 1, 8 * 9 - 1), np.nan)
+    for i, image in enumerate(rows):
+        r, c = divmod(i, 8)
+        grid[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = image.reshape(8, 8)
+    return grid
+
+
+def _frequencies(rows: np.ndarray, space: Any, kind: str) -> tuple[list[str], np.ndarray]:
+    vocab = int(space.vocab or (int(rows.max()) + 1 if rows.size else 1))
+    values = rows.astype(np.int64)
+    if kind == "histogram":  # each whole configuration, in mixed radix
+        valid = ((values >= 0) & (values < vocab)).all(axis=1)
+        codes = (values[valid] * vocab ** np.arange(values.shape[1])[::-1]).sum(axis=1)
+        counts = np.bincount(codes, minlength=vocab ** values.shape[1])
+        labels = [
+            ",".join(str(d) for d in np.unravel_index(i, (vocab,) * values.shape[1]))
+            for i in range(len(counts))
+        ]
+    else:  # each token value over all positions
+        flat = values.ravel()
+        counts = np.bincount(flat[(flat >= 0) & (flat < vocab)], minlength=vocab)
+        labels = [str(i) for i in range(vocab)]
+    return labels, counts / max(values.size if kind == "values" else len(values), 1)
+
+
+def _limits(panels: list[np.ndarray]) -> list[tuple[float, float]]:
+    """Common square-ish axis limits of the first two coordinates (robust to a few outliers)."""
+    points = np.concatenate([rows[:, :2] for rows in panels]).astype(np.float64)
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) == 0:
+        return [(-1.0, 1.0), (-1.0, 1.0)]
+    low, high = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
+    centre, half = (low + high) / 2, max(float((high - low).max()) / 2 * 1.1, 1e-6)
+    return [(float(c - half), float(c + half)) for c in centre]
+
+
+def plot_samples(
+    samples: Any,
+    space: Any,
+    path: str | Path,
+    reference: Any | None = None,
+    title: str | None = None,
+) -> Path:
+    """Draw samples (and a reference beside them) to an image file.
+
+    :param samples: ``[n, *space.shape]`` tensor or array.
+    :param space: the data space (``kind`` real/token, ``shape``, ``vocab``), e.g. ``ir.message.space``.
+    :param path: the output file; the format follows the suffix (``.png``, ``.pdf``, ``.svg``).
+    :param reference: ``[m, *space.shape]`` held-out data or exact samples, drawn beside.
+    :param title: the figure's title.
+    :returns: ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    kind = picture_kind(space)
+    panels = [("samples", _numpy(samples))]
+    if reference is not None:
+        panels.append(("reference", _numpy(reference)))
+    if kind == "histogram" or (kind == "values" and space.kind == "token"):
+        figure = Figure(figsize=(7, 4))
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        width = 0.8 / len(panels)
+        for i, (name, rows) in enumerate(panels):
+            labels, freq = _frequencies(rows, space, kind)
+            axes.bar(
+                np.arange(len(freq)) + (i - (len(panels) - 1) / 2) * width, freq, width, label=name
+            )
+        axes.set_xticks(np.arange(len(labels)), labels, rotation=90 if len(labels) > 16 else 0)
+        axes.set_ylabel("frequency")
+        axes.legend()
+    else:
+        figure = Figure(figsize=(4.5 * len(panels), 4.5))
+        FigureCanvasAgg(figure)
+        limits = _limits([rows for _, rows in panels]) if kind == "scatter" else None
+        for i, (name, rows) in enumerate(panels):
+            axes = figure.add_subplot(1, len(panels), i + 1)
+            if kind == "images":
+                axes.imshow(_mosaic(rows, space), cmap="gray", vmin=0.0, vmax=1.0)
+                axes.set_axis_off()
+            elif kind == "scatter":
+                axes.scatter(rows[:, 0], rows[:, 1], s=2, alpha=0.5)
+                axes.set_xlim(*limits[0])
+                axes.set_ylim(*limits[1])
+                axes.set_aspect("equal", adjustable="box")
+            else:
+                axes.hist(rows[:, 0], bins=60, density=True)
+            note = " (first two coordinates)" if kind == "scatter" and rows.shape[1] > 2 else ""
+            axes.set_title(f"{name}{note}")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(Path(path), dpi=120)
+    return Path(path)
