@@ -105,6 +105,7 @@ TRAIN_OPTIONS: dict[str, OptionSpec] = {
     "log_every": _int(50, doc="steps between metric lines"),
     "warmup": _int(0, low=0, doc="linear learning-rate warm-up steps"),
     "ema": _num(0.0, open_low=False, high=1.0, doc="EMA decay of the weights (0 = off)"),
+    "shards": _int(0, low=0, doc="random-stream shards per batch (0 = the number of processes)"),
 }
 
 

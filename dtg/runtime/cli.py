@@ -79,7 +79,22 @@ def _compile(program: Any, ir: Any, device_name: str) -> Any:
     from .train import resolve_device
 
     device = resolve_device(device_name)  # "cuda" without CUDA: a DtgRuntimeError, exit 1
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per torchrun process
+        device = type(device)("cuda", int(os.environ["LOCAL_RANK"]))
     return program.compile(device=str(device), model=ir.name)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line without ``--nproc N`` / ``--nproc=N`` (for torchrun to re-run)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -95,8 +110,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise _usage(f"--out {out} is a file, not a folder")
     if args.resume and not (out / CHECKPOINT).is_file():
         raise _usage(f"nothing to resume: no checkpoint at {out / CHECKPOINT}")
+    if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from .distributed import launch
+
+        return launch(_without_nproc(sys.argv[1:]), args.nproc)
+    if args.init and not Path(args.init).is_file():
+        raise _usage(f"no such checkpoint for --init: {args.init}")
     seed_everything(int(flags.get("seed", overrides.get("seed", ir.train.get("seed", 0)))))
     model = _compile(program, ir, args.device)  # seeded above: the initial weights are reproducible
+    if args.init and not args.resume:
+        from .checkpoint import load_checkpoint
+
+        if not hasattr(model, "init_from_parent"):
+            raise _usage("--init needs a compiled dtg model")
+        model.init_from_parent(load_checkpoint(Path(args.init), model.device)["model"])
+        print(f"initialised from {args.init}")
     run = train(
         model,
         out=out,
@@ -107,6 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         force=args.force,
         **flags,
     )
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 reports for the whole job
     if run.step == run.start_step:
         print(f"{ir.name}: already trained to step {run.step} (raise --steps to continue)")
     else:
@@ -246,6 +276,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help=f"override a train option ({', '.join(TRAIN_OPTIONS)})",
+    )
+    train.add_argument(
+        "--init", metavar="CKPT", help="start from a parent model's checkpoint (fine-tuning)"
+    )
+    train.add_argument(
+        "--nproc", type=int, metavar="N", help="train on N local processes (torchrun, DDP)"
     )
     train.add_argument("--detect-anomaly", action="store_true", help="find the op making NaNs")
     train.add_argument("--no-progress", action="store_true", help="no progress bar or lines")

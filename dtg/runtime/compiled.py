@@ -200,6 +200,10 @@ class CompiledModel(nn.Module):
         """
         return self.objective(batch)
 
+    def forward(self, batch: Tensor | int) -> Tensor:
+        """The loss (so that DistributedDataParallel can wrap the model)."""
+        return self.objective(batch)
+
     def init_from_parent(self, state: dict[str, Tensor]) -> None:
         """Load a trained parent's weights into both the posterior and the frozen prior.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from contextlib import nullcontext
@@ -202,6 +203,24 @@ def train(
     opts = _options(model, saved["train_options"] if saved else None, explicit)
     out.mkdir(parents=True, exist_ok=True)
 
+    from .distributed import context_from_env, shard_seed
+
+    ctx = context_from_env(model.device)
+    shards = int(opts.get("shards") or 0) or ctx.world
+    if shards % ctx.world or int(opts["batch"]) % shards:
+        raise DtgRuntimeError(
+            f"shards = {shards} must be a multiple of the {ctx.world} processes and divide "
+            f"the batch {opts['batch']}",
+            hints=["set it with --set shards=N"],
+        )
+    per_rank = shards // ctx.world
+    mine = range(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+    shard_size = int(opts["batch"]) // shards
+    runner = model
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(model, find_unused_parameters=True)
     model.train()  # dropout and the like on (evaluate() may have left eval mode)
     dataset = model.dataset(DATA_SPLIT_SEED) if model.needs_data else None
     groups = model.param_groups(opts["lr"])
@@ -220,8 +239,14 @@ def train(
     stream = dataset.to(model.device).batches(opts["batch"], data_gen) if dataset else None
     total, start = int(opts["steps"]), step
     # On the CPU every step is checked before its update; on a GPU, checks (syncs) are batched.
-    eager = _checks_every_step(model.device)
-    monitor = _Monitor(model, opts, out, step, elapsed, progress, resumed=saved is not None)
+    eager = _checks_every_step(model.device) and not ctx.active  # ranks must not diverge
+    if not ctx.main:  # only rank 0 writes metrics and checkpoints, and shows progress
+        import tempfile
+
+        monitor_out, progress = Path(tempfile.mkdtemp(prefix="dtg-rank")), False
+    else:
+        monitor_out = out
+    monitor = _Monitor(model, opts, monitor_out, step, elapsed, progress, resumed=saved is not None)
     try:
         with torch.autograd.set_detect_anomaly(True) if detect_anomaly else nullcontext():
             while step < total:
@@ -229,11 +254,17 @@ def train(
                 for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base_lr * factor
                 data = next(stream) if stream is not None else int(opts["batch"])
-                loss = model.loss(data)
-                if eager:
-                    monitor.check(step + 1, "loss", loss, data)  # before the update
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if shards == 1:
+                    loss = model.loss(data)
+                    if eager:
+                        monitor.check(step + 1, "loss", loss, data)  # before the update
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = _sharded_backward(
+                        runner, data, mine, shard_size, opts["seed"], step, shard_seed, ctx
+                    )
                 norm = _grad_norm(params, float(opts["grad_clip"]))
                 if eager:
                     monitor.check(step + 1, "gradient norm", norm, data)
@@ -241,8 +272,9 @@ def train(
                 if ema is not None:
                     ema.update(model)
                 step += 1
+                _maybe_fail(ctx.rank, step)
                 monitor.record(step, loss, norm, data, optimizer.param_groups[0]["lr"])
-                if step % opts["checkpoint_every"] == 0 or step == total:
+                if ctx.main and (step % opts["checkpoint_every"] == 0 or step == total):
                     monitor.flush()
                     shadow = ema.shadow if ema is not None else None
                     seconds = monitor.elapsed()
@@ -253,8 +285,36 @@ def train(
                     monitor.good = step
     finally:
         monitor.close()
+        ctx.close()
     seconds = monitor.elapsed() - elapsed
     return Run(step, start, monitor.losses, out, ckpt_path, monitor.path, opts, seconds)
+
+
+def _maybe_fail(rank: int, step: int) -> None:
+    """``DTG_FAIL_AT_STEP=RANK:STEP`` kills that rank there (to test failure handling)."""
+    spec = os.environ.get("DTG_FAIL_AT_STEP")
+    if spec and spec == f"{rank}:{step}":
+        os._exit(17)
+
+
+def _sharded_backward(runner, data, mine, size, seed, step, shard_seed, ctx) -> torch.Tensor:
+    """Accumulate the gradient of this rank's shards; each shard has its own seeded stream.
+
+    :returns: the mean loss over all shards of all ranks (for logging), a scalar.
+    """
+    from contextlib import nullcontext
+
+    losses = []
+    for position, shard in enumerate(mine):
+        torch.manual_seed(shard_seed(int(seed), step, shard))
+        part = data[shard * size : (shard + 1) * size] if isinstance(data, torch.Tensor) else size
+        last = position == len(mine) - 1
+        sync = nullcontext() if last or not ctx.active else runner.no_sync()
+        with sync:
+            loss = runner(part) if ctx.active else runner.loss(part)
+            (loss / len(mine)).backward()
+        losses.append(loss.detach())
+    return ctx.all_mean(torch.stack(losses).mean())
 
 
 class _Monitor:

@@ -1,0 +1,118 @@
+"""Multi-process training on ``torch.distributed`` (torchrun and DDP; nothing home-made).
+
+``dtg train FILE --nproc N`` re-runs itself under ``torch.distributed.run`` (torchrun) with N
+local processes; ``dtg train`` started by torchrun on several machines reads the usual
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR`` environment. The backend is ``nccl`` on
+CUDA and ``gloo`` on CPU; DDP averages gradients (log Z included).
+
+Randomness is defined per *shard* so that results do not depend on the number of processes:
+each step's global batch is cut into ``shards`` slices (train option, default: the world size),
+slice k draws its noise from a torch generator seeded by (seed, step, k), and each process
+handles ``shards / world`` slices. A single process with ``--set shards=2`` therefore computes
+the same update as two processes, to float tolerance, and a run resumes on any number of
+processes that divides ``shards``.
+
+A rank that dies makes torchrun stop the others; collectives time out after
+``DTG_DIST_TIMEOUT`` seconds (default 120) so nothing hangs longer. Only rank 0 writes the
+checkpoint (atomically) and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["Context", "context_from_env", "launch", "shard_seed", "DEFAULT_TIMEOUT"]
+
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass
+class Context:
+    """This process's place in the job.
+
+    :param rank: global rank; :param world: number of processes; :param local_rank: rank on
+        this machine (selects the CUDA device).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, requested: torch.device) -> torch.device:
+        """The device of this rank: ``cuda:LOCAL_RANK`` when training on CUDA."""
+        if requested.type == "cuda" and self.active:
+            return torch.device("cuda", self.local_rank)
+        return requested
+
+    def all_mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of a scalar over ranks (for logging)."""
+        if not self.active:
+            return value
+        value = value.detach().clone()
+        dist.all_reduce(value)
+        return value / self.world
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def context_from_env(device: torch.device) -> Context:
+    """Join the process group when started by torchrun (``WORLD_SIZE`` > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Context()
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = float(os.environ.get("DTG_DIST_TIMEOUT", DEFAULT_TIMEOUT))
+        if device.type == "cuda":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    return Context(rank, world, local)
+
+
+def shard_seed(seed: int, step: int, shard: int) -> int:
+    """The seed of shard ``shard`` at ``step``: the same on every process layout."""
+    return (seed * 1_000_003 + step * 7_919 + shard * 104_729) % (2**63 - 1)
+
+
+def launch(argv: Sequence[str], nproc: int) -> int:
+    """Re-run ``dtg train`` under torchrun with ``nproc`` local processes.
+
+    :param argv: the ``dtg`` arguments without ``--nproc``.
+    :returns: torchrun's exit status (non-zero when any rank failed).
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "dtg",
+        *argv,
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    return subprocess.call(command, env=env)
