@@ -10,7 +10,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(BIN)/dtg check examples/*.dtg
+	bash scripts/demo.sh
 
 test: setup
 	$(BIN)/python -m pytest -q
