@@ -1,0 +1,220 @@
+"""Discrete channels over token messages ``token(V)[L…]``, and :func:`build_discrete`.
+
+Token messages are long tensors ``[B, *shape]`` with values ``0..V-1``; when a ``Mask`` or
+``MashLast`` channel is used the extra id ``V`` is ``[MASK]``. A :class:`DiscreteChannel` is
+an independent categorical per position: it implements :meth:`DiscreteChannel.log_probs`
+(``[B, *shape, K]`` log-probabilities over ``K = V`` or ``V + 1`` values, ``-inf`` for the
+impossible ones) and inherits ``sample`` and ``log_prob`` from it.
+
+This module holds the starts (``= masked``, ``~ Categorical(logits = c)``), the general
+``Categorical(logits = …)`` generation kernel, and :func:`build_discrete`, which
+:class:`dtg.runtime.compiled.CompiledModel` calls for every discrete role. The families live in
+:mod:`dtg.channels.mask` (``Mask``, ``MashLast`` and their ``Guess``) and
+:mod:`dtg.channels.shuffle` (``Shuffle`` and its ``Guess``).
+
+References: Austin et al. 2021, Structured Denoising Diffusion Models in Discrete State-Spaces
+(D3PM, arXiv 2107.03006); Sahoo et al. 2024, Simple and Effective Masked Diffusion Language
+Models (MDLM, arXiv 2406.07524).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import DtgRuntimeError
+from ..ir import Family
+from .base import Channel, sum_event
+
+__all__ = [
+    "DiscreteChannel",
+    "MaskedStart",
+    "CategoricalStart",
+    "CategoricalKernel",
+    "sample_categorical",
+    "gather_log_prob",
+    "net_closure",
+    "build_discrete",
+]
+
+
+def sample_categorical(log_probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row of ``log_probs`` ``[…, K]`` (inverse CDF in float64): long ``[…]``.
+
+    Values with probability 0 (``-inf``) are never drawn; rows need not be normalised.
+    """
+    probs = (log_probs.double() - log_probs.double().amax(-1, keepdim=True)).exp()
+    cdf = probs.cumsum(-1)
+    u = torch.rand((*cdf.shape[:-1], 1), generator=generator, device=cdf.device, dtype=cdf.dtype)
+    index = torch.searchsorted(cdf, u * cdf[..., -1:], right=True)
+    return index.squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+
+
+def gather_log_prob(log_probs: Tensor, value: Tensor) -> Tensor:
+    """Sum over positions of ``log_probs[…, value]``: ``log_probs`` ``[B, *shape, K]``,
+    ``value`` long ``[B, *shape]`` (ids ``≥ K`` have log-probability ``-inf``) → ``[B]``."""
+    size = log_probs.shape[-1]
+    inside = value < size
+    picked = log_probs.gather(-1, value.clamp_max(size - 1).unsqueeze(-1)).squeeze(-1)
+    picked = torch.where(inside, picked, torch.full_like(picked, -torch.inf))
+    return sum_event(picked)
+
+
+class DiscreteChannel(Channel):
+    """An independent categorical per position, given by :meth:`log_probs`."""
+
+    def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
+        """Log-probabilities of each position's value: ``[B, *shape, K]``."""
+        raise NotImplementedError
+
+    def sample(
+        self, source: Tensor | None, t: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """:returns: long ``[B, *shape]``."""
+        return sample_categorical(self.log_probs(source, t), generator)
+
+    def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
+        """:returns: ``[B]``, ``-inf`` for an impossible value."""
+        return gather_log_prob(self.log_probs(source, t), value)
+
+
+def _expand_logits(value: Tensor, batch: int, shape: tuple[int, ...], vocab: int) -> Tensor:
+    """Broadcast an evaluated ``logits`` expression to ``[B, *shape, V]``."""
+    full = (batch, *shape, vocab)
+    if value.dim() == 1 and value.shape[0] == batch:  # a per-example scalar
+        value = value.reshape(batch, *([1] * (len(full) - 1)))
+    return value.float().expand(full)
+
+
+class MaskedStart(Channel):
+    """``x[T] = masked``: every position is ``[MASK]`` (id ``V``); log-probability 0.
+
+    :param shape: the message's shape; :param vocab: ``V``.
+    """
+
+    stochastic = False
+
+    def __init__(self, shape: tuple[int, ...], vocab: int) -> None:
+        super().__init__()
+        self.shape, self.vocab = tuple(shape), int(vocab)
+
+    def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
+        """:returns: long ``[B, *shape]`` filled with ``V``."""
+        return torch.full((t.shape[0], *self.shape), self.vocab, device=t.device, dtype=torch.long)
+
+    def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
+        """0 where every position is masked, ``-inf`` otherwise: ``[B]``."""
+        masked = (value == self.vocab).flatten(1).all(dim=1)
+        zero = torch.zeros(value.shape[0], device=value.device)
+        return torch.where(masked, zero, torch.full_like(zero, -torch.inf))
+
+
+class CategoricalStart(DiscreteChannel):
+    """``x[T] ~ Categorical(logits = c)`` independently per position (uniform when ``c`` is a
+    constant).
+
+    :param logits: closure ``(None, t [B]) -> `` a scalar, ``[B]`` or ``[B, *shape, V]``.
+    """
+
+    def __init__(
+        self, logits: Callable[[Tensor | None, Tensor], Tensor], shape: tuple[int, ...], vocab: int
+    ) -> None:
+        super().__init__()
+        self.logits_fn, self.shape, self.vocab = logits, tuple(shape), int(vocab)
+
+    def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
+        """:returns: ``[B, *shape, V]``."""
+        value = _expand_logits(self.logits_fn(None, t), t.shape[0], self.shape, self.vocab)
+        return value.log_softmax(-1)
+
+
+class CategoricalKernel(DiscreteChannel):
+    """``x[t-1] ~ Categorical(logits = f(x[t]))``: a written-out generation kernel.
+
+    :param logits: closure ``(x[t] [B, *shape], t [B]) -> [B, *shape, V]`` (or a scalar).
+    """
+
+    def __init__(
+        self, logits: Callable[[Tensor | None, Tensor], Tensor], shape: tuple[int, ...], vocab: int
+    ) -> None:
+        super().__init__()
+        self.logits_fn, self.shape, self.vocab = logits, tuple(shape), int(vocab)
+
+    def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
+        """:returns: ``[B, *shape, V]``."""
+        value = _expand_logits(self.logits_fn(source, t), t.shape[0], self.shape, self.vocab)
+        return value.log_softmax(-1)
+
+
+def net_closure(model: Any, name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``: the net called as
+    ``net(x[t], t / T)`` when it declares a ``time`` input, else ``net(x[t])``."""
+    net = model.nets[name]
+    timed = any(s.kind == "time" for s in model.ir.nets[name].inputs)
+    steps = float(model.ir.steps)
+
+    def predict(xt: Tensor, t: Tensor) -> Tensor:
+        return net(xt, t.float() / steps) if timed else net(xt)
+
+    return predict
+
+
+def _logits_node(call: Any) -> Any:
+    if call.args:
+        return call.args[0]
+    return next(k.value for k in call.kwargs if k.name == "logits")
+
+
+def build_discrete(model: Any, role: str) -> Channel:
+    """The executable channel of ``role`` (``destroy``, ``start`` or ``generate``) of a compiled
+    model whose message is a token space.
+
+    :param model: the :class:`~dtg.runtime.compiled.CompiledModel` under construction (its
+        ``destroy`` is built before ``start`` and ``generate``).
+    :raises DtgRuntimeError: for a combination that has no executable form.
+    """
+    from .mask import MashLast, MashLastGuess, Mask, MaskGuess
+    from .shuffle import Shuffle, ShuffleGuess
+
+    ir = model.ir
+    space = ir.message.level_space
+    shape, vocab = tuple(space.shape), int(space.vocab or 0)
+    if role == "destroy":
+        family = ir.destroy.family
+        if family is Family.MASK:
+            return Mask(ir.destroy.tables["keep"], vocab)
+        if family is Family.SHUFFLE:
+            return Shuffle(ir.destroy.tables["keep"], vocab)
+        if family is Family.MASH_LAST:
+            return MashLast(shape, vocab)
+    elif role == "start":
+        channel = ir.start
+        if channel.family is Family.SINGLETON and channel.params.get("value") == "masked":
+            return MaskedStart(shape, vocab)
+        if channel.family is Family.CATEGORICAL:
+            return CategoricalStart(
+                model._closure(_logits_node(channel.body), "next"), shape, vocab
+            )
+    elif role == "generate":
+        channel = ir.generate
+        if channel.family is Family.GUESS:
+            predict = net_closure(model, channel.options["net"])
+            destroy = model.destroy
+            if isinstance(destroy, Mask):
+                return MaskGuess(destroy, predict)
+            if isinstance(destroy, MashLast):
+                return MashLastGuess(destroy, predict)
+            if isinstance(destroy, Shuffle):
+                return ShuffleGuess(destroy, predict)
+        if channel.family is Family.CATEGORICAL:
+            return CategoricalKernel(
+                model._closure(_logits_node(channel.body), "next"), shape, vocab
+            )
+    raise DtgRuntimeError(
+        f"model '{ir.name}': this {role} kernel cannot be compiled yet",
+        getattr(ir, "span", None),
+        getattr(model.program, "source", None),
+    )

@@ -1,0 +1,229 @@
+"""Absorbing destruction: ``Mask``, ``MashLast``, and their ``Guess`` generation kernels.
+
+* :class:`Mask`: each unmasked position is independently masked with probability
+  ``1 − keep(t)``; ``[MASK]`` (id ``V``) is absorbing. Marginal: keep ``x[0]`` with probability
+  ``α_t = ∏_{k≤t} keep(k)``, else ``[MASK]``. Posterior q(x[t-1] | x[t], x[0]): an unmasked
+  position stays; a masked one is ``x[0]`` with probability ``r_t = (α_{t-1} − α_t)/(1 − α_t)``,
+  else stays masked.
+* :class:`MaskGuess`: that posterior at the net's predicted distribution of x[0] — MDLM's SUBS
+  parameterisation (the ``[MASK]`` logit is −∞, unmasked positions are carried over).
+* :class:`MashLast`: deterministic, masks the last unmasked position (``T = L``), so level ``t``
+  holds the first ``L − t`` positions. :class:`MashLastGuess` fills position ``L − t`` from the
+  net's logits there: left-to-right (autoregressive) generation.
+
+Positions of a multi-dimensional message are taken in row-major (flattened) order.
+
+References: Sahoo et al. 2024, Simple and Effective Masked Diffusion Language Models (MDLM,
+arXiv 2406.07524); Austin et al. 2021 (D3PM, arXiv 2107.03006), absorbing-state diffusion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..symbolic import discrete_alpha
+from .base import Channel, sum_event
+from .discrete import DiscreteChannel, sample_categorical
+
+__all__ = ["Mask", "MaskGuess", "MashLast", "MashLastGuess", "unmask_rates"]
+
+Predict = Callable[[Tensor, Tensor], Tensor]
+
+
+def unmask_rates(alpha: np.ndarray) -> np.ndarray:
+    """``r_t = (α_{t-1} − α_t)/(1 − α_t)`` for ``t = 1..T`` (0 where ``α_t = 1``); ``r_0 = 0``.
+
+    :param alpha: ``[T + 1]`` float64. :returns: ``[T + 1]`` float64 in ``[0, 1]``.
+    """
+    rates = np.zeros_like(alpha)
+    with np.errstate(all="ignore"):
+        rates[1:] = (alpha[:-1] - alpha[1:]) / (1.0 - alpha[1:])
+    return np.clip(np.nan_to_num(rates, nan=0.0, posinf=0.0), 0.0, 1.0)
+
+
+def _view(values: Tensor, like: Tensor) -> Tensor:
+    """``[B]`` level parameters viewed to broadcast against ``[B, *shape]``."""
+    return values.reshape(values.shape + (1,) * (like.dim() - 1))
+
+
+def _log(values: Tensor) -> Tensor:
+    return torch.log(values)  # log 0 = -inf is the intended value
+
+
+class Mask(DiscreteChannel):
+    """``x[t] ~ Mask(x[t-1], keep = keep(t))`` over ``V`` values plus ``[MASK] = V``.
+
+    :param keep: ``[T + 1]`` float64 keep probabilities (entry 0 unused).
+    :param vocab: ``V``.
+    """
+
+    def __init__(self, keep: np.ndarray, vocab: int) -> None:
+        super().__init__()
+        self.vocab = int(vocab)
+        keep = np.nan_to_num(np.asarray(keep, dtype=np.float64), nan=1.0)
+        alpha = discrete_alpha(keep)["alpha"]
+        self.register_buffer("keep", torch.as_tensor(keep, dtype=torch.float32))
+        self.register_buffer("alpha", torch.as_tensor(alpha, dtype=torch.float32))
+        self.register_buffer("rate", torch.as_tensor(unmask_rates(alpha), dtype=torch.float32))
+
+    def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
+        """:returns: long ``[B, *shape]``; masked positions stay masked."""
+        assert source is not None
+        u = torch.rand(source.shape, generator=generator, device=source.device)
+        return torch.where(u < _view(self.keep[t], source), source, self.vocab)
+
+    def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
+        """Exact ``log q(x[t] | x[t-1])``: ``[B]`` (``-inf`` when inconsistent)."""
+        assert source is not None
+        keep = _view(self.keep[t], source).expand(source.shape)
+        masked = source == self.vocab
+        stays = torch.where(masked, torch.zeros_like(keep), _log(keep))
+        lost = torch.where(masked, torch.full_like(keep, -torch.inf), _log(1 - keep))
+        out = torch.where(value == source, stays, torch.full_like(keep, -torch.inf))
+        return sum_event(torch.where(value == self.vocab, torch.maximum(out, lost), out))
+
+    def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
+        """``[B, *shape, V + 1]``: ``log keep`` on the value, ``log(1 − keep)`` on ``[MASK]``."""
+        assert source is not None
+        one_hot = torch.nn.functional.one_hot(source, self.vocab + 1).float()
+        keep = _view(self.keep[t], one_hot)
+        probs = keep * one_hot
+        probs[..., self.vocab] = probs[..., self.vocab] + (1 - keep[..., 0])
+        return _log(probs)
+
+    def marginal(self, x0: Tensor, t: Tensor, generator=None) -> Tensor:
+        """A draw of ``x[t] ~ q(x[t] | x[0])``: keep with probability ``α_t``: ``[B, *shape]``."""
+        u = torch.rand(x0.shape, generator=generator, device=x0.device)
+        return torch.where(u < _view(self.alpha[t], x0), x0, self.vocab)
+
+    def marginal_log_probs(self, x0: Tensor, t: Tensor) -> Tensor:
+        """``log q(x[t] | x[0])`` per position: ``[B, *shape, V + 1]``."""
+        one_hot = torch.nn.functional.one_hot(x0, self.vocab + 1).float()
+        alpha = _view(self.alpha[t], one_hot)
+        probs = alpha * one_hot
+        probs[..., self.vocab] = probs[..., self.vocab] + (1 - alpha[..., 0])
+        return _log(probs)
+
+    def posterior_log_probs(self, xt: Tensor, log_x0: Tensor, t: Tensor) -> Tensor:
+        """``log q(x[t-1] | x[t], x̂[0])`` with x̂[0] a distribution: ``[B, *shape, V + 1]``.
+
+        :param xt: long ``[B, *shape]``. :param log_x0: ``[B, *shape, V]`` log-probabilities of
+            x[0] (a one-hot gives the exact posterior; a net's ``log_softmax`` gives SUBS).
+        """
+        rate = _view(self.rate[t], log_x0)
+        masked_row = torch.cat([_log(rate) + log_x0, _log(1 - rate).expand_as(log_x0[..., :1])], -1)
+        carried = torch.nn.functional.one_hot(xt, self.vocab + 1).to(log_x0.dtype)
+        carried = torch.where(carried > 0, 0.0, -torch.inf)
+        return torch.where((xt == self.vocab).unsqueeze(-1), masked_row, carried)
+
+
+class MaskGuess(DiscreteChannel):
+    """``Guess`` for ``Mask``: the posterior at the net's x̂[0] (SUBS, Sahoo et al. 2024).
+
+    :param destroy: the :class:`Mask` channel (its tables give the posterior).
+    :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
+    """
+
+    def __init__(self, destroy: Mask, net: Predict) -> None:
+        super().__init__()
+        self.destroy, self.net = destroy, net
+
+    def logits(self, xt: Tensor, t: Tensor) -> Tensor:
+        """The net's logits over x[0]: ``[B, *shape, V]`` (no ``[MASK]`` column: its logit is −∞)."""
+        return self.net(xt, t)
+
+    def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
+        """``[B, *shape, V + 1]``; see :meth:`Mask.posterior_log_probs`."""
+        assert source is not None
+        return self.destroy.posterior_log_probs(source, self.logits(source, t).log_softmax(-1), t)
+
+    def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
+        """Unmask each masked position with probability ``r_t`` to a value drawn from the net's
+        softmax; unmasked positions are carried over. ``r_1 = 1``: nothing stays masked at x[0]."""
+        assert source is not None
+        values = sample_categorical(self.logits(source, t).float(), generator)
+        u = torch.rand(source.shape, generator=generator, device=source.device)
+        unmask = (source == self.destroy.vocab) & (u < _view(self.destroy.rate[t], source))
+        return torch.where(unmask, values, source)
+
+
+class MashLast(Channel):
+    """``x[t] = MashLast(x[t-1])``: mask the last unmasked position (deterministic).
+
+    :param shape: the message's shape (``L`` = its number of positions = ``T``).
+    :param vocab: ``V`` (``[MASK]`` is id ``V``).
+    """
+
+    stochastic = False
+
+    def __init__(self, shape: tuple[int, ...], vocab: int) -> None:
+        super().__init__()
+        self.shape, self.vocab = tuple(shape), int(vocab)
+        self.length = int(np.prod(shape)) if shape else 1
+        self.register_buffer("positions", torch.arange(self.length))
+
+    def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
+        """:returns: ``source`` with its last unmasked position masked: ``[B, *shape]``."""
+        assert source is not None
+        flat = source.flatten(1)
+        unmasked = flat != self.vocab
+        last = torch.where(unmasked, self.positions, -1).amax(dim=1, keepdim=True)  # [B, 1]
+        return torch.where(self.positions == last, self.vocab, flat).reshape(source.shape)
+
+    def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
+        """0 when ``value`` is MashLast(``source``), ``-inf`` otherwise: ``[B]``."""
+        same = (value == self.sample(source, t)).flatten(1).all(dim=1)
+        zero = torch.zeros(value.shape[0], device=value.device)
+        return torch.where(same, zero, torch.full_like(zero, -torch.inf))
+
+    def position(self, t: Tensor) -> Tensor:
+        """The position masked by level ``t`` (and unmasked by generation at ``t``): ``L − t``."""
+        return self.length - t
+
+    def marginal(self, x0: Tensor, t: Tensor, generator=None) -> Tensor:
+        """x[t] given x[0]: positions ``L − t`` onwards masked: ``[B, *shape]``."""
+        flat = x0.flatten(1)
+        hidden = self.positions >= self.position(t)[:, None]
+        return torch.where(hidden, self.vocab, flat).reshape(x0.shape)
+
+
+class MashLastGuess(DiscreteChannel):
+    """``Guess`` for ``MashLast``: position ``L − t`` gets a value drawn from the net's softmax
+    there; every other position is carried over (left-to-right generation).
+
+    :param destroy: the :class:`MashLast` channel.
+    :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
+    """
+
+    def __init__(self, destroy: MashLast, net: Predict) -> None:
+        super().__init__()
+        self.destroy, self.net = destroy, net
+
+    def logits(self, xt: Tensor, t: Tensor) -> Tensor:
+        """The net's logits: ``[B, *shape, V]``."""
+        return self.net(xt, t)
+
+    def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
+        """``[B, *shape, V + 1]``: one-hot on ``x[t]`` except the softmax at position ``L − t``."""
+        assert source is not None
+        flat = source.flatten(1)
+        log_x0 = self.logits(source, t).flatten(1, -2).log_softmax(-1)
+        fill = torch.cat([log_x0, torch.full_like(log_x0[..., :1], -torch.inf)], -1)
+        carried = torch.nn.functional.one_hot(flat, self.destroy.vocab + 1).to(fill.dtype)
+        carried = torch.where(carried > 0, 0.0, -torch.inf)
+        here = (self.destroy.positions == self.destroy.position(t)[:, None]).unsqueeze(-1)
+        return torch.where(here, fill, carried).reshape(*source.shape, -1)
+
+    def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
+        """:returns: ``x[t]`` with position ``L − t`` filled: long ``[B, *shape]``."""
+        assert source is not None
+        flat = source.flatten(1)
+        position = self.destroy.position(t)[:, None]  # [B, 1]
+        logits = self.logits(source, t).flatten(1, -2)  # [B, L, V]
+        here = logits.gather(1, position[..., None].expand(-1, 1, logits.shape[-1]))
+        value = sample_categorical(here.squeeze(1).float(), generator)  # [B]
+        return flat.scatter(1, position, value[:, None]).reshape(source.shape)

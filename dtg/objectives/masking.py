@@ -1,0 +1,190 @@
+"""The ``masking`` objective: the negative ELBO of discrete destruction (Mask, MashLast, Shuffle).
+
+With x[t] ~ q(x[t] | x[0]) drawn in closed form at one level ``t`` per example, the loss is the
+single-level estimate ``T · L_t(x[0], x[t]) + prior`` of the negative ELBO, whose mean over levels
+is exact (``nelbo`` sums every level):
+
+* ``Mask`` (absorbing, SUBS generation): ``L_t = w_t · Σ_{i masked in x[t]} −log p̂(x0_i | x[t])``
+  with the exact discrete-time weight ``w_t = (α_{t-1} − α_t)/(1 − α_t)`` (the KL of the masked
+  positions' posteriors; ``w_1 = 1`` is the reconstruction term), or with ``time = continuous``
+  MDLM's ``w(t) = −α'(t)/(1 − α(t))``, α(t) = g(t)/g(0) from a telescoping ``keep = g(t)/g(t-1)``,
+  differentiated by sympy and tabulated on the model's levels. The prior term is 0 (all masked).
+* ``MashLast``: ``L_t = −log p̂(x0_{L−t} | x[t])``; summed over levels, the next-token
+  cross-entropy of an autoregressive model.
+* ``Shuffle``: ``L_t = KL(q(x[t-1] | x[t], x[0]) ‖ p(x[t-1] | x[t]))`` for t ≥ 2,
+  ``−log p(x[0] | x[1])`` at t = 1, plus ``KL(q(x[T] | x[0]) ‖ p(x[T]))`` (D3PM's L_{t-1}, L_0, L_T).
+
+Levels are drawn uniformly, or stratified (``sampling = antithetic``, the default):
+``t_i = 1 + ⌊T · ((u + i/B) mod 1)⌋`` with one ``u ~ U[0, 1)`` per batch.
+
+References: Sahoo et al. 2024 (MDLM, arXiv 2406.07524), eqs. 8–10; Austin et al. 2021 (D3PM,
+arXiv 2107.03006), eq. 1 and §3; Kingma et al. 2021 (VDM, arXiv 2107.00630), antithetic times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import symbolic
+from ..channels.base import level_tensor, sum_event
+from ..channels.discrete import CategoricalStart, MaskedStart
+from ..channels.mask import MashLast, MashLastGuess, Mask, MaskGuess, unmask_rates
+from ..channels.shuffle import Shuffle, ShuffleGuess
+from ..errors import DtgRuntimeError
+
+__all__ = ["Masking", "continuous_weights", "antithetic_levels"]
+
+
+def antithetic_levels(batch: int, steps: int, device: torch.device) -> Tensor:
+    """Stratified levels ``[B]`` in ``1..T``: ``1 + ⌊T · ((u + i/B) mod 1)⌋``."""
+    u = torch.rand((), device=device)
+    grid = (u + torch.arange(batch, device=device) / batch) % 1.0
+    return (1 + torch.floor(steps * grid).long()).clamp(1, steps)
+
+
+def continuous_weights(keep: sp.Expr, steps: int) -> np.ndarray | None:
+    """MDLM's ``−α'(t)/(1 − α(t))`` at ``t = 0..T`` (float64, entry 0 ``nan``), with
+    α(t) = g(t)/g(0) for ``keep = g(t)/g(t-1)``; ``None`` when ``keep`` does not telescope."""
+    g = symbolic.telescoping_ratio(keep)
+    if g is None:
+        return None
+    t = symbolic.T_SYMBOL
+    alpha = g / g.subs(t, 0)
+    return symbolic.table(sp.simplify(-sp.diff(alpha, t) / (1 - alpha)), steps, start=1)
+
+
+class Masking(nn.Module):
+    """The masking loss of one compiled model.
+
+    :param model: the :class:`~dtg.runtime.compiled.CompiledModel` (its ``destroy``, ``start``
+        and ``generate`` channels and its IR).
+    :param options: ``time`` (``discrete`` | ``continuous``), ``sampling`` (``antithetic`` |
+        ``uniform``).
+    :raises DtgRuntimeError: for a combination without a masking ELBO.
+    """
+
+    def __init__(self, model: Any, options: dict) -> None:
+        super().__init__()
+        self.ir, self.source_text = model.ir, getattr(model.program, "source", None)
+        self.destroy, self.generate, self.start = model.destroy, model.generate, model.start
+        self.steps = model.ir.steps
+        self.time = options.get("time", "discrete")
+        self.sampling = options.get("sampling", "antithetic")
+        pairs = {Mask: MaskGuess, MashLast: MashLastGuess, Shuffle: ShuffleGuess}
+        kind = type(self.destroy)
+        if kind not in pairs or not isinstance(self.generate, pairs[kind]):
+            raise self._error("masking needs Mask, MashLast or Shuffle destruction with Guess")
+        if kind in (Mask, MashLast) and not isinstance(self.start, MaskedStart):
+            raise self._error(
+                f"{kind.__name__} destruction ends all-masked, so generation must start there",
+                "write: generate x[T] = masked",
+            )
+        if kind is Shuffle and not isinstance(self.start, CategoricalStart):
+            raise self._error("Shuffle destruction needs a Categorical generation start")
+        if self.time == "continuous" and kind is not Mask:
+            raise self._error(
+                "time = continuous is MDLM's weighting of Mask destruction",
+                "remove the option (discrete time is exact for any T)",
+            )
+        weights = np.ones(self.steps + 1)
+        if kind is Mask:
+            alpha = self.destroy.alpha.double().cpu().numpy()
+            weights = unmask_rates(alpha)
+            if self.time == "continuous":
+                weights = self._continuous()
+        self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
+
+    def _error(self, message: str, *hints: str) -> DtgRuntimeError:
+        return DtgRuntimeError(message, self.ir.objective.span, self.source_text, hints=list(hints))
+
+    def _continuous(self) -> np.ndarray:
+        values = continuous_weights(self.ir.destroy.params["keep"], self.steps)
+        if values is None:
+            raise self._error(
+                "time = continuous needs the keep probability written as g(t)/g(t-1) "
+                "(then α(t) = g(t)/g(0) is differentiable in t), and this keep is not",
+                "write keep = alpha(t) / alpha(t-1) with a schedule alpha, or use time = discrete",
+            )
+        bad = [t for t in range(1, self.steps + 1) if not np.isfinite(values[t])]
+        if bad:
+            raise self._error(f"the weight −α'(t)/(1 − α(t)) is not finite at level t = {bad[0]}")
+        return values
+
+    # ------------------------------------------------------------------ levels
+    def sample_levels(self, batch: int, device: torch.device) -> Tensor:
+        """Levels ``[B]`` in ``1..T`` (stratified or uniform)."""
+        if self.sampling == "antithetic":
+            return antithetic_levels(batch, self.steps, device)
+        return torch.randint(1, self.steps + 1, (batch,), device=device)
+
+    def level_loss(self, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """The ELBO term ``L_t`` of level ``t`` at a given ``x[t]`` (deterministic): ``[B]`` nats.
+
+        :param x0: data, long ``[B, *shape]``. :param xt: x[t], long ``[B, *shape]``.
+        :param t: levels ``[B]`` in ``1..T``.
+        """
+        if isinstance(self.destroy, Shuffle):
+            return self._shuffle_term(x0, xt, t)
+        logits = self.generate.logits(xt, t).flatten(1, -2)  # [B, L, V]
+        target = x0.flatten(1)
+        if isinstance(self.destroy, MashLast):
+            position = self.destroy.position(t)[:, None]
+            here = logits.gather(1, position[..., None].expand(-1, 1, logits.shape[-1]))
+            return F.cross_entropy(
+                here.squeeze(1), target.gather(1, position).squeeze(1), reduction="none"
+            )
+        flat = logits.reshape(-1, logits.shape[-1])
+        ce = F.cross_entropy(flat, target.reshape(-1), reduction="none").view_as(target)  # [B, L]
+        masked = xt.flatten(1) == self.destroy.vocab
+        return self.weights[t].to(ce.dtype) * torch.where(masked, ce, 0.0).sum(1)
+
+    def _shuffle_term(self, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        log_p = self.generate.log_probs(xt, t)  # [B, *shape, V]
+        one_hot = F.one_hot(x0, self.destroy.vocab).to(log_p.dtype)
+        log_q = self.destroy.posterior_log_probs(xt, torch.log(one_hot), t)
+        q = log_q.exp()
+        kl = sum_event(torch.where(q > 0, q * (log_q - log_p), 0.0).sum(-1))
+        decoder = -sum_event(log_p.gather(-1, x0.unsqueeze(-1)).squeeze(-1))
+        return torch.where(t == 1, decoder, kl)
+
+    def prior(self, x0: Tensor) -> Tensor:
+        """``KL(q(x[T] | x[0]) ‖ p(x[T]))`` per example: ``[B]`` (0 for an all-masked end)."""
+        if not isinstance(self.destroy, Shuffle):
+            return torch.zeros(x0.shape[0], device=x0.device)
+        t = level_tensor(self.steps, x0.shape[0], x0.device)
+        log_q = self.destroy.marginal_log_probs(x0, t)
+        log_p = self.start.log_probs(None, t)
+        q = log_q.exp()
+        return sum_event(torch.where(q > 0, q * (log_q - log_p), 0.0).sum(-1))
+
+    # ------------------------------------------------------------------ the interface
+    def forward(self, x0: Tensor) -> Tensor:
+        """The scalar loss for a data batch ``x0`` (long ``[B, *shape]``): the mean single-level
+        estimate of the negative ELBO, nats per example."""
+        t = self.sample_levels(x0.shape[0], x0.device)
+        xt = self.destroy.marginal(x0, t)
+        per_example = self.steps * self.level_loss(x0, xt, t)
+        if isinstance(self.destroy, Shuffle):  # the prior is 0 for an all-masked end
+            per_example = per_example + self.prior(x0)
+        return per_example.mean()
+
+    def nelbo(self, x0: Tensor, chunk: int = 8192) -> Tensor:
+        """The negative ELBO of each example, every level summed (one x[t] per level; exact for
+        ``MashLast`` and for ``Mask`` with ``time = discrete`` in expectation): ``[B]`` nats."""
+        batch = x0.shape[0]
+        total = self.prior(x0)
+        levels = torch.arange(1, self.steps + 1, device=x0.device)
+        per_chunk = max(1, chunk // max(batch, 1))
+        for first in range(0, self.steps, per_chunk):
+            block = levels[first : first + per_chunk]
+            t = block.repeat_interleave(batch)
+            x = x0.repeat(len(block), *([1] * (x0.dim() - 1)))
+            terms = self.level_loss(x, self.destroy.marginal(x, t), t)
+            total = total + terms.reshape(len(block), batch).sum(dim=0)
+        return total

@@ -1,0 +1,276 @@
+"""The masking objective against hand-written references.
+
+* Mask (discrete time): the exact negative ELBO of a tiny model (token(3)[2], T = 4), computed by
+  enumerating every destruction trajectory with hand-written kernels, equals the expectation of
+  the compiled loss computed by exact enumeration over levels and masks.
+* MashLast: the loss equals the next-token cross-entropy of the same net.
+* Shuffle: the same exact comparison on the thesis's 3-state example.
+* Continuous-time weights, option errors, and a short training run on digits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+import dtg
+from dtg.errors import DtgRuntimeError
+
+V, L, T = 3, 2, 4
+MASK = V
+ALPHA = [1 - (t / T) ** 2 for t in range(T + 1)]  # 1, 15/16, 3/4, 7/16, 0
+
+TINY = """
+model tiny {{
+  data x : token(3)[2] ~ categorical(probs = [0.5, 0.3, 0.2])
+  steps T = 4
+  schedule alpha(t) = 1 - (t/T)^2
+  net logits : (token(3)[2], time) -> real[2, 3] = mlp(hidden = [8])
+  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(t) / alpha(t-1))
+  generate x[T]   = masked
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking{options}
+}}
+"""
+
+
+def tiny(options: str = "") -> dtg.runtime.compiled.CompiledModel:
+    torch.manual_seed(0)
+    return dtg.loads(TINY.format(options=options)).compile("cpu").double()
+
+
+def hand_mask_step(prev: tuple, nxt: tuple, t: int) -> float:
+    keep = ALPHA[t] / ALPHA[t - 1]
+    p = 1.0
+    for a, b in zip(prev, nxt, strict=True):
+        if a == MASK:
+            p *= 1.0 if b == MASK else 0.0
+        else:
+            p *= keep if b == a else (1 - keep) if b == MASK else 0.0
+    return p
+
+
+def hand_subs_step(xt: tuple, prev: tuple, t: int, net) -> float:
+    """p(x[t-1] | x[t]) written out: carry unmasked; unmask w.p. r_t to softmax(logits)."""
+    rate = (ALPHA[t - 1] - ALPHA[t]) / (1 - ALPHA[t])
+    with torch.no_grad():
+        logits = net(torch.tensor([xt]), torch.tensor([t / T], dtype=torch.float64))[0]
+    probs = torch.softmax(logits, -1).tolist()
+    p = 1.0
+    for i, (a, b) in enumerate(zip(xt, prev, strict=True)):
+        if a != MASK:
+            p *= 1.0 if b == a else 0.0
+        else:
+            p *= (1 - rate) if b == MASK else rate * probs[i][b]
+    return p
+
+
+def brute_force_nelbo(x0: tuple, net) -> float:
+    """E_q[log q(x[1:T] | x[0]) − log p(x[0:T])] over every destruction trajectory."""
+    states = list(itertools.product(range(V + 1), repeat=L))
+    paths = [([x0], 1.0)]  # trajectories with positive probability, extended level by level
+    for t in range(1, T + 1):
+        paths = [
+            ([*chain, nxt], q * hand_mask_step(chain[-1], nxt, t))
+            for chain, q in paths
+            for nxt in states
+            if hand_mask_step(chain[-1], nxt, t) > 0
+        ]
+    total = 0.0
+    for chain, q in paths:
+        assert chain[T] == (MASK,) * L  # alpha(T) = 0: p(x[T]) = 1
+        p = math.prod(hand_subs_step(chain[t], chain[t - 1], t, net) for t in range(1, T + 1))
+        total += q * (math.log(q) - math.log(p))
+    return total
+
+
+def exact_loss_expectation(model, x0: tuple) -> float:
+    """E over levels (uniform) and masks of the compiled single-level loss, by enumeration."""
+    objective = model.objective
+    total = 0.0
+    for t in range(1, T + 1):
+        for hidden in itertools.product((False, True), repeat=L):
+            xt = tuple(MASK if h else v for v, h in zip(x0, hidden, strict=True))
+            prob = math.prod((1 - ALPHA[t]) if h else ALPHA[t] for h in hidden)
+            level = torch.tensor([t])
+            term = objective.level_loss(torch.tensor([x0]), torch.tensor([xt]), level)
+            total += prob * (T * term.item() + float(objective.prior(torch.tensor([x0]))))
+    return total / T
+
+
+def test_mask_discrete_loss_is_the_exact_nelbo() -> None:
+    model = tiny()
+    net = model.nets["logits"]
+    for x0 in [(0, 1), (2, 2), (1, 0)]:
+        expected = brute_force_nelbo(x0, net)
+        assert exact_loss_expectation(model, x0) == pytest.approx(expected, abs=1e-6)
+
+
+def test_mask_sampled_loss_and_nelbo_are_unbiased() -> None:
+    model = tiny("(sampling = uniform)")
+    x0 = torch.tensor([[0, 1]]).repeat(50_000, 1)
+    expected = brute_force_nelbo((0, 1), model.nets["logits"])
+    torch.manual_seed(1)
+    with torch.no_grad():
+        assert float(model.loss(x0)) == pytest.approx(expected, abs=0.05)
+        assert float(model.nelbo(x0).mean()) == pytest.approx(expected, abs=0.05)
+
+
+def test_continuous_weights_follow_the_schedule_derivative() -> None:
+    model = tiny("(time = continuous)")
+    # alpha(t) = 1 - (t/T)^2: -alpha'(t) / (1 - alpha(t)) = (2t/T^2) / (t/T)^2 = 2/t.
+    expected = [2.0 / t for t in range(1, T + 1)]
+    assert model.objective.weights[1:].tolist() == pytest.approx(expected, rel=1e-6)
+    discrete = tiny().objective.weights[1:].tolist()
+    rates = [(ALPHA[t - 1] - ALPHA[t]) / (1 - ALPHA[t]) for t in range(1, T + 1)]
+    assert discrete == pytest.approx(rates, rel=1e-6)
+
+
+def test_continuous_time_needs_a_telescoping_keep() -> None:
+    text = TINY.format(options="(time = continuous)").replace(
+        "keep = alpha(t) / alpha(t-1)", "keep = (T - t) / (T - t + 1) / 2"
+    )
+    with pytest.raises(DtgRuntimeError, match="g\\(t\\)/g\\(t-1\\)"):
+        dtg.loads(text).compile("cpu")
+
+
+MASH = """
+model ar {
+  data x : token(5)[6] ~ categorical(probs = [0.2, 0.2, 0.2, 0.2, 0.2])
+  steps T = 6
+  net logits : (token(5)[6], time) -> real[6, 5] = mlp(hidden = [16])
+  destroy  x[t]   = MashLast(x[t-1])
+  generate x[T]   = masked
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+}
+"""
+
+
+def test_mash_last_loss_is_next_token_cross_entropy() -> None:
+    torch.manual_seed(0)
+    model = dtg.loads(MASH).compile("cpu").double()
+    net = model.nets["logits"]
+    x0 = torch.randint(5, (4, 6))
+    expected = torch.zeros(4, dtype=torch.float64)
+    for i in range(6):  # predict token i from tokens < i (level t = L - i)
+        context = x0.clone()
+        context[:, i:] = 5
+        time = torch.full((4,), float(6 - i)) / 6  # float32 levels, as the runtime passes them
+        logits = net(context, time.double())
+        expected += torch.nn.functional.cross_entropy(logits[:, i], x0[:, i], reduction="none")
+    expected = expected.detach()
+    torch.testing.assert_close(model.nelbo(x0), expected, rtol=0, atol=1e-9)
+    # One example repeated T times: antithetic levels cover each level once, so the
+    # single-level loss is exactly the full cross-entropy.
+    for row in range(4):
+        loss = model.loss(x0[row : row + 1].repeat(6, 1)).detach()
+        assert float(loss) == pytest.approx(float(expected[row]), abs=1e-9)
+
+
+SHUFFLE3 = """
+model shuffle3 {
+  data x : token(3)[1] ~ categorical(probs = [0.6, 0.3, 0.1])
+  steps T = 2
+  net logits : (token(3)[1], time) -> real[1, 3] = mlp(hidden = [16])
+  destroy  x[t]   ~ Shuffle(x[t-1], keep = 1/2)
+  generate x[T]   ~ Categorical(logits = 0)
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+}
+"""
+
+
+def test_shuffle_loss_is_the_exact_nelbo() -> None:
+    torch.manual_seed(0)
+    model = dtg.loads(SHUFFLE3).compile("cpu").double()
+    net, keep, alpha = model.nets["logits"], 0.5, [1.0, 0.5, 0.25]
+
+    def q(b, a, k):  # uniform transition
+        return k * (a == b) + (1 - k) / 3
+
+    def p_step(prev, xt, t):  # D3PM x0-parameterisation, written out
+        with torch.no_grad():
+            probs = torch.softmax(net(torch.tensor([[xt]]), torch.tensor([t / 2.0]))[0, 0], -1)
+        score = [
+            q(xt, j, keep) * sum(q(j, x, alpha[t - 1]) * probs[x] for x in range(3))
+            for j in range(3)
+        ]
+        return float(score[prev] / sum(score))
+
+    for x0 in range(3):
+        expected = 0.0
+        for x1, x2 in itertools.product(range(3), repeat=2):
+            qq = q(x1, x0, keep) * q(x2, x1, keep)
+            pp = (1 / 3) * p_step(x1, x2, 2) * p_step(x0, x1, 1)
+            expected += qq * (math.log(qq) - math.log(pp))
+        got = 0.0
+        for t in (1, 2):
+            for xt in range(3):
+                term = model.objective.level_loss(
+                    torch.tensor([[x0]]), torch.tensor([[xt]]), torch.tensor([t])
+                )
+                got += q(xt, x0, alpha[t]) * float(term)
+        got += float(model.objective.prior(torch.tensor([[x0]])))
+        assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_masking_rejects_continuous_time_for_shuffle() -> None:
+    with pytest.raises(DtgRuntimeError, match="continuous"):
+        dtg.loads(
+            SHUFFLE3.replace("objective masking", "objective masking(time = continuous)")
+        ).compile("cpu")
+
+
+def train_bits(text: str, steps: int, seed: int = 0) -> tuple[float, float]:
+    torch.manual_seed(seed)
+    model = dtg.loads(text).compile("cpu")
+    data = model.dataset()
+    batches = data.batches(64, torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(model.param_groups(1e-3))
+    length = data.test.shape[1]
+    before = float(model.nelbo(data.test).mean()) / (length * math.log(2))
+    for _ in range(steps):
+        loss = model.loss(next(batches))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = float(model.nelbo(data.test).mean()) / (length * math.log(2))
+    return before, after
+
+
+MDLM_SMALL = """
+model mdlm_small {
+  data x : token(17)[64] ~ digits()
+  steps T = 16
+  schedule alpha(t) = 1 - t/T
+  net logits : (token(17)[64], time) -> real[64, 17] = transformer(width = 32, depth = 1, heads = 2)
+  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(t) / alpha(t-1))
+  generate x[T]   = masked
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+}
+"""
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: small nets run faster, and far steadier on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_training_mdlm_lowers_bits_per_token(one_thread) -> None:
+    before, after = train_bits(MDLM_SMALL, steps=150)
+    assert before > math.log2(17) - 0.3
+    assert after < math.log2(17) - 1.0, (before, after)
+    # samples are valid grey levels
+    torch.manual_seed(0)
+    model = dtg.loads(MDLM_SMALL).compile("cpu")
+    samples = model.sample(4)
+    assert samples.shape == (4, 64) and int(samples.min()) >= 0 and int(samples.max()) <= 16
