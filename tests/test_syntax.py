@@ -98,10 +98,12 @@ def test_deep_nesting_is_refused_quickly() -> None:
     deep = "model m { schedule s(t) = " + "(" * 10_000 + "t" + ")" * 10_000 + " }"
     start = time.perf_counter()
     assert parse(deep).models[0].statements[0].body == N("t")
+    assert time.perf_counter() - start < 2.0
     for nested in ("f(" * 10_000 + "t" + ")" * 10_000, "[" * 10_000 + "t" + "]" * 10_000):
+        start = time.perf_counter()
         with pytest.raises(DtgSyntaxError, match="nested too deeply"):
             parse("model m { schedule s(t) = " + nested + " }")
-    assert time.perf_counter() - start < 2.0
+        assert time.perf_counter() - start < 2.0
     # Moderate nesting is fine.
     depth = MAX_DEPTH // 4
     parse("model m { schedule s(t) = " + "(" * depth + "t" + ")" * depth + " }")
