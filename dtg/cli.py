@@ -18,7 +18,7 @@ from .errors import DtgError
 __all__ = ["main", "build_parser", "UsageError"]
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
-EMIT_STAGES = ["ast", "ir"]
+EMIT_STAGES = ["ast", "ir", "pyro"]
 
 
 class UsageError(Exception):
@@ -64,7 +64,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    """``dtg compile FILE --emit ast|ir [-o OUT]``: dump one stage of the pipeline."""
+    """``dtg compile FILE --emit ast|ir|pyro [-o OUT]``: dump one stage of the pipeline."""
     from .dump import dump_ast, dump_ir
     from .program import loads
 
