@@ -113,7 +113,7 @@ class RelativeTB(_FineTune):
             per = rtb_residual(self.log_z, log_post, log_prior, traj.log_reward, beta) ** 2
             clip = self.options.get("clip")
             loss = (per.clamp(max=float(clip)) if clip else per).mean()
-            log_z = float(self.log_z)
+            log_z = float(self.log_z.detach())
         self._last = {"log_z": log_z, "reward": float(traj.log_reward.mean())}
         return loss
 
