@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .base import Channel, sum_event
 
-__all__ = ["LinearGaussian", "NormalKernel", "NormalStart", "PointStart", "normal_log_prob"]
+__all__ = ["LinearGaussian", "NormalKernel", "NormalStart", "PointStart", "normal_log_prob", "gaussian_log_prob"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -26,6 +26,14 @@ LOG_2PI = math.log(2 * math.pi)
 def normal_log_prob(value: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """Elementwise log N(value; mean, std²) (no reduction)."""
     return -0.5 * ((value - mean) / std) ** 2 - torch.log(std) - 0.5 * LOG_2PI
+
+
+def gaussian_log_prob(value: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """log N(value; mean, std²) summed over the message ``[B]``; zero-std entries count 0."""
+    point = std == 0
+    safe = torch.where(point, torch.ones_like(std), std)
+    out = normal_log_prob(value, mean, safe)
+    return sum_event(torch.where(point, torch.zeros_like(out), out))
 
 
 def _buffer(values: np.ndarray) -> Tensor:
@@ -122,6 +130,12 @@ class NormalKernel(Channel):
         batch = t.shape[0]
         mean = self.mean_fn(source, t)
         std = self.std_fn(source, t)
+        # Constants are float64 0-dim tensors; keep the chain in the nets' dtype.
+        dtype = mean.dtype if mean.dim() > 0 else std.dtype if std.dim() > 0 else None
+        if dtype is None and source is not None and source.is_floating_point():
+            dtype = source.dtype
+        if dtype is not None:
+            mean, std = mean.to(dtype), std.to(dtype)
         full = (batch, *self.shape)
         if mean.dim() <= 1:
             mean = mean.reshape(mean.shape + (1,) * (len(full) - mean.dim())).expand(full)

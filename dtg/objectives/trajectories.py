@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..channels.base import level_tensor
+from ..channels.gaussian import gaussian_log_prob
 
 __all__ = ["Trajectories", "sample_trajectories", "destroy_trajectories", "generation_log_probs"]
 
@@ -87,8 +88,16 @@ def sample_trajectories(
     log_pf, log_pb = [], []
     for t in range(steps, 0, -1):
         level = level_tensor(t, n, device)
-        previous = _generate_step(model.generate, x, level, explore).detach()
-        log_pf.append(model.generate.log_prob(previous, x, level))
+        if hasattr(model.generate, "mean_std"):
+            # One net evaluation per step: sample from the detached parameters and score
+            # the sample with the same (differentiable) parameters.
+            mean, std = model.generate.mean_std(x, level)
+            behaviour = (std.detach() ** 2 + explore**2).sqrt() if explore else std.detach()
+            previous = (mean.detach() + behaviour * torch.randn_like(mean)).detach()
+            log_pf.append(gaussian_log_prob(previous, mean, std.expand_as(mean)))
+        else:
+            previous = _generate_step(model.generate, x, level, explore).detach()
+            log_pf.append(model.generate.log_prob(previous, x, level))
         if with_destruction:
             log_pb.append(model.destroy.log_prob(x, previous, level))
         else:
