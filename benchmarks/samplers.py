@@ -1,6 +1,6 @@
 """Diffusion samplers in dtg: quality against Sendera et al. 2024 and speed against torchgfn.
 
-Three parts (select with ``--parts``), results printed as JSON (and written to ``--out``):
+Four parts (select with ``--parts``), results printed as JSON (and written to ``--out``):
 
 ``quality``
     Δlog Z = |log Z − mean w| and Δlog Z_RW = |log Z − logmeanexp w| (K = 2000 trajectories,
@@ -13,26 +13,34 @@ Three parts (select with ``--parts``), results printed as JSON (and written to `
     T = 10 on 25GMM: fixed destruction and fixed generation variance (``gmm25_tb.dtg`` with
     ``steps T = 10``) against learned generation variance + learned destruction
     (``gmm25_learned.dtg``, destruction at 1/10 of the generation rate), and the same learned model
-    with the destruction at the generation rate (the stability ablation). Reports log Ẑ (ELBO)
-    next to Sendera et al. 2024, Fig. 3 (−1.67 fixed, −0.62 learned variance).
+    with the destruction at the generation rate (the stability ablation); also ``fixed_zero_init``
+    and ``NAME@noclip`` (no gradient clip). Reports log Ẑ (ELBO) next to Sendera et al. 2024,
+    Fig. 3 (−1.67 fixed, −0.62 learned variance).
+``reference``
+    torchgfn 2.4.1's TB with its PIS net on 25GMM at the same T (``--ref-steps``), batch,
+    iterations and gradient clip: a same-budget reference for the dtg figures.
 ``speed``
     One TB training iteration (T = 100, batch 300, 25GMM, Adam, σ² = 5) interleaved in one
     process: dtg (``gmm25_tb.dtg``, a 2×64 MLP drift); torchgfn 2.4.1 ``TBGFlowNet`` on its
     ``DiffusionSampling`` environment with (a) the *same* MLP wrapped as its ``pf_module`` and
     (b) its own ``DiffusionPISGradNetForward`` (hidden 64, 2 joint layers); and a hand-written
-    plain-PyTorch TB iteration with the same MLP. Median times and median per-round ratios.
+    plain-PyTorch TB iteration with the same MLP. Median times and median per-round ratios;
+    first checks that dtg's TB loss equals the hand-written one from the same random state.
 
 Training mirrors ``dtg.runtime.train``: Adam over ``model.param_groups(lr)``, global gradient-norm
 clip 1.0, no warm-up, no EMA. Everything runs on the CPU.
 
     python benchmarks/samplers.py --quick                          # < 2 min smoke run
-    python benchmarks/samplers.py --parts quality --iters 2000 --seeds 2 \\
+    python benchmarks/samplers.py --parts quality --iters 1500 --seeds 2 \\
         --plan "gmm25:tb,vargrad,tb_expl" --out benchmarks/results/samplers.json
-    python benchmarks/samplers.py --parts few_steps --few-iters 3000 --out ...
+    python benchmarks/samplers.py --parts few_steps --few-iters 2000 --out ...
+    python benchmarks/samplers.py --parts reference --ref-iters 2000 --out ...
     python benchmarks/samplers.py --parts speed --speed-rounds 40 --out ...
+    python benchmarks/samplers.py --markdown benchmarks/results/samplers.json   # the tables
 
 With ``--out``, results are merged into the file (existing entries for other targets, methods or
-parts are kept) and the file is rewritten after every finished run.
+parts are kept; more seeds of the same budget, ``--seed0 N``, join an entry) and the file is
+rewritten after every finished run.
 """
 
 from __future__ import annotations
@@ -305,6 +313,12 @@ def run_few_steps(args, results: dict, save) -> None:
             record["metrics"] = evaluate(model, args.k, seed)
             print(f"[{label}] {record['metrics']}", file=sys.stderr, flush=True)
             runs.append(record)
+        old = part.get(variant)
+        if old and old.get("iterations") == args.few_iters and old.get("batch") == args.batch:
+            fresh = {r["seed"] for r in runs}
+            runs = sorted(
+                [r for r in old["runs"] if r["seed"] not in fresh] + runs, key=lambda r: r["seed"]
+            )
         part[variant] = {
             "budget": budget_text(args.few_iters, args.batch, len(runs)),
             "iterations": args.few_iters,
@@ -348,7 +362,9 @@ class HandTB:
             time_ = torch.full((batch,), t / steps)
             mean = x + self.net(x, time_) / steps
             previous = (mean + std * torch.randn_like(mean)).detach()
-            log_pf = log_pf + (-0.5 * ((previous - mean) / std) ** 2 - math.log(std) - half_log).sum(1)
+            log_pf = log_pf + (
+                -0.5 * ((previous - mean) / std) ** 2 - math.log(std) - half_log
+            ).sum(1)
             s = (steps - t) / (steps - t + 1)
             if s > 0:  # the step into the point x[T] = 0 is deterministic
                 b_std = math.sqrt(var * s)
@@ -509,12 +525,7 @@ def run_speed(args, results: dict, save) -> None:
     except Exception as error:  # noqa: BLE001 - report any failure to build torchgfn in the JSON
         part["torchgfn_error"] = f"{type(error).__name__}: {error}"
     part["setup"]["params"] = {
-        name: sum(
-            p.numel()
-            for g in c.optimizer.param_groups
-            for p in g["params"]
-            if p.dim() > 0
-        )
+        name: sum(p.numel() for g in c.optimizer.param_groups for p in g["params"] if p.dim() > 0)
         for name, c in contenders.items()
     }
     names = list(contenders)
@@ -534,7 +545,9 @@ def run_speed(args, results: dict, save) -> None:
                 times[name].append(time.perf_counter() - start)
     medians = {name: 1e3 * statistics.median(ts) for name, ts in times.items() if ts}
     part["median_ms"] = {name: round(ms, 1) for name, ms in medians.items()}
-    part["mean_ms"] = {name: round(1e3 * statistics.fmean(ts), 1) for name, ts in times.items() if ts}
+    part["mean_ms"] = {
+        name: round(1e3 * statistics.fmean(ts), 1) for name, ts in times.items() if ts
+    }
     ratios = {}
     for other in names:
         if other == "dtg" or other not in times:
@@ -622,6 +635,76 @@ def run_reference(args, results: dict, save) -> None:
     save()
 
 
+# ------------------------------------------------------------------------------- tables
+
+
+def _pm(summary: dict, key: str, digits: int = 3) -> str:
+    item = summary.get(key)
+    if not item:
+        return "–"
+    text = f"{item['mean']:.{digits}f}"
+    return text + (f" ± {item['std']:.{digits}f}" if item.get("std") is not None else "")
+
+
+def markdown(results: dict) -> str:
+    """The figures of a results file as Markdown tables (for docs/samplers.md)."""
+    names = {
+        "tb": "TB",
+        "vargrad": "VarGrad",
+        "tb_expl": "TB + Expl.",
+        "vargrad_expl": "VarGrad + Expl.",
+    }
+    lines = []
+    quality = results.get("quality", {})
+    if any(t in quality for t in FILES):
+        lines += [
+            "| target | method | Δlog Z | Δlog Z_RW | EUBO − log Z | W2 | budget (dtg) "
+            "| published Δlog Z | published Δlog Z_RW |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for target in FILES:
+            for method, entry in quality.get(target, {}).items():
+                summ, pub = entry["summary"], entry.get("published") or {}
+                log_z = entry["runs"][0]["metrics"].get("log_z", 0.0)
+                eubo = summ.get("eubo")
+                gap = f"{eubo['mean'] - log_z:.2f}" if eubo else "–"
+                published = [
+                    f"{pub[k][0]} ± {pub[k][1]}" if k in pub else "–"
+                    for k in ("delta_log_z", "delta_log_z_rw")
+                ]
+                lines.append(
+                    f"| {target} | {names.get(method, method)} | {_pm(summ, 'delta_log_z')} "
+                    f"| {_pm(summ, 'delta_log_z_rw')} | {gap} | {_pm(summ, 'w2', 2)} "
+                    f"| {entry['budget']} | {published[0]} | {published[1]} |"
+                )
+        lines.append("")
+    few = results.get("few_steps", {})
+    rows = [(k, v) for k, v in few.items() if isinstance(v, dict) and "summary" in v]
+    ref = [(k, v) for k, v in results.get("reference", {}).items() if "summary" in v]
+    if rows or ref:
+        pub = few.get("published", PUBLISHED_FEW_STEPS)
+        lines += [
+            "| T = 10, 25GMM | log Ẑ (ELBO) | log Ẑ_RW | W2 | budget | published log Ẑ |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, entry in rows + ref:
+            summ = entry["summary"]
+            published = pub.get(key.split("@")[0], "–") if key in ("fixed", "learned") else "–"
+            lines.append(
+                f"| {key} | {_pm(summ, 'log_z_elbo')} | {_pm(summ, 'log_z_rw')} "
+                f"| {_pm(summ, 'w2', 2)} | {entry['budget']} | {published} |"
+            )
+        lines.append("")
+    speed = results.get("speed")
+    if speed and "median_ms" in speed:
+        lines += ["| TB iteration (T = 100, batch 300) | median ms | dtg ÷ this |", "|---|---|---|"]
+        for name, ms in speed["median_ms"].items():
+            ratio = speed["ratio_median"].get(f"dtg_over_{name}", 1.0 if name == "dtg" else None)
+            lines.append(f"| {name} | {ms} | {ratio if ratio is not None else '–'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -652,11 +735,20 @@ def main() -> None:
     parser.add_argument("--speed-warmup", type=int, default=3)
     parser.add_argument("--log-every", type=int, default=250)
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (0 = torch's default); 1 is fastest "
-        "for these small nets on a shared 2-core machine"
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (0 = torch's default); 1 is fastest "
+        "for these small nets on a shared 2-core machine",
     )
     parser.add_argument("--out", type=Path, default=None, help="merge results into this JSON")
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="print the tables of a results file and exit"
+    )
     args = parser.parse_args()
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return
     if args.quick:
         args.plan = "gmm25:tb,vargrad,tb_expl;funnel:tb;manywell:tb"
         args.iters, args.seeds, args.k = 20, 1, 300
@@ -670,9 +762,11 @@ def main() -> None:
     if args.out is not None and args.out.exists():
         results = json.loads(args.out.read_text())
     results.setdefault("meta", {})
+    results["meta"].setdefault("commands", []).append(
+        "python benchmarks/samplers.py " + " ".join(sys.argv[1:])
+    )
     results["meta"].update(
         {
-            "command_" + "_".join(args.parts.split(",")): " ".join(sys.argv[1:]),
             "quick": bool(args.quick),
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
@@ -703,9 +797,7 @@ def main() -> None:
             "few_steps": run_few_steps,
             "speed": run_speed,
             "reference": run_reference,
-        }[part](
-            args, results, save
-        )
+        }[part](args, results, save)
     results["meta"]["last_wall_seconds"] = round(time.perf_counter() - start, 1)
     save()
     print(json.dumps(results, indent=2))

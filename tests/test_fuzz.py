@@ -15,17 +15,20 @@ Three sources of inputs, all run through :func:`dtg.loads`:
 The contract checked for each input (:func:`problem`): :func:`dtg.loads` returns a Program or
 raises :class:`dtg.DtgError` whose span lies inside the file (``1 ≤ line ≤ lines + 1``,
 ``column ≥ 1``, the end not before the start, the file name as given) and whose ``format()``
-works; no other exception; at most :data:`TIME_LIMIT` seconds per input.
+works; no other exception; at most :data:`TIME_LIMIT` CPU seconds per input.
 
 Inputs run in a forked worker process (:class:`Worker`) under a memory limit and a watchdog, so
-a hang inside C code (a huge integer power in sympy) or a runaway allocation is reported as a
-failure with its input instead of freezing or killing the test run.
+a hang inside C code (a huge integer power in sympy) or a runaway allocation (a ``MemoryError``
+under the limit; the OOM killer on a real machine) is reported as a failure with its input
+instead of freezing or killing the test run.
 
-Known crashes have their own ``xfail(strict=True)`` tests below (they flip when fixed); the
-generator avoids re-finding them (see :data:`SAFE_EXPONENTS`), so the fuzzers keep looking for
-new ones. ``DTG_FUZZ_CASES`` sets the number of cases of the slow test (default 100,000);
-``DTG_FUZZ_SAVE`` names a folder where failing inputs are written. ``benchmarks/fuzz_slow.py``
-runs the same loops from the command line with statistics.
+Known problems have their own ``xfail(strict=True)`` tests below (they flip when fixed); the
+fuzz loops count inputs that hit one (:data:`KNOWN_ISSUES`) instead of failing, and the
+generator avoids the known hangs (see :data:`SAFE_EXPONENTS`), so the fuzzers keep looking for
+new problems. ``DTG_FUZZ_CASES`` sets the number of cases of the slow test (default 100,000),
+``DTG_FUZZ_SEED`` its seed; ``DTG_FUZZ_SAVE`` names a folder where failing inputs are written;
+``DTG_FUZZ_PROGRESS=N`` prints a line every N cases. ``benchmarks/fuzz_slow.py`` runs the same
+loops from the command line with statistics.
 """
 
 from __future__ import annotations

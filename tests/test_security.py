@@ -727,6 +727,7 @@ def _checkpoint_loader() -> Callable[[Path], Any] | None:
     return getattr(module, "load_checkpoint", None)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.skipif(_checkpoint_loader() is None, reason="checkpoints arrive with the runtime")
 @pytest.mark.parametrize(
     "kind", ["torch.save", "plain pickle as .pt", "torch zip, pickled payload"]
