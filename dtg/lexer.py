@@ -23,6 +23,8 @@ from pygments.token import (
     Whitespace,
 )
 
+from dtg.syntax.parser import STATEMENT_KEYWORDS  # absolute: pygments may load this file alone
+
 __all__ = [
     "DtgLexer",
     "KEYWORDS",
@@ -37,20 +39,7 @@ __all__ = [
 ]
 
 #: Statement keywords (and ``model``/``extends``).
-KEYWORDS = (
-    "model",
-    "extends",
-    "data",
-    "space",
-    "steps",
-    "schedule",
-    "net",
-    "destroy",
-    "generate",
-    "reward",
-    "objective",
-    "train",
-)
+KEYWORDS = ("model", "extends", *STATEMENT_KEYWORDS)
 #: Spaces and net signature types.
 TYPES = ("real", "token", "time")
 #: Kernels (distributions and channels).
