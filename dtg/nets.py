@@ -152,7 +152,7 @@ def _resolve(
                 "e.g. hidden = [128, 128]",
             )
         cfg["hidden"] = [_int("hidden", h) for h in hidden]
-        if cfg["activation"] not in _ACTIVATIONS:
+        if not isinstance(cfg["activation"], str) or cfg["activation"] not in _ACTIVATIONS:
             act = str(cfg["activation"])
             raise _fail(f"unknown activation {act!r}", act, list(_ACTIVATIONS), "activations")
         if not isinstance(cfg["zero_init"], bool):

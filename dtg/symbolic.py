@@ -130,15 +130,7 @@ class SympyBuilder:
             return -operand if node.op == "-" else operand
         if isinstance(node, ast.Binary):
             left, right = self._build(node.left, env), self._build(node.right, env)
-            if node.op == "+":
-                return left + right
-            if node.op == "-":
-                return left - right
-            if node.op == "*":
-                return left * right
-            if node.op == "/":
-                return left / right
-            return left**right
+            return _guarded(_BINARY[node.op], left, right)
         if isinstance(node, ast.Subscript):
             if (
                 isinstance(node.base, ast.Name)
@@ -159,9 +151,13 @@ class SympyBuilder:
                 params, body = self.schedules[node.func]
                 return self._build(body, dict(zip(params, args, strict=True)))
             if node.func in MATH_FUNCTIONS and len(args) == 1:
-                return MATH_FUNCTIONS[node.func](args[0])
+                return _guarded(MATH_FUNCTIONS[node.func], args[0])
             if node.func in ("min", "max") and len(args) == 2:
-                return (sp.Min if node.func == "min" else sp.Max)(*args)
+                return _guarded(sp.Min if node.func == "min" else sp.Max, *args)
+            if node.func in ("sum", "mean") and len(args) == 1 and _is_vector(args[0]):
+                items = args[0].args  # a literal vector: the reduction is plain arithmetic
+                total = _guarded(lambda *a: sp.Add(*a), *items)
+                return total if node.func == "sum" else _guarded(_divide, total, len(items))
             kwargs = [self._build(k.value, env) for k in node.kwargs]
             prefix = "net_" if node.func in self.nets else ""
             return sp.Function(f"{prefix}{node.func}")(*args, *kwargs)
@@ -177,6 +173,63 @@ class SympyBuilder:
             stop = "" if node.stop is None else str(self._build(node.stop, env))
             return f"{start}:{stop}"
         return str(self._build(node, env))
+
+
+#: Beyond this exponent a power of constants is computed in floats: sympy would build the exact
+#: integer (2^(10^10) never returns) or factor it (sqrt(1 - 2^10000)).
+_EXACT_POWER_LIMIT = 64
+
+
+def _divide(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    return a / b
+
+
+def _power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    if base.is_number and exponent.is_number:
+        try:
+            large = abs(complex(exponent)) > _EXACT_POWER_LIMIT
+        except (TypeError, ValueError, OverflowError):
+            large = True
+        if large:
+            try:
+                value = complex(base) ** complex(exponent)
+            except OverflowError:
+                return sp.oo
+            except (ZeroDivisionError, ValueError, TypeError):
+                return sp.nan
+            if abs(value.imag) > 1e-300 * max(1.0, abs(value.real)):
+                return sp.nan  # a complex value: undefined for the range check
+            return sp.Float(value.real) if math.isfinite(value.real) else sp.oo
+    return base**exponent
+
+
+_BINARY: dict[str, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": _divide,
+    "^": _power,
+}
+
+
+def _guarded(function: Callable[..., sp.Expr], *args: sp.Expr) -> sp.Expr:
+    """``function(*args)``, with a value sympy cannot represent as ``nan`` (undefined).
+
+    sympy evaluates functions of numbers eagerly: ``exp(exp(1e308))`` overflows mpmath, ``min``
+    of ``zoo`` is not comparable. An undefined value is reported by the checker's range check
+    at the level where it is used, with the statement's location.
+    """
+    if any(a.has(sp.zoo, sp.nan) for a in args if isinstance(a, sp.Basic)):
+        if function in (sp.Min, sp.Max):
+            return sp.nan
+    try:
+        return function(*args)
+    except (OverflowError, ValueError, TypeError, ZeroDivisionError, MemoryError):
+        return sp.nan
+
+
+def _is_vector(expr: sp.Expr) -> bool:
+    return isinstance(expr, AppliedUndef) and expr.func.__name__ == "vector"
 
 
 def nets_in(expr: sp.Expr) -> set[str]:
@@ -244,6 +297,8 @@ def table(expr: sp.Expr, steps: int, start: int = 0) -> np.ndarray:
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
             pass
         return out
+    if expr.atoms(AppliedUndef):
+        return out  # an opaque function (a net, a vector): nothing numeric to tabulate
     # lambdify prints the tree dtg built from the AST; its only symbol is t (no user text).
     with np.errstate(all="ignore"):
         try:

@@ -151,3 +151,33 @@ def test_extends_across_files_and_weight_loading_errors(tmp_path) -> None:
     (tmp_path / "orphan.dtg").write_text("model orphan extends nowhere {\n  objective elbo\n}\n")
     with pytest.raises(dtg.DtgError, match="unknown parent model 'nowhere'"):
         dtg.load(tmp_path / "orphan.dtg")
+
+
+def test_a_grandchild_inherits_every_ancestor_statement() -> None:
+    """Statements flow down the whole chain: m2 gets m0's kernels and nets, m1's reward and
+    objective, and its own train options."""
+    base = CHAIN.replace("NAME", "m0").replace("C", "0").replace(" A ", " 1 ")
+    text = base + (
+        "model m1 extends m0 {\n  objective vargrad\n  train { steps = 5 }\n}\n"
+        "model m2 extends m1 {\n  train { steps = 6, batch = 3 }\n}\n"
+    )
+    m0, m1, m2 = (dtg.loads(text).model(name) for name in ("m0", "m1", "m2"))
+    assert m2.steps == m0.steps == 8
+    assert m2.objective.kind == m1.objective.kind != m0.objective.kind
+    assert m2.train["steps"] == 6 and m2.train["batch"] == 3 and m1.train["steps"] == 5
+    assert m2.reward is not None and m2.destroy.family == m0.destroy.family
+
+
+def test_a_long_extends_chain_is_a_located_error() -> None:
+    base = CHAIN.replace("NAME", "m0").replace("C", "0").replace(" A ", " 1 ")
+    links = "".join(
+        f"model m{i} extends m{i - 1} {{ train {{ steps = {i} }} }}\n" for i in range(1, 41)
+    )
+    with pytest.raises(dtg.DtgCheckError, match="chain of more than 32 'extends'") as info:
+        dtg.loads(base + links)
+    # m32 is the 33rd model of the chain; m1 sits on the line after the base model.
+    assert "'m32'" in info.value.message and info.value.span.line == base.count("\n") + 32
+    # Declared in reverse order, the same chain is refused without a RecursionError.
+    reverse = "".join(reversed(links.splitlines(keepends=True)))
+    with pytest.raises(dtg.DtgCheckError, match="'extends'"):
+        dtg.loads(reverse + base)

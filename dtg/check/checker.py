@@ -12,6 +12,7 @@ Stages, in order (each raises the first mistake it finds):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,11 @@ __all__ = ["check_module", "check_model", "MAX_STEPS"]
 
 #: Largest ``T`` accepted: tables and trajectories are O(T).
 MAX_STEPS = 100_000
+#: The longest chain of ``extends`` (model, parent, grandparent, …).
+MAX_EXTENDS_DEPTH = 32
+#: How deep schedules may call schedules, and how large one may grow once calls are inlined.
+MAX_SCHEDULE_DEPTH = 64
+MAX_INLINED_NODES = 20_000
 
 _RESERVED = {
     "t",
@@ -83,9 +89,16 @@ def check_module(module: ast.Module, parents: dict[str, ModelIR] | None = None) 
     done: dict[str, ModelIR] = dict(parents or {})
     visiting: set[str] = set()
 
-    def visit(model: ast.Model) -> ModelIR:
+    def visit(model: ast.Model, depth: int = 0) -> ModelIR:
         if model.name in done and done[model.name].model is model:
             return done[model.name]
+        if model.parent is not None and depth >= MAX_EXTENDS_DEPTH:
+            raise DtgCheckError(
+                f"model '{model.name}' ends a chain of more than {MAX_EXTENDS_DEPTH} 'extends'",
+                model.parent_span,
+                source,
+                hints=["extend the model you fine-tune directly instead of through a long chain"],
+            )
         if model.name in visiting:
             raise DtgNameError(
                 f"model '{model.name}' extends itself (through a cycle)", model.parent_span, source
@@ -94,7 +107,7 @@ def check_module(module: ast.Module, parents: dict[str, ModelIR] | None = None) 
         parent_ir = None
         if model.parent is not None:
             if model.parent in by_name and model.parent != model.name:
-                parent_ir = visit(by_name[model.parent])
+                parent_ir = visit(by_name[model.parent], depth + 1)
             elif model.parent in done:
                 parent_ir = done[model.parent]
             else:
@@ -107,12 +120,27 @@ def check_module(module: ast.Module, parents: dict[str, ModelIR] | None = None) 
                     if hint
                     else [f"define it in this file, or in {model.parent}.dtg beside this file"],
                 )
+        if parent_ir is not None and _generations(parent_ir) >= MAX_EXTENDS_DEPTH:
+            raise DtgCheckError(
+                f"model '{model.name}' ends a chain of more than {MAX_EXTENDS_DEPTH} 'extends'",
+                model.parent_span,
+                source,
+                hints=["extend the model you fine-tune directly instead of through a long chain"],
+            )
         ir = check_model(model, source, parent_ir)
         visiting.discard(model.name)
         done[model.name] = ir
         return ir
 
     return [visit(model) for model in module.models]
+
+
+def _generations(ir: ModelIR) -> int:
+    """How many models the chain ``ir``, its parent, … holds."""
+    count = 0
+    while ir is not None:
+        count, ir = count + 1, ir.parent
+    return count
 
 
 # ----------------------------------------------------------------------------- collection
@@ -175,9 +203,14 @@ def _describe(key: str) -> str:
 
 def _collect(model: ast.Model, parent: ModelIR | None, source: str) -> dict[str, ast.Statement]:
     statements: dict[str, ast.Statement] = {}
-    if parent is not None:
-        for statement in parent.model.statements:
+    ancestors = []  # parent, grandparent, …: each adds to (or replaces) what came before
+    while parent is not None:
+        ancestors.append(parent)
+        parent = parent.parent
+    for ancestor in reversed(ancestors):
+        for statement in ancestor.model.statements:
             statements[_key(statement)] = statement
+    parent = ancestors[0] if ancestors else None
     own: dict[str, ast.Statement] = {}
     for statement in model.statements:
         key = _key(statement)
@@ -305,6 +338,16 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
             expr = builder.build(schedule.body, {schedule.params[0]: symbolic.T_SYMBOL})
             schedule_exprs[name] = expr
             schedule_tables[name] = symbolic.table(expr, steps)
+            if not np.isfinite(schedule_tables[name][1:]).any():
+                raise DtgRangeError(
+                    f"the schedule '{name}' has no finite value at any level t = 1..{steps_name}",
+                    schedule.body.span,
+                    source,
+                    hints=[
+                        "check for a division by zero, the log/sqrt of a negative number, or a "
+                        "value beyond float64's range (about 1.8e308)"
+                    ],
+                )
 
     if isinstance(declaration, ast.Data) and declaration.source is not None:
         _check_source(declaration, space, source, ExprChecker(scope(), source))
@@ -391,31 +434,56 @@ def _space(node: ast.SpaceType) -> Space:
 
 
 def _check_schedule_cycles(schedules: dict[str, ast.Schedule], source: str) -> None:
-    calls = {
-        name: {n.func for n in _walk(s.body) if isinstance(n, ast.Call) and n.func in schedules}
-        for name, s in schedules.items()
-    }
-    state: dict[str, int] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for callee in calls[name]:
-            if state.get(callee) == 1:
-                cycle = (
-                    " → ".join([*path[path.index(callee) :], callee]) if callee in path else callee
-                )
+    """Refuse schedules defined through themselves, chains of calls deeper than
+    :data:`MAX_SCHEDULE_DEPTH`, and schedules whose inlined form (each call replaced by the
+    callee's body) exceeds :data:`MAX_INLINED_NODES` nodes — ``s2(t) = s1(t) + s1(t)`` and so on
+    doubles at each link. Iterative, so a chain of any length is a message, not a RecursionError.
+    """
+    calls: dict[str, list[str]] = {}
+    own_nodes: dict[str, int] = {}
+    for name, schedule in schedules.items():
+        nodes = list(_walk(schedule.body))
+        own_nodes[name] = len(nodes)
+        calls[name] = [n.func for n in nodes if isinstance(n, ast.Call) and n.func in schedules]
+    depth: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for root in schedules:
+        if root in depth:
+            continue
+        path, stack = [root], [iter(dict.fromkeys(calls[root]))]
+        while stack:
+            callee = next(stack[-1], None)
+            if callee is None:
+                name = path.pop()
+                stack.pop()
+                depth[name] = 1 + max((depth[c] for c in calls[name]), default=0)
+                size[name] = own_nodes[name] + sum(size[c] for c in calls[name])
+                if depth[name] > MAX_SCHEDULE_DEPTH:
+                    raise DtgCheckError(
+                        f"the schedule '{name}' calls schedules {depth[name]} deep "
+                        f"(at most {MAX_SCHEDULE_DEPTH})",
+                        schedules[name].span,
+                        source,
+                    )
+                if size[name] > MAX_INLINED_NODES:
+                    raise DtgCheckError(
+                        f"the schedule '{name}' grows to more than {MAX_INLINED_NODES:,} terms "
+                        "once the schedules it calls are written out",
+                        schedules[name].span,
+                        source,
+                        hints=["a schedule that calls another twice doubles at every link"],
+                    )
+                continue
+            if callee in path:
+                cycle = " → ".join([*path[path.index(callee) :], callee])
                 raise DtgCheckError(
                     f"the schedule '{callee}' is defined in terms of itself ({cycle})",
                     schedules[callee].span,
                     source,
                 )
-            if state.get(callee) is None:
-                visit(callee, [*path, callee])
-        state[name] = 2
-
-    for name in schedules:
-        if name not in state:
-            visit(name, [name])
+            if callee not in depth:
+                path.append(callee)
+                stack.append(iter(dict.fromkeys(calls[callee])))
 
 
 def option_value(node: ast.Expr, checker: ExprChecker) -> Any:
@@ -598,7 +666,9 @@ def _option(name: str, value: Any, spec: OptionSpec, what: str, span: Span, sour
         if not float(value).is_integer():
             raise bad("a whole number")
         value = int(value)
-    if not np.isfinite(value):
+        if abs(value) >= 2**63:  # torch and numpy take 64-bit integers
+            raise bad("a whole number below 2^63")
+    if isinstance(value, float) and not math.isfinite(value):  # a Python int is always finite
         raise bad("finite")
     if spec.low is not None and (value < spec.low or (spec.open_low and value <= spec.low)):
         raise bad(f"{'>' if spec.open_low else '≥'} {spec.low:g}")
