@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import DtgRuntimeError
 
 __all__ = [
+    "effective_state",
     "FORMAT",
     "FORMAT_VERSION",
     "source_sha256",
@@ -208,6 +209,19 @@ def restore_model(model: nn.Module, content: dict[str, Any], use_ema: bool = Fal
             for name, value in content["ema"].items():
                 if name in params:
                     params[name].copy_(value)
+
+
+def effective_state(content: dict[str, Any], use_ema: bool = True) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint stands for: its ``model`` state with the EMA weights laid over
+    it when it has them and ``use_ema`` (what ``dtg sample`` and ``dtg eval`` use).
+
+    :param content: from :func:`load_checkpoint`.
+    :returns: a state dict (new dict; tensors shared with ``content``).
+    """
+    state = dict(content["model"])
+    if use_ema and content.get("ema"):
+        state.update({k: v for k, v in content["ema"].items() if k in state})
+    return state
 
 
 def check_source(content: dict[str, Any], program: Any, force: bool = False) -> str | None:

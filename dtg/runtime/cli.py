@@ -119,12 +119,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     seed_everything(int(flags.get("seed", overrides.get("seed", ir.train.get("seed", 0)))))
     model = _compile(program, ir, args.device)  # seeded above: the initial weights are reproducible
     if args.init and not args.resume:
-        from .checkpoint import load_checkpoint
+        from .checkpoint import effective_state, load_checkpoint
 
         if not hasattr(model, "init_from_parent"):
             raise _usage("--init needs a compiled dtg model")
-        model.init_from_parent(load_checkpoint(Path(args.init), model.device)["model"])
-        print(f"initialised from {args.init}")
+        parent = load_checkpoint(Path(args.init), model.device)
+        model.init_from_parent(effective_state(parent))
+        weights = " (its EMA weights)" if parent.get("ema") else ""
+        print(f"initialised from {args.init}{weights}")
     run = train(
         model,
         out=out,

@@ -145,6 +145,10 @@ def evaluate(
             mean = float(nelbo.double().mean())
             out["nelbo_nats"] = mean
             out["bits_per_dim"] = bits_per_dim(mean, math.prod(space.shape))
+        if getattr(model, "prior", None) is not None and model.reward_fn is not None:
+            from .finetune_eval import evaluate_finetune
+
+            out.update(evaluate_finetune(model, n=min(n, 1000), seed=seed))
         if space.kind == "real" and tuple(space.shape) == (2,):
             samples = model.sample(n)
             reference = test[:n]
