@@ -37,8 +37,10 @@ def time_statements(count: int, profile: bool) -> None:
     start = time.process_time()
     dtg.loads(text, file="many.dtg")
     checked = time.process_time() - start
-    print(f"{count} statements ({len(text):,} bytes): parse {parsed:.2f} s CPU, "
-          f"parse + check {checked:.2f} s CPU")
+    print(
+        f"{count} statements ({len(text):,} bytes): parse {parsed:.2f} s CPU, "
+        f"parse + check {checked:.2f} s CPU"
+    )
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -53,8 +55,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--kind", choices=["mixed", "grammar", "token", "byte", "splice"],
-                        default="mixed")
+    parser.add_argument(
+        "--kind", choices=["mixed", "grammar", "token", "byte", "splice"], default="mixed"
+    )
     parser.add_argument("--jobs", type=int, default=fz.JOBS, help="worker processes")
     parser.add_argument("--save", type=Path, help="write failing inputs here")
     parser.add_argument("--progress", type=int, default=5000, help="print every N cases")

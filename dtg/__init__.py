@@ -33,6 +33,7 @@ def train(model, **options):
 
     return _train(model, **options)
 
+
 __all__ = [
     "__version__",
     "load",

@@ -18,7 +18,14 @@ from torch import Tensor
 
 from .base import Channel, sum_event
 
-__all__ = ["LinearGaussian", "NormalKernel", "NormalStart", "PointStart", "normal_log_prob", "gaussian_log_prob"]
+__all__ = [
+    "LinearGaussian",
+    "NormalKernel",
+    "NormalStart",
+    "PointStart",
+    "normal_log_prob",
+    "gaussian_log_prob",
+]
 
 LOG_2PI = math.log(2 * math.pi)
 
