@@ -5,7 +5,10 @@ Adam steps with the same learning rate, batch size and gradient clipping on the 
 split, and are scored the same way: MMD (RBF, median heuristic) and sliced-Wasserstein distance
 between 2,000 samples and the held-out split. The hand-written side is Ho et al. (2020),
 Algorithms 1 and 2 (with the x̂₀ clamp of their code), written out here with its own schedule tables (numpy, float64) and its own
-sampler; it shares nothing with dtg but the net's architecture and initial weights. Prints JSON.
+sampler; it shares nothing with dtg but the net's architecture and initial weights. Sample
+metrics at n = 2,000 vary by several times between draws of the same net, so each is averaged
+over ``--draws`` draws, and the held-out ε-MSE (fixed levels and noise) is reported beside them.
+Prints JSON.
 
     python benchmarks/quality_moons.py                       # 20k steps, seeds 0 1 2
     python benchmarks/quality_moons.py --steps 2000 --seeds 0
@@ -96,7 +99,25 @@ def score(samples: torch.Tensor, test: torch.Tensor, seed: int) -> dict[str, flo
     }
 
 
-def run_seed(seed: int, steps: int, n: int) -> dict:
+def mean_scores(draws: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.fmean(d[key] for d in draws) for key in draws[0]}
+
+
+@torch.no_grad()
+def held_out_mse(net, tables, test: torch.Tensor, repeats: int = 10) -> float:
+    """The ε-MSE on the held-out split, every example at ``repeats`` levels, with fixed levels
+    and noise (the same for both sides): the training objective without its sampling noise."""
+    generator = torch.Generator().manual_seed(12345)
+    T = len(tables["beta"]) - 1
+    x0 = test.repeat(repeats, 1)
+    t = torch.randint(1, T + 1, (len(x0),), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    abar = tables["alphabar"][t][:, None]
+    xt = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    return float(((net(xt, t.float() / T) - noise) ** 2).mean())
+
+
+def run_seed(seed: int, steps: int, n: int, draws: int) -> dict:
     torch.manual_seed(seed)  # a seed-dependent initial net, copied to both sides
     model = dtg.load(ROOT / "examples" / "ddpm_moons.dtg").compile("cpu")
     hand_net = copy.deepcopy(model.nets["eps"])
@@ -104,6 +125,7 @@ def run_seed(seed: int, steps: int, n: int) -> dict:
     batch, lr = int(opts.get("batch", 512)), float(opts.get("lr", 2e-3))
     data = model.dataset(DATA_SPLIT_SEED)
     test = data.test[:n]
+    tables = cosine_tables(model.ir.steps)
 
     run = dtg.train(
         model,
@@ -112,17 +134,28 @@ def run_seed(seed: int, steps: int, n: int) -> dict:
         seed=seed,
         progress=False,
     )
-    torch.manual_seed(seed + 100)
-    dtg_scores = score(model.sample(n), test, seed)
+    dtg_draws = []
+    for draw in range(draws):
+        torch.manual_seed(1000 * seed + draw)
+        dtg_draws.append(score(model.sample(n), test, draw))
+    dtg_scores = mean_scores(dtg_draws)
+    dtg_scores["held_out_mse"] = held_out_mse(model.nets["eps"], tables, data.test)
     dtg_scores["train_seconds"] = run.seconds
 
-    tables = cosine_tables(model.ir.steps)
     seconds = hand_train(hand_net, tables, data.train, steps, batch, lr, 1.0, seed)
-    hand_scores = score(hand_sample(hand_net, tables, n, seed + 100, CLIP), test, seed)
+    hand_draws = [
+        score(hand_sample(hand_net, tables, n, 1000 * seed + draw, CLIP), test, draw)
+        for draw in range(draws)
+    ]
+    hand_scores = mean_scores(hand_draws)
+    hand_scores["held_out_mse"] = held_out_mse(hand_net, tables, data.test)
     hand_scores["train_seconds"] = seconds
 
-    data_scores = score(data.train[torch.randperm(len(data.train))[:n]], test, seed)
-    return {"dtg": dtg_scores, "hand": hand_scores, "train_split": data_scores}
+    floor = []
+    for draw in range(draws):
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(draw))
+        floor.append(score(data.train[order[:n]], test, draw))
+    return {"dtg": dtg_scores, "hand": hand_scores, "train_split": mean_scores(floor)}
 
 
 def summarise(rows: list[dict], side: str, key: str) -> dict[str, float]:
@@ -135,22 +168,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("-n", type=int, default=2000, help="samples scored per side")
+    parser.add_argument("-n", type=int, default=2000, help="samples scored per draw")
+    parser.add_argument("--draws", type=int, default=5, help="sample draws averaged per net")
     args = parser.parse_args()
-    rows = [run_seed(seed, args.steps, args.n) for seed in args.seeds]
+    rows = [run_seed(seed, args.steps, args.n, args.draws) for seed in args.seeds]
     out = {
         "steps": args.steps,
         "seeds": args.seeds,
         "samples": args.n,
+        "draws": args.draws,
         "per_seed": rows,
     }
     for side in ("dtg", "hand", "train_split"):
-        out[side] = {key: summarise(rows, side, key) for key in ("mmd", "sliced_w")}
+        keys = ("mmd", "sliced_w") + (("held_out_mse",) if side != "train_split" else ())
+        out[side] = {key: summarise(rows, side, key) for key in keys}
     out["mmd_ratio_dtg_over_hand"] = out["dtg"]["mmd"]["mean"] / out["hand"]["mmd"]["mean"]
     out["sliced_w_ratio_dtg_over_hand"] = (
         out["dtg"]["sliced_w"]["mean"] / out["hand"]["sliced_w"]["mean"]
     )
-    out["note"] = "train_split: the same metrics for training points (the floor at this n)"
+    out["held_out_mse_ratio_dtg_over_hand"] = (
+        out["dtg"]["held_out_mse"]["mean"] / out["hand"]["held_out_mse"]["mean"]
+    )
+    out["note"] = (
+        "each figure: the mean over --draws sample draws of n points, then mean ± std over "
+        "seeds; train_split: the same metrics for training points (the floor at this n)"
+    )
     if not math.isfinite(out["mmd_ratio_dtg_over_hand"]):
         raise SystemExit("non-finite figures")
     print(json.dumps(out, indent=2))

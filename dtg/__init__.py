@@ -19,6 +19,7 @@ from .errors import (  # noqa: E402
     DtgSyntaxError,
     DtgTypeError,
 )
+from .plugins import load_plugin, register_reward  # noqa: E402
 from .program import Program, load, loads  # noqa: E402
 
 
@@ -39,6 +40,8 @@ __all__ = [
     "load",
     "loads",
     "train",
+    "register_reward",
+    "load_plugin",
     "Program",
     "DtgError",
     "DtgSyntaxError",

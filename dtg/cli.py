@@ -106,6 +106,10 @@ def _write_text(text: str, output: str | None) -> None:
     print(f"wrote {output}", file=sys.stderr)
 
 
+#: The commands that read a .dtg file, and so may need the user's Python rewards.
+PLUGIN_COMMANDS = ("check", "compile", "render", "train", "sample", "eval")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per stage (DESIGN.md §5)."""
     parser = _Parser(
@@ -129,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in _EXTRA_COMMANDS:
         register(commands)
+    for name in PLUGIN_COMMANDS:
+        if name in commands.choices:
+            commands.choices[name].add_argument(
+                "--plugin",
+                action="append",
+                metavar="FILE.py",
+                help="import this Python file first (it registers rewards with "
+                "dtg.register_reward); may be repeated",
+            )
     return parser
 
 
@@ -163,6 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        for plugin in getattr(args, "plugin", None) or []:
+            from .plugins import PluginError, load_plugin
+
+            try:
+                load_plugin(plugin)
+            except PluginError as error:
+                raise UsageError(f"dtg: error: {error}") from None
         return int(args.run(args))
     except UsageError as error:
         print(str(error), file=sys.stderr)
@@ -170,8 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DtgError as error:
         print(error.format(), file=sys.stderr)
         return EXIT_USER
-    except KeyboardInterrupt:
-        print("dtg: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        checkpoint = getattr(interrupt, "checkpoint", None)
+        if checkpoint is not None:
+            print(
+                f"dtg: interrupted after step {interrupt.step}; checkpoint saved: {checkpoint}"
+                " (continue with --resume)",
+                file=sys.stderr,
+            )
+        else:
+            print("dtg: interrupted", file=sys.stderr)
         return 130
     except Exception:
         if os.environ.get("DTG_DEBUG"):

@@ -299,16 +299,65 @@ def table(expr: sp.Expr, steps: int, start: int = 0) -> np.ndarray:
         return out
     if expr.atoms(AppliedUndef):
         return out  # an opaque function (a net, a vector): nothing numeric to tabulate
-    # lambdify prints the tree dtg built from the AST; its only symbol is t (no user text).
     with np.errstate(all="ignore"):
         try:
-            function = sp.lambdify(T_SYMBOL, expr, modules="numpy")
-            values = np.asarray(function(levels[start:]), dtype=np.complex128)
-        except Exception:  # noqa: BLE001 - any failure falls back to exact per-level evaluation
-            values = np.array([_evaluate_one(expr, int(k)) for k in levels[start:]])
+            values = np.asarray(_numeric(expr, levels[start:]), dtype=np.complex128)
+        except (_Unsupported, RecursionError):
+            # lambdify prints the tree dtg built from the AST; its only symbol is t.
+            try:
+                function = sp.lambdify(T_SYMBOL, expr, modules="numpy")
+                values = np.asarray(function(levels[start:]), dtype=np.complex128)
+            except Exception:  # noqa: BLE001 - any failure falls back to per-level evaluation
+                values = np.array([_evaluate_one(expr, int(k)) for k in levels[start:]])
     real = np.where(np.abs(values.imag) < 1e-12, values.real, np.nan)
     out[start:] = np.broadcast_to(real, out[start:].shape)
     return out
+
+
+class _Unsupported(Exception):
+    """A node :func:`_numeric` does not know (the caller falls back to lambdify)."""
+
+
+_NUMPY_FUNCTIONS = {
+    sp.exp: np.exp,
+    sp.log: np.log,
+    sp.cos: np.cos,
+    sp.sin: np.sin,
+    sp.tanh: np.tanh,
+    sp.Abs: np.abs,
+}
+
+
+def _numeric(expr: sp.Expr, t: np.ndarray) -> np.ndarray | float:
+    """Evaluate ``expr`` at the levels ``t`` (float64) by walking the sympy tree.
+
+    The same numbers as ``lambdify`` with numpy (a test compares them): real float64 arithmetic,
+    ``nan`` for the sqrt/log of a negative number. It does not print and compile code for every
+    schedule, so a file with 10,000 schedules checks in seconds.
+    """
+    if expr is T_SYMBOL:
+        return t
+    if expr.is_Number or expr.is_NumberSymbol:
+        return float(expr)
+    args = [_numeric(a, t) for a in expr.args]
+    if isinstance(expr, sp.Add):
+        return sum(args[1:], args[0])
+    if isinstance(expr, sp.Mul):
+        product = args[0]
+        for arg in args[1:]:
+            product = product * arg
+        return product
+    if isinstance(expr, sp.Pow):
+        return np.power(np.asarray(args[0], dtype=np.float64), args[1])
+    if expr.func in _NUMPY_FUNCTIONS:
+        return _NUMPY_FUNCTIONS[expr.func](np.asarray(args[0], dtype=np.float64))
+    if expr.func in (sp.Min, sp.Max):
+        pick = np.minimum if expr.func is sp.Min else np.maximum
+        out = args[0]
+        for value in args[1:]:
+            out = pick(out, value)
+        return out
+    raise _Unsupported(type(expr).__name__)
 
 
 def _evaluate_one(expr: sp.Expr, level: int) -> complex:

@@ -58,6 +58,10 @@ ALLOW_LIST: dict[str, str] = {
     ),
 }
 """``"path: finding"`` → why it is safe. A finding not listed here fails the scan."""
+ALLOW_LIST["dtg/plugins.py: exec_module"] = (
+    "load_plugin runs the Python file the user names with --plugin or dtg.load_plugin (the "
+    "documented plug-in mechanism); a .dtg file cannot name one"
+)
 
 #: Functions whose call runs text as code, or unpickles, keyed by how they are written.
 DANGEROUS_NAMES = {
@@ -75,6 +79,7 @@ DANGEROUS_NAMES = {
     "load": "deserialises (pickle/yaml/torch/marshal…) — checked per module",
     "loads": "deserialises (pickle/marshal/dill…) — checked per module",
     "read_pickle": "unpickles",
+    "exec_module": "runs a Python file as a module",
 }
 UNSAFE_LOADERS = {
     "pickle",
@@ -215,6 +220,9 @@ def scan_calls(path: Path) -> tuple[list[Finding], list[Finding]]:
         if last in ("sympify", "parse_expr", "import_module", "read_pickle"):
             add(found, node, f"{resolved}()")
             continue
+        if last == "exec_module":
+            add(found, node, "exec_module")
+            continue
         if last in ("system", "popen"):
             if resolved.split(".")[0] in ("os", "posix", "subprocess") or resolved in (
                 "system",
@@ -319,12 +327,14 @@ def test_the_scanner_catches_what_it_should(tmp_path: Path) -> None:
         "pickle.load(f)\npickle.loads(b'')\nth.load('a.pt')\nth.load('a.pt', weights_only=False)\n"
         "os.system('ls')\nsubprocess.run('ls', shell=True)\nyaml.load(s)\nsp.S('x + 1')\n"
         "import_module('os')\nnp.load('a.npy', allow_pickle=True)\nsp.lambdify(t, e)\n"
+        "spec.loader.exec_module(m)\n"
     )
     found, _ = scan_calls(bad)
     whats = {f.what for f in found}
     for expected in (
         "eval()",
         "exec()",
+        "exec_module",
         "__import__()",
         "sympy.sympify()",
         "sympy.parsing.sympy_parser.parse_expr()",
@@ -583,14 +593,15 @@ def test_python_names_in_a_dtg_file_are_rejected(
     ), code_watch.texts
 
 
-@pytest.mark.xfail(strict=True, reason="file(NAME) takes a bare name as the path '__import__'")
 @pytest.mark.parametrize("name", ["__import__", "os", "eval", "open", "__builtins__"])
 def test_bare_names_are_not_file_names(name: str) -> None:
-    """``file(__import__)`` checks today, with the path ``"__import__"`` (nothing runs: it is a
-    file name). The message of ``file(1)`` asks for "a file name in quotes"; a bare name should
-    be refused the same way."""
-    with pytest.raises(dtg.DtgError):
+    """``file(__import__)`` would name the path ``"__import__"`` (nothing runs: it is a file
+    name); a bare name is refused like ``file(1)``, at the name, asking for quotes."""
+    with pytest.raises(dtg.DtgDataError, match="bare name") as info:
         dtg.loads(GAUSSIAN.format(source=f"file({name})"))
+    assert "in quotes" in info.value.format()
+    line = GAUSSIAN.format(source=f"file({name})").splitlines()[info.value.span.line - 1]
+    assert info.value.span.column == line.index("file(") + len("file(") + 1  # 1-based
 
 
 def test_dunder_and_dotted_names_have_a_clear_message() -> None:

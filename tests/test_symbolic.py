@@ -170,3 +170,33 @@ def test_brownian_bridge_end_into_the_point() -> None:
     # At t = T the posterior is the marginal of x[T-1] (x[T] carries nothing).
     assert ir.marginals["post_xt"][10] == 0
     np.testing.assert_allclose(ir.marginals["post_var"][10], ir.marginals["var"][9])
+
+
+_T = symbolic.T_SYMBOL
+TABULATED = [
+    sp.cos(sp.pi / 2 * (_T / 50 + sp.Float(0.008)) / sp.Float(1.008)) ** 2,
+    sp.sqrt(1 - 2 * _T / 50),
+    sp.log(_T),
+    1 / _T,
+    sp.exp(30 * _T),
+    sp.Min(1 - sp.cos(_T) / sp.cos(_T - 1), sp.Float(0.999)),
+    sp.Max(sp.sqrt(_T - 3), sp.Float(0.5)),
+    sp.tanh(_T) * sp.Abs(_T - 3),
+    sp.E**_T * sp.Rational(1, 3),
+    1 / (1 + sp.exp(-_T)),
+    sp.sqrt(_T - 5) ** 2,
+    _T**_T,
+]
+
+
+@pytest.mark.parametrize("expr", TABULATED, ids=str)
+def test_tables_match_lambdify(expr: sp.Expr) -> None:
+    """``table`` walks the sympy tree itself; sympy's own lambdify is the reference."""
+    levels = np.arange(51, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        reference = np.asarray(sp.lambdify(_T, expr, modules="numpy")(levels), dtype=complex)
+    reference = np.broadcast_to(reference, levels.shape)
+    expected = np.where(np.abs(reference.imag) < 1e-12, reference.real, np.nan)
+    got = symbolic.table(expr, 50)
+    assert np.allclose(got, expected, rtol=1e-12, equal_nan=True)
+    assert np.array_equal(np.isnan(got), np.isnan(expected))

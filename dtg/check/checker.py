@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .. import symbolic
+from .. import plugins, symbolic
 from ..errors import (
     DtgCheckError,
     DtgDataError,
@@ -306,13 +306,18 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         nets=frozenset(nets),
     )
 
+    schedule_params = {n: s.params for n, s in schedules.items()}  # built once: shared, read-only
+
+    registered = frozenset(plugins.rewards())  # the user's Python rewards (dtg.plugins)
+
     def scope(**extra: Any) -> Scope:
         extra.setdefault("params", {"t": SCALAR})
+        extra.setdefault("plugins", registered)
         return Scope(
             message_name,
             steps_name,
             steps,
-            {n: s.params for n, s in schedules.items()},
+            schedule_params,
             nets,
             targets,
             index_of=builder.index,
@@ -561,6 +566,17 @@ def _check_source(declaration: ast.Data, space: Space, source: str, checker: Exp
 
     call = declaration.source
     assert call is not None
+    for node in [*call.args, *(k.value for k in call.kwargs)]:
+        if isinstance(node, ast.Name) and node.id not in ("true", "false"):
+            raise DtgDataError(
+                f"'{node.id}' is a bare name: {call.func}() takes numbers, lists and "
+                "text in quotes",
+                node.span,
+                source,
+                hints=[f'a file name goes in quotes: file("{node.id}.npy")']
+                if call.func == "file"
+                else [],
+            )
     try:
         args = [option_value(a, checker) for a in call.args]
         kwargs = {k.name: option_value(k.value, checker) for k in call.kwargs}
@@ -592,6 +608,7 @@ def _check_reward(
             levels={sp.Integer(0): space},
             level_rule="a reward reads the generated sample x[0] only",
             allow_nets=False,
+            in_reward=True,
         ),
         source,
     )

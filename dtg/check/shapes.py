@@ -47,6 +47,9 @@ class Scope:
     level_rule: str = ""
     allow_nets: bool = True
     index_of: Callable[[ast.Expr], sp.Expr] | None = None
+    #: Python rewards registered by the user (dtg.plugins); callable in reward statements only.
+    plugins: frozenset[str] = frozenset()
+    in_reward: bool = False
 
     def known_names(self) -> list[str]:
         return [
@@ -61,6 +64,7 @@ class Scope:
             *BINARY_FUNCTIONS,
             "classify",
             *CONSTANT_NAMES,
+            *self.plugins,
         ]
 
 
@@ -311,13 +315,30 @@ class ExprChecker:
                     node.args[0].span,
                 )
             return SCALAR
+        if func in scope.plugins:
+            if not scope.in_reward:
+                raise self.error(
+                    DtgTypeError,
+                    f"'{func}' is a Python reward (a plug-in): it can be called in a reward "
+                    "statement only",
+                    node.func_span,
+                )
+            self._arity(node, 1, f"the plug-in reward '{func}'")
+            self.infer(node.args[0])
+            return SCALAR
         if func in CHANNELS:
             raise self.error(
                 DtgTypeError,
                 f"'{func}' is a channel: it can only follow '~' in a destroy or generate statement",
                 node.func_span,
             )
-        raise self.unknown(func, node.func_span, "function")
+        error = self.unknown(func, node.func_span, "function")
+        if scope.in_reward and not error.hints and not func.startswith("__"):
+            error.hints.append(
+                "a reward written in Python is registered by the user: "
+                f"dtg.register_reward('{func}', fn) or --plugin FILE.py"
+            )
+        raise error
 
     def _classify(self, node: ast.Call) -> Space:
         """``classify(x[0], classes = [0, 2, 4])``: log-probability of the classes (a scalar)."""

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import DtgRuntimeError
 from ..ir import ModelIR
 from ..symbolic import T_SYMBOL, SympyBuilder
 from ..syntax import ast
@@ -211,8 +212,23 @@ class ExprCompiler:
             vocab = self.ir.message.space.vocab
 
             return lambda env: log_prob_classes(image(env), classes, vocab)
+        from ..plugins import rewards
         from ..targets import TARGETS
 
+        if func in rewards():
+            registered, arg = rewards()[func], args[0]  # the user's Python (dtg.plugins)
+
+            def plugin(env: Env) -> Tensor:
+                value = registered(arg(env))
+                if not isinstance(value, Tensor) or value.shape != (env.batch,):
+                    shape = tuple(value.shape) if isinstance(value, Tensor) else type(value)
+                    raise DtgRuntimeError(
+                        f"the plug-in reward '{func}' must return a tensor of shape "
+                        f"[{env.batch}] (one log-reward per sample), got {shape}"
+                    )
+                return value
+
+            return plugin
         if func in TARGETS:
             target, arg = TARGETS[func], args[0]
             return lambda env: target.log_reward(arg(env))

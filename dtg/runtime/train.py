@@ -27,7 +27,7 @@ from . import checkpoint as ck
 from .checkpoint import seed_everything
 
 __all__ = ["train", "Run", "EMA", "resolve_device", "seed_everything", "coerce_option"]
-__all__ += ["OptionError", "CHECKPOINT", "METRICS", "DATA_SPLIT_SEED"]
+__all__ += ["OptionError", "CHECKPOINT", "METRICS", "DATA_SPLIT_SEED", "Interrupted"]
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.jsonl"
 #: The data source is always loaded with this seed: the train/test split belongs to the model,
@@ -202,6 +202,8 @@ def train(
     explicit = {**(overrides or {}), "steps": steps, "batch": batch, "lr": lr, "seed": seed}
     opts = _options(model, saved["train_options"] if saved else None, explicit)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # a write cut short by a kill
+        stale.unlink(missing_ok=True)
 
     from .distributed import context_from_env, shard_seed
 
@@ -247,6 +249,7 @@ def train(
     else:
         monitor_out = out
     monitor = _Monitor(model, opts, monitor_out, step, elapsed, progress, resumed=saved is not None)
+    stop = _StopOnInterrupt(enabled=not ctx.active)
     try:
         with torch.autograd.set_detect_anomaly(True) if detect_anomaly else nullcontext():
             while step < total:
@@ -274,7 +277,8 @@ def train(
                 step += 1
                 _maybe_fail(ctx.rank, step)
                 monitor.record(step, loss, norm, data, optimizer.param_groups[0]["lr"])
-                if ctx.main and (step % opts["checkpoint_every"] == 0 or step == total):
+                due = step % opts["checkpoint_every"] == 0 or step == total
+                if ctx.main and (due or stop.requested):
                     monitor.flush()
                     shadow = ema.shadow if ema is not None else None
                     seconds = monitor.elapsed()
@@ -283,11 +287,63 @@ def train(
                     )
                     ck.save_checkpoint(ckpt_path, state)
                     monitor.good = step
+                if stop.requested:
+                    raise Interrupted(step, ckpt_path)
     finally:
+        stop.close()
         monitor.close()
         ctx.close()
+        if not ctx.main:  # the throw-away metrics of a non-zero rank
+            import shutil
+
+            shutil.rmtree(monitor_out, ignore_errors=True)
     seconds = monitor.elapsed() - elapsed
     return Run(step, start, monitor.losses, out, ckpt_path, monitor.path, opts, seconds)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C after a whole step, with a checkpoint of that step on disk.
+
+    :param step: the last step done. :param checkpoint: where it was saved.
+    """
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted after step {step}")
+        self.step, self.checkpoint = step, checkpoint
+
+
+class _StopOnInterrupt:
+    """The first Ctrl-C (SIGINT) asks the loop to stop after the current step and save; the
+    second stops at once. Only in the main thread of a single process (ranks of a distributed
+    job must stop at the same step, so they keep Python's default)."""
+
+    def __init__(self, enabled: bool) -> None:
+        import signal
+        import threading
+
+        self.requested = False
+        self.previous = None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        if self.requested:
+            signal.signal(signal.SIGINT, self.previous)
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\ndtg: stopping after this step to save a checkpoint (Ctrl-C again to quit now)",
+            file=sys.stderr,
+        )
+
+    def close(self) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 def _maybe_fail(rank: int, step: int) -> None:

@@ -8,6 +8,7 @@ built once per process (:func:`functools.lru_cache`).
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from typing import Any
 
@@ -24,11 +25,13 @@ from ..errors import DtgError, DtgSyntaxError, Span, did_you_mean
 from . import ast
 from .transform import ToAst
 
-__all__ = ["grammar_text", "lark_parser", "parse", "MAX_DEPTH", "STATEMENT_KEYWORDS"]
+__all__ = ["grammar_text", "lark_parser", "parse", "MAX_DEPTH", "MAX_TOKENS", "STATEMENT_KEYWORDS"]
 
 #: Deepest nesting of expressions accepted. Deeper inputs (a machine-made file, an attack)
 #: get a located error instead of exhausting Python's recursion limit in later stages.
 MAX_DEPTH = 100
+#: Most tokens accepted in one file (comments do not count): 500 times a large model.
+MAX_TOKENS = 150_000
 
 STATEMENT_KEYWORDS = (
     "data",
@@ -78,6 +81,7 @@ def parse(source: str | bytes, file: str = "<string>") -> ast.Module:
     """
     text = _decode(source, file) if isinstance(source, bytes) else source
     _check_characters(text, file)
+    _check_size(text, file)
     parser = lark_parser()
     try:
         tree = parser.parse(text)
@@ -119,19 +123,46 @@ def _decode(data: bytes, file: str) -> str:
         ) from None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What counts as one token for :data:`MAX_TOKENS` (comments are matched to be skipped).
+_TOKEN = re.compile(r'"(?:[^"\\\n]+|\\.)*"?|#[^\n]*|[A-Za-z_]\w*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\S')
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def _check_characters(text: str, file: str) -> None:
     """Reject control characters early, with a clearer message than the lexer's."""
-    for offset, char in enumerate(text):
-        if char in "\t\n\r" or char >= " " and char != "\x7f":
+    found = _CONTROL.search(text)
+    if found is None:
+        return
+    line, column = _position(text, found.start())
+    raise DtgSyntaxError(
+        f"control character U+{ord(found.group()):04X} in the source",
+        Span(file, line, column, line, column + 1),
+        text,
+        hints=["dtg source files are plain text; is this a binary file?"],
+    )
+
+
+def _check_size(text: str, file: str) -> None:
+    """Refuse more than :data:`MAX_TOKENS` tokens before parsing: the parser reads ~100k tokens
+    a second, so a machine-made 10 MB file would take minutes. Counting stops at the limit."""
+    count = 0
+    for match in _TOKEN.finditer(text):
+        if match.group().startswith("#"):
             continue
-        line = text.count("\n", 0, offset) + 1
-        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise DtgSyntaxError(
-            f"control character U+{ord(char):04X} in the source",
-            Span(file, line, column, line, column + 1),
-            text,
-            hints=["dtg source files are plain text; is this a binary file?"],
-        )
+        count += 1
+        if count > MAX_TOKENS:
+            line, column = _position(text, match.start())
+            raise DtgSyntaxError(
+                f"the file has more than {MAX_TOKENS:,} tokens (names, numbers, symbols)",
+                Span(file, line, column, line, column + len(match.group())),
+                text,
+                hints=["a model takes a few hundred; is this a generated or a wrong file?"],
+            )
 
 
 def _check_depth(tree: Tree, text: str, file: str) -> None:

@@ -1,0 +1,106 @@
+"""User Python, only where the user names it: ``--plugin FILE.py`` and ``dtg.register_reward``.
+
+A ``.dtg`` file never runs Python. A reward that the expression language cannot write (a
+classifier of your own, a docking score) is a Python function the *user* registers, either in
+their own script::
+
+    import dtg
+
+    @dtg.register_reward("smiley")
+    def smiley(x):            # x: [B, *shape] samples x[0]  ->  [B] log-rewards
+        return -((x - 0.5) ** 2).sum(dim=1)
+
+    model = dtg.load("finetune.dtg").compile()
+
+or in a file they pass on the command line, ``dtg train finetune.dtg --plugin my_rewards.py``,
+which dtg imports (runs) before reading the ``.dtg`` file. The model then calls it by name in a
+reward statement only: ``reward r(x) = smiley(x)``. Without the plug-in, the same file is an
+"unknown function" error; nothing in a ``.dtg`` file can name a Python file to import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import keyword
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+
+from torch import Tensor
+
+__all__ = ["register_reward", "unregister_reward", "rewards", "load_plugin", "PluginError"]
+
+RewardFn = Callable[[Tensor], Tensor]
+_REWARDS: dict[str, RewardFn] = {}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class PluginError(ValueError):
+    """A plug-in that cannot be loaded or a reward that cannot be registered."""
+
+
+def _reserved() -> set[str]:
+    from .check.shapes import BINARY_FUNCTIONS, CHANNELS, CONSTANT_NAMES, MATH_FUNCTIONS, REDUCTIONS
+    from .targets import TARGETS
+
+    return {*MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, *CHANNELS, *CONSTANT_NAMES,
+            *TARGETS, "classify"}  # fmt: skip
+
+
+def register_reward(name: str, fn: RewardFn | None = None):
+    """Make ``name(x)`` callable in reward statements; usable as a decorator.
+
+    :param name: the name ``.dtg`` files use (an identifier, not a built-in function).
+    :param fn: maps samples ``[B, *shape]`` (on the model's device) to log-rewards ``[B]``.
+    :returns: ``fn`` (or a decorator when ``fn`` is omitted).
+    :raises PluginError: for a bad name or a non-callable.
+    """
+    if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
+        raise PluginError(f"a reward name must be an identifier, got {name!r}")
+    if name in _reserved():
+        raise PluginError(f"'{name}' is a built-in function of dtg; choose another name")
+
+    def register(function: RewardFn) -> RewardFn:
+        if not callable(function):
+            raise PluginError(f"register_reward('{name}', …) needs a function")
+        _REWARDS[name] = function
+        return function
+
+    return register(fn) if fn is not None else register
+
+
+def unregister_reward(name: str) -> None:
+    """Forget a registered reward (no error when it is not registered)."""
+    _REWARDS.pop(name, None)
+
+
+def rewards() -> Mapping[str, RewardFn]:
+    """The registered rewards, read-only."""
+    return MappingProxyType(_REWARDS)
+
+
+def load_plugin(path: str | Path) -> ModuleType:
+    """Import the Python file ``path`` (it registers rewards when imported).
+
+    :raises PluginError: when the file is missing, is not a ``.py`` file, or fails to import
+        (the message names the file and the error).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"no such plug-in file: {path}")
+    if path.suffix != ".py":
+        raise PluginError(f"a plug-in is a Python file (.py), got {path}")
+    module_name = f"dtg_plugin_{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"cannot import the plug-in {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)  # the user named this file: running it is the point
+    except Exception as error:  # noqa: BLE001 - reported with the file's name
+        sys.modules.pop(module_name, None)
+        raise PluginError(f"the plug-in {path} failed: {type(error).__name__}: {error}") from None
+    return module

@@ -1,0 +1,154 @@
+"""Killed and interrupted training: what is on disk always loads, and training goes on.
+
+The tests run ``python -m dtg train`` in a child process on a tiny model and stop it from
+outside: SIGKILL at random moments (nothing can run on the way out, so only the atomic
+checkpoint write protects the file), and SIGINT (Ctrl-C: a checkpoint of the last whole step,
+exit status 130).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dtg.runtime.checkpoint import load_checkpoint
+
+TINY = """model tiny {
+  data x : real[2] ~ moons()
+  steps T = 10
+  schedule beta(t) = 0.1
+  net eps : (real[2], time) -> real[2] = mlp(hidden = [16])
+  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
+  generate x[T] ~ Normal(0, 1)
+  generate x[t-1] ~ Guess(x[t], eps)
+  objective denoising
+  train { steps = 1000000, batch = 32, lr = 1e-3 }
+}
+"""
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+
+
+def start(folder: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dtg",
+            "train",
+            str(folder / "tiny.dtg"),
+            "--out",
+            str(folder / "run"),
+            "--no-progress",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"training ended early:\n{process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no {path.name} after {timeout:g} s")
+        time.sleep(0.02)
+
+
+def test_sigkill_at_random_moments_never_leaves_a_bad_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "tiny.dtg").write_text(TINY)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    rng = random.Random(0)
+    steps = []
+    for kill in range(10):
+        extra = ["--set", "checkpoint_every=3", "--set", "log_every=5"]
+        process = start(tmp_path, *extra, *(["--resume"] if kill else []))
+        wait_for(checkpoint, process)
+        before = checkpoint.stat().st_mtime_ns
+        # Kill while it trains and rewrites the checkpoint every 3 steps (~100 a second).
+        while checkpoint.stat().st_mtime_ns == before and process.poll() is None:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.4))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        process.stdout.close()
+        process.stderr.close()
+        content = load_checkpoint(checkpoint, torch.device("cpu"))  # loads whole, every time
+        steps.append(content["step"])
+        assert content["step"] % 3 == 0
+    # Every resume went on from the checkpoint before: the step count only grows.
+    assert steps == sorted(steps) and steps[-1] > steps[0], steps
+    leftovers = list((tmp_path / "run").glob(".checkpoint.pt.*"))
+    assert len(leftovers) <= 1, leftovers  # at most the write the last kill cut short
+    final = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dtg",
+            "train",
+            str(tmp_path / "tiny.dtg"),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--resume",
+            "--steps",
+            str(steps[-1] + 4),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
+    assert final.returncode == 0, final.stderr
+    assert load_checkpoint(checkpoint, torch.device("cpu"))["step"] == steps[-1] + 4
+    assert not list((tmp_path / "run").glob(".checkpoint.pt.*"))  # stale writes cleaned up
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> None:
+    (tmp_path / "tiny.dtg").write_text(TINY)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    process = start(tmp_path, "--set", "checkpoint_every=100000", "--set", "log_every=1")
+    wait_for(metrics, process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "checkpoint saved" in stderr and "--resume" in stderr, stderr
+    step = int(stderr.split("interrupted after step ")[1].split(";")[0])
+    content = load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))
+    assert content["step"] == step > 0
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dtg",
+            "train",
+            str(tmp_path / "tiny.dtg"),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--resume",
+            "--steps",
+            str(step + 3),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"trained steps {step + 1}-{step + 3}" in resumed.stdout

@@ -1,0 +1,113 @@
+"""Python rewards only through the user's explicit plug-in (dtg.plugins)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import dtg
+from dtg.cli import main
+from dtg.plugins import PluginError, rewards, unregister_reward
+
+CHILD = """
+model base {
+  space x : real[2]
+  steps T = 3
+  reward r(x) = -0.5 * sum(x^2)
+  schedule beta(t) = 0.2
+  net f : (real[2], time) -> real[2] = mlp(hidden = [4])
+  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
+  generate x[T] ~ Normal(0, 1)
+  generate x[t-1] ~ Normal(f(x[t], t), 0.5)
+  objective trajectory_balance
+}
+model child extends base {
+  reward near(x) = 2 * near_one(x)
+  objective relative_trajectory_balance
+}
+"""
+
+PLUGIN = """
+import dtg
+
+@dtg.register_reward("near_one")
+def near_one(x):
+    return -((x - 1.0) ** 2).sum(dim=1)
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_registry():
+    yield
+    unregister_reward("near_one")
+
+
+def test_without_the_plugin_the_name_is_unknown_with_a_hint() -> None:
+    with pytest.raises(dtg.DtgNameError, match="unknown function 'near_one'") as info:
+        dtg.loads(CHILD)
+    assert "register_reward" in info.value.format() and "--plugin" in info.value.format()
+    assert info.value.span.line == 14
+
+
+def test_a_registered_reward_is_called_on_the_samples() -> None:
+    dtg.register_reward("near_one", lambda x: -((x - 1.0) ** 2).sum(dim=1))
+    model = dtg.loads(CHILD).compile("cpu", model="child")
+    x = torch.tensor([[1.0, 1.0], [0.0, 2.0], [3.0, -1.0]])
+    expected = 2 * torch.tensor([0.0, -2.0, -8.0])  # 2 * near_one(x), written out
+    assert torch.allclose(model.reward_fn(x), expected)
+
+
+def test_plugin_rewards_are_for_reward_statements_only() -> None:
+    dtg.register_reward("near_one", lambda x: x.sum(dim=1))
+    text = CHILD.replace("Normal(f(x[t], t), 0.5)", "Normal(near_one(x[t]) + f(x[t], t), 0.5)")
+    with pytest.raises(dtg.DtgTypeError, match="reward statement only"):
+        dtg.loads(text)
+
+
+def test_a_wrong_shape_from_the_plugin_is_a_clear_error() -> None:
+    dtg.register_reward("near_one", lambda x: x)  # [B, 2] instead of [B]
+    model = dtg.loads(CHILD).compile("cpu", model="child")
+    with pytest.raises(dtg.DtgRuntimeError, match=r"must return a tensor of shape \[3\]"):
+        model.reward_fn(torch.zeros(3, 2))
+
+
+def test_bad_registrations_are_refused() -> None:
+    with pytest.raises(PluginError, match="built-in"):
+        dtg.register_reward("sqrt", lambda x: x)
+    with pytest.raises(PluginError, match="identifier"):
+        dtg.register_reward("not a name", lambda x: x)
+    with pytest.raises(PluginError, match="function"):
+        dtg.register_reward("fine", 3)
+
+
+def test_cli_plugin_flag(tmp_path: Path, capsys) -> None:
+    program = tmp_path / "child.dtg"
+    program.write_text(CHILD)
+    plugin = tmp_path / "my_rewards.py"
+    plugin.write_text(PLUGIN)
+    assert main(["check", str(program)]) == 1  # unknown function without the plug-in
+    assert "near_one" in capsys.readouterr().err
+    assert main(["check", str(program), "--plugin", str(plugin)]) == 0
+    assert "near_one" in rewards()
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom')\n")
+    assert main(["check", str(program), "--plugin", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.py failed: RuntimeError: boom" in err and "Traceback" not in err
+    assert main(["check", str(program), "--plugin", str(tmp_path / "missing.py")]) == 2
+    assert "no such plug-in file" in capsys.readouterr().err
+
+
+def test_a_dtg_file_cannot_load_a_plugin(tmp_path: Path) -> None:
+    """Nothing in the language names Python: a file that tries is a syntax or name error,
+    and the would-be plug-in never runs."""
+    sentinel = tmp_path / "ran"
+    (tmp_path / "evil.py").write_text(f"open({str(sentinel)!r}, 'w').close()\n")
+    for attempt in ('plugin "evil.py"\n', 'import "evil.py"\n'):
+        with pytest.raises(dtg.DtgError):
+            dtg.loads(attempt + CHILD, file=str(tmp_path / "p.dtg"))
+    with pytest.raises(dtg.DtgError):
+        dtg.loads(CHILD.replace("near_one(x)", 'plugin("evil.py")'), file=str(tmp_path / "p.dtg"))
+    assert not sentinel.exists()
