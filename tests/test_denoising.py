@@ -171,3 +171,20 @@ def test_importance_sampling_weights_are_unbiased(tmp_path) -> None:
     # E_p[w · f(t)] = mean over levels of f: check with f(t) = t.
     estimate = (weights * t.float()).mean().item()
     assert estimate == pytest.approx((T + 1) / 2, rel=0.02)
+
+
+def test_importance_history_keeps_the_last_losses_in_batch_order(tmp_path) -> None:
+    """The grouped update equals appending example by example (a hand-written loop)."""
+    objective = program(tmp_path, weight="elbo").compile("cpu").objective
+    history = [[] for _ in range(T + 1)]
+    generator = torch.Generator().manual_seed(0)
+    for size in (7, 40, 3, 64, 1):
+        t = torch.randint(1, T + 1, (size,), generator=generator)
+        losses = torch.rand(size, generator=generator)
+        objective._remember(t, losses)
+        for level, loss in zip(t.tolist(), losses.tolist(), strict=True):
+            history[level] = (history[level] + [loss])[-objective.history.shape[1] :]
+    for level in range(T + 1):
+        count = int(objective.history_count[level])
+        assert count == len(history[level])
+        assert objective.history[level, :count].tolist() == pytest.approx(history[level])

@@ -143,11 +143,13 @@ class Denoising(nn.Module):
         return total
 
     def _remember(self, t: Tensor, losses: Tensor) -> None:
-        for level, loss in zip(t.tolist(), losses.tolist(), strict=True):
+        """Append each example's loss to its level's history (the last ``_HISTORY`` kept), in
+        batch order: grouped by level, one update per level present instead of per example."""
+        order = torch.argsort(t, stable=True)
+        levels, counts = torch.unique_consecutive(t[order], return_counts=True)
+        chunks = torch.split(losses[order].to(self.history.dtype), counts.tolist())
+        for level, chunk in zip(levels.tolist(), chunks, strict=True):
             count = int(self.history_count[level])
-            if count < _HISTORY:
-                self.history[level, count] = loss
-                self.history_count[level] += 1
-            else:
-                self.history[level] = torch.roll(self.history[level], -1)
-                self.history[level, -1] = loss
+            merged = torch.cat([self.history[level, :count], chunk])[-_HISTORY:]
+            self.history[level, : len(merged)] = merged
+            self.history_count[level] = len(merged)
