@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,8 +64,25 @@ def gather_log_prob(log_probs: Tensor, value: Tensor) -> Tensor:
     return sum_event(picked)
 
 
+def level_view(values: Tensor, like: Tensor) -> Tensor:
+    """``[B]`` level parameters viewed to broadcast against ``like`` ``[B, …]``."""
+    return values.reshape(values.shape + (1,) * (like.dim() - 1))
+
+
 class DiscreteChannel(Channel):
     """An independent categorical per position, given by :meth:`log_probs`."""
+
+    def _register_keep(self, keep: np.ndarray, vocab: int) -> np.ndarray:
+        """Store ``vocab``, the per-level ``keep`` (``nan`` → 1) and α_t = ∏ keep as float32
+        buffers (Mask and Shuffle); :returns: α as float64 ``[T + 1]``."""
+        from ..symbolic import discrete_alpha
+
+        self.vocab = int(vocab)
+        keep = np.nan_to_num(np.asarray(keep, dtype=np.float64), nan=1.0)
+        alpha = discrete_alpha(keep)["alpha"]
+        self.register_buffer("keep", torch.as_tensor(keep, dtype=torch.float32))
+        self.register_buffer("alpha", torch.as_tensor(alpha, dtype=torch.float32))
+        return alpha
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
         """Log-probabilities of each position's value: ``[B, *shape, K]``."""

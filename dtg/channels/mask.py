@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..symbolic import discrete_alpha
 from .base import Channel, sum_event
-from .discrete import DiscreteChannel, sample_categorical
+from .discrete import DiscreteChannel, level_view, sample_categorical
 
 __all__ = ["Mask", "MaskGuess", "MashLast", "MashLastGuess", "unmask_rates"]
 
@@ -45,11 +44,6 @@ def unmask_rates(alpha: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(rates, nan=0.0, posinf=0.0), 0.0, 1.0)
 
 
-def _view(values: Tensor, like: Tensor) -> Tensor:
-    """``[B]`` level parameters viewed to broadcast against ``[B, *shape]``."""
-    return values.reshape(values.shape + (1,) * (like.dim() - 1))
-
-
 def _log(values: Tensor) -> Tensor:
     return torch.log(values)  # log 0 = -inf is the intended value
 
@@ -63,23 +57,19 @@ class Mask(DiscreteChannel):
 
     def __init__(self, keep: np.ndarray, vocab: int) -> None:
         super().__init__()
-        self.vocab = int(vocab)
-        keep = np.nan_to_num(np.asarray(keep, dtype=np.float64), nan=1.0)
-        alpha = discrete_alpha(keep)["alpha"]
-        self.register_buffer("keep", torch.as_tensor(keep, dtype=torch.float32))
-        self.register_buffer("alpha", torch.as_tensor(alpha, dtype=torch.float32))
+        alpha = self._register_keep(keep, vocab)
         self.register_buffer("rate", torch.as_tensor(unmask_rates(alpha), dtype=torch.float32))
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
         """:returns: long ``[B, *shape]``; masked positions stay masked."""
         assert source is not None
         u = torch.rand(source.shape, generator=generator, device=source.device)
-        return torch.where(u < _view(self.keep[t], source), source, self.vocab)
+        return torch.where(u < level_view(self.keep[t], source), source, self.vocab)
 
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
         """Exact ``log q(x[t] | x[t-1])``: ``[B]`` (``-inf`` when inconsistent)."""
         assert source is not None
-        keep = _view(self.keep[t], source).expand(source.shape)
+        keep = level_view(self.keep[t], source).expand(source.shape)
         masked = source == self.vocab
         stays = torch.where(masked, torch.zeros_like(keep), _log(keep))
         lost = torch.where(masked, torch.full_like(keep, -torch.inf), _log(1 - keep))
@@ -90,7 +80,7 @@ class Mask(DiscreteChannel):
         """``[B, *shape, V + 1]``: ``log keep`` on the value, ``log(1 − keep)`` on ``[MASK]``."""
         assert source is not None
         one_hot = torch.nn.functional.one_hot(source, self.vocab + 1).float()
-        keep = _view(self.keep[t], one_hot)
+        keep = level_view(self.keep[t], one_hot)
         probs = keep * one_hot
         probs[..., self.vocab] = probs[..., self.vocab] + (1 - keep[..., 0])
         return _log(probs)
@@ -98,12 +88,12 @@ class Mask(DiscreteChannel):
     def marginal(self, x0: Tensor, t: Tensor, generator=None) -> Tensor:
         """A draw of ``x[t] ~ q(x[t] | x[0])``: keep with probability ``α_t``: ``[B, *shape]``."""
         u = torch.rand(x0.shape, generator=generator, device=x0.device)
-        return torch.where(u < _view(self.alpha[t], x0), x0, self.vocab)
+        return torch.where(u < level_view(self.alpha[t], x0), x0, self.vocab)
 
     def marginal_log_probs(self, x0: Tensor, t: Tensor) -> Tensor:
         """``log q(x[t] | x[0])`` per position: ``[B, *shape, V + 1]``."""
         one_hot = torch.nn.functional.one_hot(x0, self.vocab + 1).float()
-        alpha = _view(self.alpha[t], one_hot)
+        alpha = level_view(self.alpha[t], one_hot)
         probs = alpha * one_hot
         probs[..., self.vocab] = probs[..., self.vocab] + (1 - alpha[..., 0])
         return _log(probs)
@@ -114,7 +104,7 @@ class Mask(DiscreteChannel):
         :param xt: long ``[B, *shape]``. :param log_x0: ``[B, *shape, V]`` log-probabilities of
             x[0] (a one-hot gives the exact posterior; a net's ``log_softmax`` gives SUBS).
         """
-        rate = _view(self.rate[t], log_x0)
+        rate = level_view(self.rate[t], log_x0)
         masked_row = torch.cat([_log(rate) + log_x0, _log(1 - rate).expand_as(log_x0[..., :1])], -1)
         carried = torch.nn.functional.one_hot(xt, self.vocab + 1).to(log_x0.dtype)
         carried = torch.where(carried > 0, 0.0, -torch.inf)
@@ -147,7 +137,7 @@ class MaskGuess(DiscreteChannel):
         assert source is not None
         values = sample_categorical(self.logits(source, t).float(), generator)
         u = torch.rand(source.shape, generator=generator, device=source.device)
-        unmask = (source == self.destroy.vocab) & (u < _view(self.destroy.rate[t], source))
+        unmask = (source == self.destroy.vocab) & (u < level_view(self.destroy.rate[t], source))
         return torch.where(unmask, values, source)
 
 

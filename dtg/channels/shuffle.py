@@ -22,16 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..symbolic import discrete_alpha
 from .base import sum_event
-from .discrete import DiscreteChannel
+from .discrete import DiscreteChannel, level_view
 
 __all__ = ["Shuffle", "ShuffleGuess"]
-
-
-def _view(values: Tensor, like: Tensor) -> Tensor:
-    """``[B]`` level parameters viewed to broadcast against ``like`` ``[B, …]``."""
-    return values.reshape(values.shape + (1,) * (like.dim() - 1))
 
 
 def _mix(log_p: Tensor, weight: Tensor, vocab: int) -> Tensor:
@@ -48,16 +42,12 @@ class Shuffle(DiscreteChannel):
 
     def __init__(self, keep: np.ndarray, vocab: int) -> None:
         super().__init__()
-        self.vocab = int(vocab)
-        keep = np.nan_to_num(np.asarray(keep, dtype=np.float64), nan=1.0)
-        alpha = discrete_alpha(keep)["alpha"]
-        self.register_buffer("keep", torch.as_tensor(keep, dtype=torch.float32))
-        self.register_buffer("alpha", torch.as_tensor(alpha, dtype=torch.float32))
+        self._register_keep(keep, vocab)
 
     def _redraw(self, x: Tensor, stay: Tensor, generator) -> Tensor:
         u = torch.rand(x.shape, generator=generator, device=x.device)
         fresh = torch.randint(self.vocab, x.shape, generator=generator, device=x.device)
-        return torch.where(u < _view(stay, x), x, fresh)
+        return torch.where(u < level_view(stay, x), x, fresh)
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
         """:returns: long ``[B, *shape]``."""
@@ -72,7 +62,7 @@ class Shuffle(DiscreteChannel):
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
         """Exact ``log q(x[t] | x[t-1])``: ``[B]`` (``-inf`` for ids outside ``0..V-1``)."""
         assert source is not None
-        keep = _view(self.keep[t], source).expand(source.shape)
+        keep = level_view(self.keep[t], source).expand(source.shape)
         same = torch.log(keep + (1 - keep) / self.vocab)
         other = torch.log1p(-keep) - math.log(self.vocab)
         out = torch.where(value == source, same, other)
@@ -81,7 +71,7 @@ class Shuffle(DiscreteChannel):
     def _kernel_log_probs(self, x: Tensor, weight: Tensor) -> Tensor:
         one_hot = torch.nn.functional.one_hot(x, self.vocab).float()
         log_one_hot = torch.where(one_hot > 0, 0.0, -torch.inf)
-        return _mix(log_one_hot, _view(weight, one_hot), self.vocab)
+        return _mix(log_one_hot, level_view(weight, one_hot), self.vocab)
 
     def marginal(self, x0: Tensor, t: Tensor, generator=None) -> Tensor:
         """A draw of ``x[t] ~ q(x[t] | x[0])``: ``[B, *shape]``."""
@@ -98,7 +88,7 @@ class Shuffle(DiscreteChannel):
             x[0] (a one-hot gives the exact posterior q(x[t-1] | x[t], x[0])).
         :returns: ``[B, *shape, V]``.
         """
-        previous = _mix(log_x0, _view(self.alpha[t - 1], log_x0).to(log_x0.dtype), self.vocab)
+        previous = _mix(log_x0, level_view(self.alpha[t - 1], log_x0).to(log_x0.dtype), self.vocab)
         joint = self._kernel_log_probs(xt, self.keep[t]).to(log_x0.dtype) + previous
         return joint - joint.logsumexp(-1, keepdim=True)
 
