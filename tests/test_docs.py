@@ -486,3 +486,21 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert re.search(r'<span style="[^"]*">model</span>', language), (
         "dtg blocks are not highlighted"
     )
+
+
+def test_readme_example_is_the_example_file() -> None:
+    """The README's ```dtg block is examples/ddpm_moons.dtg without its comments."""
+    readme = [b for b in code_blocks(ROOT / "README.md") if b.lang == "dtg"]
+    assert len(readme) == 1
+    example = (ROOT / "examples" / "ddpm_moons.dtg").read_text()
+    statements = [
+        line for line in example.splitlines() if line.strip() and not line.strip().startswith("#")
+    ]
+    shown = [
+        line
+        for line in readme[0].text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    # The README may leave out the train block; every line it shows is the file's.
+    assert shown == [line for line in statements if not line.strip().startswith("train")]
+    dtg.loads(readme[0].text)
