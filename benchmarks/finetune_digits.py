@@ -28,6 +28,7 @@ import torch
 import dtg
 from dtg.runtime.checkpoint import effective_state, load_checkpoint
 from dtg.runtime.finetune_eval import evaluate_finetune
+from dtg.runtime.plots import plot_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"rtb": "rtb_even_digits.dtg", "ddpo": "ddpo_even_digits.dtg"}
@@ -45,7 +46,9 @@ def parent_state(path: Path, train_if_missing: bool) -> dict[str, torch.Tensor]:
     return effective_state(load_checkpoint(path, torch.device("cpu")))
 
 
-def fine_tune(method: str, lr: float, steps: int, state: dict, n: int) -> dict[str, float]:
+def fine_tune(
+    method: str, lr: float, steps: int, state: dict, n: int, plots: Path | None
+) -> dict[str, float]:
     torch.manual_seed(0)
     model = dtg.load(ROOT / "examples" / EXAMPLES[method]).compile("cpu")
     model.init_from_parent(state)
@@ -55,6 +58,16 @@ def fine_tune(method: str, lr: float, steps: int, state: dict, n: int) -> dict[s
         seconds = time.perf_counter() - start
     figures = evaluate_finetune(model, n=n, seed=0)
     figures.update(method=method, lr=lr, steps=steps, train_seconds=seconds)
+    if plots is not None:
+        torch.manual_seed(1)
+        posterior, prior = model.sample(64), model.prior.sample(64)
+        plot_samples(
+            posterior,
+            model.ir.message.space,
+            plots / f"{method}_lr{lr:g}.png",
+            reference=prior,
+            title=f"{method} lr {lr:g}: fine-tuned (left) and prior (right), step {steps}",
+        )
     return figures
 
 
@@ -63,13 +76,16 @@ def main() -> None:
     parser.add_argument("--parent", type=Path, default=ROOT / "runs/ddpm_digits/checkpoint.pt")
     parser.add_argument("--train-parent", action="store_true", help="train the prior if missing")
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--rtb-lr", type=float, nargs="+", default=[1e-5, 1e-4])
+    parser.add_argument("--rtb-lr", type=float, nargs="+", default=[1e-5, 1e-4, 3e-4])
     parser.add_argument("--ddpo-lr", type=float, nargs="+", default=[1e-5, 1e-4, 3e-4])
     parser.add_argument("-n", type=int, default=1000, help="samples per figure")
+    parser.add_argument("--plots", type=Path, help="write a sample grid per run in this folder")
     args = parser.parse_args()
+    if args.plots is not None:
+        args.plots.mkdir(parents=True, exist_ok=True)
     state = parent_state(args.parent, args.train_parent)
-    runs = [fine_tune("rtb", lr, args.steps, state, args.n) for lr in args.rtb_lr]
-    runs += [fine_tune("ddpo", lr, args.steps, state, args.n) for lr in args.ddpo_lr]
+    runs = [fine_tune("rtb", lr, args.steps, state, args.n, args.plots) for lr in args.rtb_lr]
+    runs += [fine_tune("ddpo", lr, args.steps, state, args.n, args.plots) for lr in args.ddpo_lr]
     prior = {k[len("prior_") :]: v for k, v in runs[0].items() if k.startswith("prior_")}
     prior["mmd_to_prior"] = runs[0]["mmd_prior_to_prior"]
     keep = ("reward_mean", "fraction_rewarded", "diversity", "mmd_to_prior", "train_seconds")
