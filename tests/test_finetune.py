@@ -181,3 +181,28 @@ def test_a_long_extends_chain_is_a_located_error() -> None:
     reverse = "".join(reversed(links.splitlines(keepends=True)))
     with pytest.raises(dtg.DtgCheckError, match="'extends'"):
         dtg.loads(reverse + base)
+
+
+def test_log_z_starts_at_the_first_batch_estimate() -> None:
+    """log Z = mean(log p₀ + β log r − log p_θ) of the first batch (the minimiser of the first
+    loss), once; with ``log_z_init = zero`` it stays 0."""
+    parent = CHAIN.replace("NAME", "base").replace("C", "0").replace(" A ", f" {A} ")
+    child = parent + (
+        "model tuned extends base {\n  reward r2(x) = -sum(x^2)\n"
+        "  objective relative_trajectory_balance(beta = 2)\n}\n"
+    )
+    compiled = dtg.loads(child).compile("cpu", model="tuned").double()
+    torch.manual_seed(5)
+    compiled.loss(64)
+    torch.manual_seed(5)
+    traj = sample_trajectories(compiled, 64, with_destruction=False)
+    start, steps = generation_log_probs(compiled.prior, traj.states)
+    estimate = start + steps.sum(1) + 2 * traj.log_reward - traj.log_start - traj.log_pf.sum(1)
+    assert compiled.objective.log_z.item() == pytest.approx(estimate.mean().item(), rel=1e-9)
+    first = compiled.objective.log_z.item()
+    compiled.loss(64)  # only the first batch sets it
+    assert compiled.objective.log_z.item() == first
+    zero = dtg.loads(child.replace("beta = 2", "beta = 2, log_z_init = zero"))
+    fixed = zero.compile("cpu", model="tuned").double()
+    fixed.loss(8)
+    assert fixed.objective.log_z.item() == 0.0

@@ -71,6 +71,9 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
     ObjectiveKind.TRAJECTORY_BALANCE: {
         "lr_logZ": _num(0.1, doc="learning rate of log Z"),
         **_SAMPLER,
+        "log_z_init": _choice(
+            "auto", "auto", "zero", doc="log Z starts at the first batch's estimate, or at 0"
+        ),
     },
     ObjectiveKind.VARGRAD: dict(_SAMPLER),
     ObjectiveKind.SUBTB: {
@@ -85,6 +88,9 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
         "vargrad": OptionSpec(False, "bool", doc="relative VarGrad (no log Z)"),
         "clip": _num(None, doc="clip each squared residual at this value"),
         "replay": _int(0, low=0, doc="replay buffer size (0 = on-policy)"),
+        "log_z_init": _choice(
+            "auto", "auto", "zero", doc="log Z starts at the first batch's estimate, or at 0"
+        ),
     },
     ObjectiveKind.POLICY_GRADIENT: {
         "clip": _num(1e-4, doc="PPO clip range"),

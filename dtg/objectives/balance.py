@@ -32,7 +32,26 @@ from ..ir import ObjectiveKind
 from ..nets import Signature, build_net
 from .trajectories import Trajectories, destroy_trajectories, sample_trajectories
 
-__all__ = ["Balance", "tb_loss", "vargrad_loss", "subtb_loss"]
+__all__ = ["start_log_z", "Balance", "tb_loss", "vargrad_loss", "subtb_loss"]
+
+
+def start_log_z(objective: nn.Module, estimate: Tensor) -> None:
+    """Set a learned log Z to the batch mean of ``estimate`` (its per-trajectory optimum) the
+    first time the objective runs in training, unless ``log_z_init = zero`` or log Z was set
+    to another value than its initial 0.
+
+    log Z is learned at its own small rate (``lr_logZ``, Adam moves it about that much per
+    step): from 0 it takes ~1,600 steps to reach Manywell's log Z ≈ 165, and meanwhile the
+    residual is dominated by the offset. The ELBO estimate of the first batch is the value that
+    minimises the first loss, so the nets learn from the start.
+    """
+    if bool(objective.log_z_started) or not objective.training:
+        return
+    untouched = float(objective.log_z.detach()) == 0.0  # a value set by hand is kept
+    if objective.options.get("log_z_init", "auto") == "auto" and untouched:
+        with torch.no_grad():
+            objective.log_z.copy_(estimate.detach().mean().to(objective.log_z.dtype))
+    objective.log_z_started.fill_(True)
 
 
 def tb_loss(log_z: Tensor, traj: Trajectories) -> Tensor:
@@ -84,6 +103,8 @@ class Balance(nn.Module):
         self._model = [model]  # not a submodule: the model owns this objective
         self.kind, self.options = kind, dict(options)
         self.log_z = nn.Parameter(torch.zeros(()))
+        # log Z starts at the first batch's ELBO estimate (see _start_log_z); kept in checkpoints.
+        self.register_buffer("log_z_started", torch.zeros((), dtype=torch.bool))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.destroy_mode = options.get("destroy", "joint")
         self.destroy_nets = sorted(set(model.ir.destroy.nets) - set(model.ir.generate.nets))
@@ -200,6 +221,7 @@ class Balance(nn.Module):
                 detailed=self.kind is ObjectiveKind.DETAILED_BALANCE,
             )
         else:
+            start_log_z(self, traj.log_weight)
             per = tb_loss(self.log_z, traj)
         if per is not None:
             clip = self.options.get("clip")

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .balance import start_log_z
 from .trajectories import destroy_trajectories, generation_log_probs, sample_trajectories
 
 __all__ = ["RelativeTB", "PolicyGradient", "rtb_residual", "ppo_clip_loss"]
@@ -79,6 +80,7 @@ class RelativeTB(_FineTune):
     def __init__(self, model: Any, options: dict) -> None:
         super().__init__(model, options)
         self.log_z = nn.Parameter(torch.zeros(()))
+        self.register_buffer("log_z_started", torch.zeros((), dtype=torch.bool))
         size = int(options.get("replay") or 0)
         self.register_buffer("replay_x", torch.zeros((size, *model.ir.message.space.shape)))
         self.register_buffer("replay_count", torch.zeros((), dtype=torch.long))
@@ -110,6 +112,7 @@ class RelativeTB(_FineTune):
             loss = ((delta - delta.mean()) ** 2).mean()
             log_z = float(-delta.mean())
         else:
+            start_log_z(self, log_prior + beta * traj.log_reward - log_post)
             per = rtb_residual(self.log_z, log_post, log_prior, traj.log_reward, beta) ** 2
             clip = self.options.get("clip")
             loss = (per.clamp(max=float(clip)) if clip else per).mean()
