@@ -239,6 +239,13 @@ class CompiledModel(nn.Module):
         extra = getattr(self.objective, "metrics", None)
         return extra() if extra is not None else {}
 
+    def diagnose_nan(self, batch: Tensor | int) -> str | None:
+        """Where a NaN/inf first appears when the chains are replayed on ``batch`` (a parameter,
+        the data, a channel at a level, the start or the reward); ``None`` if nowhere."""
+        from .diagnose import first_non_finite
+
+        return first_non_finite(self, batch)
+
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         """Ancestral sampling of the generation chain: ``[n, *shape]`` in the data space."""
