@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ import torch
 
 import dtg
 from dtg.runtime.checkpoint import effective_state, load_checkpoint
-from dtg.runtime.finetune_eval import evaluate_finetune
+from dtg.runtime.finetune_eval import evaluate_finetune, mean_pairwise_distance
 from dtg.runtime.plots import plot_samples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,25 @@ def fine_tune(
     return figures
 
 
+@torch.no_grad()
+def target_reference(state: dict, n: int = 2000) -> dict[str, float]:
+    """What RTB aims at, p₀(x)·r(x) (β = 1), by sampling-importance-resampling: n prior
+    samples resampled n/2 times with weights r. An independent reference for the figures."""
+    torch.manual_seed(0)
+    model = dtg.load(ROOT / "examples" / EXAMPLES["rtb"]).compile("cpu")
+    model.init_from_parent(state)
+    x = model.prior.sample(n)
+    log_r = model.reward_fn(x)
+    picked = x[torch.multinomial(log_r.exp(), n // 2, replacement=True)]
+    log_r_picked = model.reward_fn(picked)
+    return {
+        "reward_mean": float(log_r_picked.mean()),
+        "fraction_rewarded": float((log_r_picked > math.log(0.5)).double().mean()),
+        "diversity": mean_pairwise_distance(picked),
+        "note": "p0 * r by importance resampling of prior samples (duplicates lower diversity)",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--parent", type=Path, default=ROOT / "runs/ddpm_digits/checkpoint.pt")
@@ -80,10 +100,15 @@ def main() -> None:
     parser.add_argument("--ddpo-lr", type=float, nargs="+", default=[1e-5, 1e-4, 3e-4])
     parser.add_argument("-n", type=int, default=1000, help="samples per figure")
     parser.add_argument("--plots", type=Path, help="write a sample grid per run in this folder")
+    parser.add_argument("--reference-only", action="store_true", help="only the target's figures")
     args = parser.parse_args()
     if args.plots is not None:
         args.plots.mkdir(parents=True, exist_ok=True)
     state = parent_state(args.parent, args.train_parent)
+    reference = target_reference(state)
+    if args.reference_only:
+        print(json.dumps({"target": reference}, indent=2))
+        return
     runs = [fine_tune("rtb", lr, args.steps, state, args.n, args.plots) for lr in args.rtb_lr]
     runs += [fine_tune("ddpo", lr, args.steps, state, args.n, args.plots) for lr in args.ddpo_lr]
     prior = {k[len("prior_") :]: v for k, v in runs[0].items() if k.startswith("prior_")}
