@@ -58,6 +58,18 @@ def start(folder: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+def resume_to(folder: Path, steps: int) -> subprocess.CompletedProcess:
+    """``dtg train … --resume --steps STEPS`` to the end."""
+    return subprocess.run(
+        [sys.executable, "-m", "dtg", "train", str(folder / "tiny.dtg"), "--out",
+         str(folder / "run"), "--no-progress", "--resume", "--steps", str(steps)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )  # fmt: skip
+
+
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -94,25 +106,7 @@ def test_sigkill_at_random_moments_never_leaves_a_bad_checkpoint(tmp_path: Path)
     assert steps == sorted(steps) and steps[-1] > steps[0], steps
     leftovers = list((tmp_path / "run").glob(".checkpoint.pt.*"))
     assert len(leftovers) <= 1, leftovers  # at most the write the last kill cut short
-    final = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dtg",
-            "train",
-            str(tmp_path / "tiny.dtg"),
-            "--out",
-            str(tmp_path / "run"),
-            "--no-progress",
-            "--resume",
-            "--steps",
-            str(steps[-1] + 4),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=120,
-    )
+    final = resume_to(tmp_path, steps[-1] + 4)
     assert final.returncode == 0, final.stderr
     assert load_checkpoint(checkpoint, torch.device("cpu"))["step"] == steps[-1] + 4
     assert not list((tmp_path / "run").glob(".checkpoint.pt.*"))  # stale writes cleaned up
@@ -131,24 +125,6 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> None:
     step = int(stderr.split("interrupted after step ")[1].split(";")[0])
     content = load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))
     assert content["step"] == step > 0
-    resumed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dtg",
-            "train",
-            str(tmp_path / "tiny.dtg"),
-            "--out",
-            str(tmp_path / "run"),
-            "--no-progress",
-            "--resume",
-            "--steps",
-            str(step + 3),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=120,
-    )
+    resumed = resume_to(tmp_path, step + 3)
     assert resumed.returncode == 0, resumed.stderr
     assert f"trained steps {step + 1}-{step + 3}" in resumed.stdout

@@ -7,26 +7,18 @@ import math
 from pathlib import Path
 
 import torch
+from conftest import SMALL_SAMPLER
 
 import dtg
 from dtg.runtime.finetune_eval import evaluate_finetune, mean_pairwise_distance, rewarded_classes
 
-BASE = """
-model base {
-  space x : real[2]
-  steps T = 3
-  reward r(x) = -0.5 * sum(x^2)
-  schedule beta(t) = 0.2
-  net f : (real[2], time) -> real[2] = mlp(hidden = [4])
-  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
-  generate x[T] ~ Normal(0, 1)
-  generate x[t-1] ~ Normal(f(x[t], t), 0.5)
-  objective trajectory_balance
-}
-model child extends base {
+BASE = (
+    SMALL_SAMPLER
+    + """model child extends base {
   objective relative_trajectory_balance
 }
 """
+)
 
 
 def test_mean_pairwise_distance_against_a_loop() -> None:

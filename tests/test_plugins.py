@@ -6,28 +6,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL_SAMPLER
 
 import dtg
 from dtg.cli import main
 from dtg.plugins import PluginError, rewards, unregister_reward
 
-CHILD = """
-model base {
-  space x : real[2]
-  steps T = 3
-  reward r(x) = -0.5 * sum(x^2)
-  schedule beta(t) = 0.2
-  net f : (real[2], time) -> real[2] = mlp(hidden = [4])
-  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
-  generate x[T] ~ Normal(0, 1)
-  generate x[t-1] ~ Normal(f(x[t], t), 0.5)
-  objective trajectory_balance
-}
-model child extends base {
+CHILD = (
+    SMALL_SAMPLER
+    + """model child extends base {
   reward near(x) = 2 * near_one(x)
   objective relative_trajectory_balance
 }
 """
+)
 
 PLUGIN = """
 import dtg
