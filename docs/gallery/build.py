@@ -25,6 +25,9 @@ __all__ = ["build_gallery", "build_notation", "main"]
 
 ROOT = Path(__file__).resolve().parents[2]
 GALLERY = ROOT / "docs" / "gallery"
+#: Sample plots of trained examples (``dtg sample FILE --checkpoint … --plot``), where present.
+SAMPLES = GALLERY / "samples"
+SAMPLE_NOTE = "each trained from the CLI at its file's budget"
 EXTENDS = """
 # Fine-tuning a trained model toward a reward with relative trajectory balance:
 # the parent's generation chain is a frozen prior (drawn grey and dashed).
@@ -46,6 +49,11 @@ def _section(stem: str, source: str, ir: ModelIR) -> str:
         for fmt in ("svg", "png"):
             render(ir, GALLERY / f"{stem}_{view}.{fmt}", view=view)
         images.append(f'**{view}**<br>\n<img src="gallery/{stem}_{view}.svg" alt="{stem} {view}">')
+    if (SAMPLES / f"{stem}.png").is_file():
+        images.append(
+            f'**samples** (`dtg sample … --plot`, {SAMPLE_NOTE})<br>\n'
+            f'<img src="gallery/samples/{stem}.png" alt="{stem} samples" width="480">'
+        )
     return "\n".join(
         [
             f"## {stem}\n",
@@ -65,7 +73,8 @@ def build_gallery() -> str:
         "Every example of `examples/` drawn by `dtg render` as a generative commutative diagram "
         "(see [notation](notation.md)), next to its source: the *compact* view (one template "
         "step, `t = 1..T`) and the *unrolled* view (A, B, C, ⋯, Y, Z); tiny discrete spaces also "
-        "get the *zoomed-in* view. Rebuild with `python docs/gallery/build.py`.\n",
+        "get the *zoomed-in* view; trained examples also show a plot of samples (left) beside "
+        "held-out data (right). Rebuild with `python docs/gallery/build.py`.\n",
     ]
     for path in sorted((ROOT / "examples").glob("*.dtg")):
         source = path.read_text()
