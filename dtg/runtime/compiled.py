@@ -20,27 +20,10 @@ from ..errors import DtgRuntimeError
 from ..ir import Family, ModelIR, ObjectiveKind
 from ..nets import Signature, build_net
 from ..syntax import ast
+from .device import resolve_device
 from .expr import Env, ExprCompiler
 
 __all__ = ["CompiledModel", "compile_program", "resolve_device"]
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a clear error."""
-    if isinstance(name, torch.device):
-        return name
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DtgRuntimeError(
-            "CUDA is not available on this machine",
-            hints=["use --device cpu (or auto, which picks CUDA only when it is there)"],
-        )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise DtgRuntimeError(f"unknown device '{name}'", hints=["use auto, cpu or cuda"]) from None
 
 
 def _bind(call: ast.Call, names: tuple[str, ...]) -> dict[str, ast.Expr]:
