@@ -56,7 +56,9 @@ from hypothesis import strategies as st
 
 import dtg
 from dtg.errors import Span
-from dtg.syntax.parser import MAX_TOKENS
+from dtg.lexer import KEYWORDS, TYPES
+from dtg.lexer import OBJECTIVES as LEXER_OBJECTIVES
+from dtg.syntax.parser import MAX_TOKENS, STATEMENT_KEYWORDS
 
 TIME_LIMIT = 2.0
 """CPU seconds one input may take (parse + check), measured in the worker; a slow input is
@@ -619,19 +621,7 @@ SOURCE_OPTIONS = [
     "seed",
     "__class__",
 ]
-OBJECTIVES = [
-    "denoising",
-    "masking",
-    "elbo",
-    "trajectory_balance",
-    "vargrad",
-    "subtb",
-    "detailed_balance",
-    "relative_trajectory_balance",
-    "policy_gradient",
-    "dpo",
-    "Denoising",
-]
+OBJECTIVES = [*LEXER_OBJECTIVES, "dpo", "Denoising"]  # the real ones and two near misses
 OBJECTIVE_OPTIONS = [
     "weight",
     "gamma",
@@ -951,20 +941,7 @@ class ProgramGen:
 
     def statement(self) -> str:
         """Any statement of the grammar, with random contents."""
-        kind = self.d.choice(
-            [
-                "data",
-                "space",
-                "steps",
-                "schedule",
-                "net",
-                "destroy",
-                "generate",
-                "reward",
-                "objective",
-                "train",
-            ]
-        )
+        kind = self.d.choice(list(STATEMENT_KEYWORDS))
         if kind == "data":
             tail = f" ~ {self.source_call()}" if self.d.chance(0.8) else ""
             return f"data {self.pick([self.x], ['y', 't'])} : {self.space(self.wild())}{tail}"
@@ -1401,21 +1378,8 @@ TOKEN_RE = re.compile(
     re.DOTALL,
 )
 GRAMMAR_WORDS = [
-    "model",
-    "extends",
-    "data",
-    "space",
-    "steps",
-    "schedule",
-    "net",
-    "destroy",
-    "generate",
-    "reward",
-    "objective",
-    "train",
-    "real",
-    "token",
-    "time",
+    *KEYWORDS,
+    *TYPES,
     "{",
     "}",
     "(",
