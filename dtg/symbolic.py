@@ -219,9 +219,6 @@ def _guarded(function: Callable[..., sp.Expr], *args: sp.Expr) -> sp.Expr:
     of ``zoo`` is not comparable. An undefined value is reported by the checker's range check
     at the level where it is used, with the statement's location.
     """
-    if any(a.has(sp.zoo, sp.nan) for a in args if isinstance(a, sp.Basic)):
-        if function in (sp.Min, sp.Max):
-            return sp.nan
     try:
         return function(*args)
     except (OverflowError, ValueError, TypeError, ZeroDivisionError, MemoryError):
