@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import DtgRuntimeError
 from ..ir import Family
@@ -32,6 +32,7 @@ from .base import Channel, sum_event
 
 __all__ = [
     "DiscreteChannel",
+    "NetGuess",
     "MaskedStart",
     "CategoricalStart",
     "CategoricalKernel",
@@ -97,6 +98,22 @@ class DiscreteChannel(Channel):
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:
         """:returns: ``[B]``, ``-inf`` for an impossible value."""
         return gather_log_prob(self.log_probs(source, t), value)
+
+
+class NetGuess(DiscreteChannel):
+    """A discrete ``Guess``: a destruction channel and the net that guesses x[0] against it.
+
+    :param destroy: the destruction channel whose posterior the guess uses.
+    :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
+    """
+
+    def __init__(self, destroy: nn.Module, net: Callable[[Tensor, Tensor], Tensor]) -> None:
+        super().__init__()
+        self.destroy, self.net = destroy, net
+
+    def logits(self, xt: Tensor, t: Tensor) -> Tensor:
+        """The net's logits over x[0]: ``[B, *shape, V]``."""
+        return self.net(xt, t)
 
 
 def _expand_logits(value: Tensor, batch: int, shape: tuple[int, ...], vocab: int) -> Tensor:

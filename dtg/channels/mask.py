@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .base import Channel, sum_event
-from .discrete import DiscreteChannel, level_view, sample_categorical
+from .discrete import DiscreteChannel, NetGuess, level_view, sample_categorical
 
 __all__ = ["Mask", "MaskGuess", "MashLast", "MashLastGuess", "unmask_rates"]
 
@@ -111,20 +111,12 @@ class Mask(DiscreteChannel):
         return torch.where((xt == self.vocab).unsqueeze(-1), masked_row, carried)
 
 
-class MaskGuess(DiscreteChannel):
+class MaskGuess(NetGuess):
     """``Guess`` for ``Mask``: the posterior at the net's x̂[0] (SUBS, Sahoo et al. 2024).
 
     :param destroy: the :class:`Mask` channel (its tables give the posterior).
     :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
     """
-
-    def __init__(self, destroy: Mask, net: Predict) -> None:
-        super().__init__()
-        self.destroy, self.net = destroy, net
-
-    def logits(self, xt: Tensor, t: Tensor) -> Tensor:
-        """The net's logits over x[0]: ``[B, *shape, V]`` (no ``[MASK]`` column: its logit is −∞)."""
-        return self.net(xt, t)
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
         """``[B, *shape, V + 1]``; see :meth:`Mask.posterior_log_probs`."""
@@ -181,21 +173,13 @@ class MashLast(Channel):
         return torch.where(hidden, self.vocab, flat).reshape(x0.shape)
 
 
-class MashLastGuess(DiscreteChannel):
+class MashLastGuess(NetGuess):
     """``Guess`` for ``MashLast``: position ``L − t`` gets a value drawn from the net's softmax
     there; every other position is carried over (left-to-right generation).
 
     :param destroy: the :class:`MashLast` channel.
     :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
     """
-
-    def __init__(self, destroy: MashLast, net: Predict) -> None:
-        super().__init__()
-        self.destroy, self.net = destroy, net
-
-    def logits(self, xt: Tensor, t: Tensor) -> Tensor:
-        """The net's logits: ``[B, *shape, V]``."""
-        return self.net(xt, t)
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
         """``[B, *shape, V + 1]``: one-hot on ``x[t]`` except the softmax at position ``L − t``."""

@@ -16,14 +16,13 @@ Argmax Flows and Multinomial Diffusion (arXiv 2102.05379).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .base import sum_event
-from .discrete import DiscreteChannel, level_view
+from .discrete import DiscreteChannel, NetGuess, level_view
 
 __all__ = ["Shuffle", "ShuffleGuess"]
 
@@ -93,20 +92,12 @@ class Shuffle(DiscreteChannel):
         return joint - joint.logsumexp(-1, keepdim=True)
 
 
-class ShuffleGuess(DiscreteChannel):
+class ShuffleGuess(NetGuess):
     """``Guess`` for ``Shuffle``: :meth:`Shuffle.posterior_log_probs` at the net's x̂[0].
 
     :param destroy: the :class:`Shuffle` channel.
     :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
     """
-
-    def __init__(self, destroy: Shuffle, net: Callable[[Tensor, Tensor], Tensor]) -> None:
-        super().__init__()
-        self.destroy, self.net = destroy, net
-
-    def logits(self, xt: Tensor, t: Tensor) -> Tensor:
-        """The net's logits over x[0]: ``[B, *shape, V]``."""
-        return self.net(xt, t)
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
         """``log p(x[t-1] | x[t])`` per position: ``[B, *shape, V]``."""
