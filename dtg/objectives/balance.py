@@ -45,7 +45,10 @@ def start_log_z(objective: nn.Module, estimate: Tensor) -> None:
     residual is dominated by the offset. The ELBO estimate of the first batch is the value that
     minimises the first loss, so the nets learn from the start.
     """
-    if bool(objective.log_z_started) or not objective.training:
+    if getattr(objective, "_log_z_seen", False) or not objective.training:
+        return  # a Python flag: reading the buffer every step would sync a GPU every step
+    objective._log_z_seen = True
+    if bool(objective.log_z_started):  # restored from a checkpoint
         return
     untouched = float(objective.log_z.detach()) == 0.0  # a value set by hand is kept
     if objective.options.get("log_z_init", "auto") == "auto" and untouched:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -297,17 +299,12 @@ class _StopOnInterrupt:
     job must stop at the same step, so they keep Python's default)."""
 
     def __init__(self, enabled: bool) -> None:
-        import signal
-        import threading
-
         self.requested = False
         self.previous = None
         if enabled and threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame) -> None:
-        import signal
-
         if self.requested:
             signal.signal(signal.SIGINT, self.previous)
             raise KeyboardInterrupt
@@ -318,8 +315,6 @@ class _StopOnInterrupt:
         )
 
     def close(self) -> None:
-        import signal
-
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
