@@ -46,6 +46,8 @@ ARCH_OPTION_DOCS: dict[str, dict[str, str]] = {
         "depth": "number of pre-norm encoder layers",
         "heads": "attention heads",
         "dropout": "dropout rate in [0, 1)",
+        "causal": "`true`: output `i` reads the inputs at positions `< i` only (a GPT-style "
+        "decoder); with `MashLast` and no `time` input every position is scored in one pass",
     },
 }
 

@@ -43,7 +43,7 @@ TIME_SCALE = 1000.0
 _ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": [128, 128], "activation": "silu", "zero_init": False, "time_dim": 64},
-    "transformer": {"width": 128, "depth": 4, "heads": 4, "dropout": 0.0},
+    "transformer": {"width": 128, "depth": 4, "heads": 4, "dropout": 0.0, "causal": False},
 }
 """Valid architecture names mapped to their options and default values."""
 
@@ -165,6 +165,8 @@ def _resolve(
         cfg[key] = _int(key, cfg[key])
     if cfg["width"] % cfg["heads"]:
         raise NetConfigError(f"width {cfg['width']} is not divisible by heads {cfg['heads']}")
+    if not isinstance(cfg["causal"], bool):
+        raise NetConfigError(f"option 'causal' must be true or false, got {cfg['causal']!r}")
     drop = cfg["dropout"]
     if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0 <= drop < 1:
         raise NetConfigError(f"option 'dropout' must be a number in [0, 1), got {drop!r}")
@@ -211,6 +213,7 @@ def count_parameters(
     w, ff = cfg["width"], 4 * cfg["width"]
     length, feats = output.shape[0], math.prod(output.shape[1:])
     total = length * w + w * feats + feats + 2 * w  # positions, head, final norm
+    total += w if cfg["causal"] else 0  # the start vector
     for s in inputs:
         if s.kind == "token":
             total += (s.vocab + 1) * w
@@ -257,12 +260,25 @@ class _MLP(nn.Module):
 
 
 class _Transformer(nn.Module):
-    """Pre-norm transformer encoder over a length-``L`` sequence -> ``[B, L]`` or ``[B, L, F]``."""
+    """Pre-norm transformer encoder over a length-``L`` sequence -> ``[B, L]`` or ``[B, L, F]``.
+
+    With ``causal = true`` the output at position ``i`` depends on the sequence inputs at
+    positions ``< i`` only (and on the time): the inputs are shifted right by one behind a
+    learned start vector and attention is masked to ``j ≤ i``, as in a GPT decoder. Such a net
+    scores every position of an autoregressive (``MashLast``) model in one pass.
+    """
 
     def __init__(self, cfg: dict, inputs: tuple[Signature, ...], output: Signature) -> None:
         super().__init__()
         w = cfg["width"]
         self.inputs, self.out_shape, self.width = inputs, output.shape, w
+        self.causal = bool(cfg["causal"])
+        length = output.shape[0]
+        if self.causal:
+            self.begin = nn.Parameter(torch.randn(w) * 0.02)
+            # True above the diagonal = position i may not attend to j > i.
+            above = torch.ones(length, length, dtype=torch.bool).triu(1)
+            self.register_buffer("attend_mask", above, persistent=False)
         self.embeds = nn.ModuleList()
         for s in inputs:
             if s.kind == "token":
@@ -288,17 +304,23 @@ class _Transformer(nn.Module):
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         """:returns: ``[B, *output.shape]``."""
         dtype = self.pos.dtype
-        h = self.pos[None]
+        seq, timed = 0.0, 0.0
         for sig, emb, x in zip(
             self.inputs, self.embeds, _check_args(self.inputs, args), strict=True
         ):
             if sig.kind == "token":
-                h = h + emb(x.long())
+                seq = seq + emb(x.long())
             elif sig.kind == "real":
-                h = h + emb(x.to(dtype).reshape(*x.shape[:2], -1))
+                seq = seq + emb(x.to(dtype).reshape(*x.shape[:2], -1))
             else:
-                h = h + emb(sinusoidal_embedding(x.to(dtype), self.width))[:, None, :]
-        y = self.head(self.norm(self.encoder(h)))
+                timed = timed + emb(sinusoidal_embedding(x.to(dtype), self.width))[:, None, :]
+        if self.causal:  # position i reads the inputs at i - 1 (the start vector at 0)
+            begin = self.begin.expand(seq.shape[0], 1, -1)
+            seq = torch.cat([begin, seq[:, :-1]], dim=1)
+            h = self.encoder(self.pos[None] + seq + timed, mask=self.attend_mask, is_causal=True)
+        else:
+            h = self.encoder(self.pos[None] + seq + timed)
+        y = self.head(self.norm(h))
         return y.reshape(y.shape[0], *self.out_shape)
 
 

@@ -274,3 +274,60 @@ def test_training_mdlm_lowers_bits_per_token(one_thread) -> None:
     model = dtg.loads(MDLM_SMALL).compile("cpu")
     samples = model.sample(4)
     assert samples.shape == (4, 64) and int(samples.min()) >= 0 and int(samples.max()) <= 16
+
+
+CAUSAL = """
+model ar_causal {
+  data x : token(5)[6] ~ categorical(probs = [0.1, 0.2, 0.3, 0.2, 0.2])
+  steps T = 6
+  net logits : (token(5)[6]) -> real[6, 5] = transformer(width = 16, depth = 2, heads = 2, causal = true)
+  destroy  x[t]   = MashLast(x[t-1])
+  generate x[T]   = masked
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+}
+"""
+
+
+def test_causal_transformer_reads_only_earlier_positions() -> None:
+    torch.manual_seed(0)
+    model = dtg.loads(CAUSAL).compile("cpu").double()
+    net = model.nets["logits"]
+    x = torch.randint(5, (3, 6))
+    base = net(x)
+    for i in range(6):  # change positions >= i: outputs at positions <= i must not move
+        changed = x.clone()
+        changed[:, i:] = (changed[:, i:] + 1 + torch.randint(4, changed[:, i:].shape)) % 5
+        out = net(changed)
+        torch.testing.assert_close(out[:, : i + 1], base[:, : i + 1], rtol=0, atol=1e-12)
+        if i < 5:  # and the next position does read position i
+            assert not torch.allclose(out[:, i + 1], base[:, i + 1])
+
+
+def test_causal_one_pass_equals_the_level_by_level_nelbo() -> None:
+    """The one-call loss of a causal net equals Σ over levels of the per-level term, computed
+    here level by level on x[t] (masked suffix) as the sampler sees it."""
+    torch.manual_seed(1)
+    model = dtg.loads(CAUSAL).compile("cpu").double()
+    assert model.generate.one_pass
+    net = model.nets["logits"]
+    x0 = torch.randint(5, (7, 6))
+    expected = torch.zeros(7, dtype=torch.float64)
+    for i in range(6):
+        context = x0.clone()
+        context[:, i:] = 5  # [MASK]
+        logits = net(context)
+        expected += torch.nn.functional.cross_entropy(logits[:, i], x0[:, i], reduction="none")
+    torch.testing.assert_close(model.nelbo(x0), expected.detach(), rtol=0, atol=1e-9)
+    assert float(model.loss(x0).detach()) == pytest.approx(float(expected.mean()), abs=1e-9)
+
+
+def test_causal_net_with_time_keeps_the_level_by_level_loss() -> None:
+    text = CAUSAL.replace("(token(5)[6]) -> real", "(token(5)[6], time) -> real")
+    model = dtg.loads(text).compile("cpu")
+    assert not model.generate.one_pass  # time differs per level, so one call cannot serve all
+
+
+def test_causal_option_must_be_a_boolean() -> None:
+    with pytest.raises(dtg.DtgError, match="causal"):
+        dtg.loads(CAUSAL.replace("causal = true", "causal = 2")).compile("cpu")

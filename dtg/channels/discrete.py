@@ -39,6 +39,7 @@ __all__ = [
     "sample_categorical",
     "gather_log_prob",
     "net_closure",
+    "scores_every_position",
     "build_discrete",
 ]
 
@@ -184,6 +185,13 @@ class CategoricalKernel(DiscreteChannel):
         return value.log_softmax(-1)
 
 
+def scores_every_position(model: Any, name: str) -> bool:
+    """Whether net ``name`` is causal (output ``i`` reads inputs ``< i`` only) and takes no
+    time: then one call on x[0] gives every ``MashLast`` level's prediction at once."""
+    causal = getattr(model.nets[name], "causal", False)
+    return bool(causal) and not any(s.kind == "time" for s in model.ir.nets[name].inputs)
+
+
 def net_closure(model: Any, name: str) -> Callable[[Tensor, Tensor], Tensor]:
     """``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``: the net called as
     ``net(x[t], t / T)`` when it declares a ``time`` input, else ``net(x[t])``."""
@@ -241,7 +249,8 @@ def build_discrete(model: Any, role: str) -> Channel:
             if isinstance(destroy, Mask):
                 return MaskGuess(destroy, predict)
             if isinstance(destroy, MashLast):
-                return MashLastGuess(destroy, predict)
+                one_pass = scores_every_position(model, channel.options["net"])
+                return MashLastGuess(destroy, predict, one_pass=one_pass)
             if isinstance(destroy, Shuffle):
                 return ShuffleGuess(destroy, predict)
         if channel.family is Family.CATEGORICAL:

@@ -23,7 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from .base import Channel, sum_event
 from .discrete import DiscreteChannel, NetGuess, level_view, sample_categorical
@@ -106,7 +107,7 @@ class Mask(DiscreteChannel):
         """
         rate = level_view(self.rate[t], log_x0)
         masked_row = torch.cat([_log(rate) + log_x0, _log(1 - rate).expand_as(log_x0[..., :1])], -1)
-        carried = torch.nn.functional.one_hot(xt, self.vocab + 1).to(log_x0.dtype)
+        carried = F.one_hot(xt, self.vocab + 1).to(log_x0.dtype)
         carried = torch.where(carried > 0, 0.0, -torch.inf)
         return torch.where((xt == self.vocab).unsqueeze(-1), masked_row, carried)
 
@@ -179,7 +180,26 @@ class MashLastGuess(NetGuess):
 
     :param destroy: the :class:`MashLast` channel.
     :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
+    :param one_pass: the net is causal without a time input (see
+        :func:`~dtg.channels.discrete.scores_every_position`), so :meth:`sequence_nll` can
+        score every level in one call.
     """
+
+    def __init__(self, destroy: nn.Module, net: Callable, one_pass: bool = False) -> None:
+        super().__init__(destroy, net)
+        self.one_pass = bool(one_pass)
+
+    def sequence_nll(self, x0: Tensor) -> Tensor:
+        """``Σ_i −log p̂(x0_i | x0_{<i})`` from one call of a causal net: the sum of every
+        level's term, i.e. the exact negative ELBO of ``MashLast``: ``[B]`` nats.
+
+        :param x0: data, long ``[B, *shape]``.
+        """
+        t = torch.full((x0.shape[0],), self.destroy.length, device=x0.device, dtype=torch.long)
+        logits = self.logits(x0, t).flatten(1, -2)  # [B, L, V]
+        target = x0.flatten(1)
+        nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # [B, L]
+        return nll.sum(1)
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
         """``[B, *shape, V + 1]``: one-hot on ``x[t]`` except the softmax at position ``L − t``."""
@@ -187,7 +207,7 @@ class MashLastGuess(NetGuess):
         flat = source.flatten(1)
         log_x0 = self.logits(source, t).flatten(1, -2).log_softmax(-1)
         fill = torch.cat([log_x0, torch.full_like(log_x0[..., :1], -torch.inf)], -1)
-        carried = torch.nn.functional.one_hot(flat, self.destroy.vocab + 1).to(fill.dtype)
+        carried = F.one_hot(flat, self.destroy.vocab + 1).to(fill.dtype)
         carried = torch.where(carried > 0, 0.0, -torch.inf)
         here = (self.destroy.positions == self.destroy.position(t)[:, None]).unsqueeze(-1)
         return torch.where(here, fill, carried).reshape(*source.shape, -1)

@@ -10,7 +10,9 @@ is exact (``nelbo`` sums every level):
   MDLM's ``w(t) = −α'(t)/(1 − α(t))``, α(t) = g(t)/g(0) from a telescoping ``keep = g(t)/g(t-1)``,
   differentiated by sympy and tabulated on the model's levels. The prior term is 0 (all masked).
 * ``MashLast``: ``L_t = −log p̂(x0_{L−t} | x[t])``; summed over levels, the next-token
-  cross-entropy of an autoregressive model.
+  cross-entropy of an autoregressive model. With a causal net that takes no time
+  (``transformer(causal = true)``) that whole sum is computed from one call on x[0], so every
+  position is scored per step instead of one.
 * ``Shuffle``: ``L_t = KL(q(x[t-1] | x[t], x[0]) ‖ p(x[t-1] | x[t]))`` for t ≥ 2,
   ``−log p(x[0] | x[1])`` at t = 1, plus ``KL(q(x[T] | x[0]) ‖ p(x[T]))`` (D3PM's L_{t-1}, L_0, L_T).
 
@@ -163,10 +165,16 @@ class Masking(nn.Module):
         q = log_q.exp()
         return sum_event(torch.where(q > 0, q * (log_q - log_p), 0.0).sum(-1))
 
+    def _one_pass(self) -> bool:
+        """A causal net without time scores every ``MashLast`` level in one call (exact sum)."""
+        return isinstance(self.generate, MashLastGuess) and self.generate.one_pass
+
     # ------------------------------------------------------------------ the interface
     def forward(self, x0: Tensor) -> Tensor:
         """The scalar loss for a data batch ``x0`` (long ``[B, *shape]``): the mean single-level
         estimate of the negative ELBO, nats per example."""
+        if self._one_pass():
+            return self.generate.sequence_nll(x0).mean()
         t = self.sample_levels(x0.shape[0], x0.device)
         xt = self.destroy.marginal(x0, t)
         per_example = self.steps * self.level_loss(x0, xt, t)
@@ -177,6 +185,8 @@ class Masking(nn.Module):
     def nelbo(self, x0: Tensor, chunk: int = 8192) -> Tensor:
         """The negative ELBO of each example, every level summed (one x[t] per level; exact for
         ``MashLast`` and for ``Mask`` with ``time = discrete`` in expectation): ``[B]`` nats."""
+        if self._one_pass():
+            return self.generate.sequence_nll(x0)
         batch = x0.shape[0]
         total = self.prior(x0)
         levels = torch.arange(1, self.steps + 1, device=x0.device)
