@@ -150,19 +150,26 @@ model ar {
 """
 
 
+def next_token_reference(net, x0: torch.Tensor, timed: bool) -> torch.Tensor:
+    """Σ_i −log p(x0_i | x0_{<i}) written out: the net called once per position on the prefix
+    with the rest masked (id 5), as generation sees it at level t = L − i: ``[B]``."""
+    batch, length = x0.shape
+    total = torch.zeros(batch, dtype=torch.float64)
+    for i in range(length):
+        context = x0.clone()
+        context[:, i:] = 5
+        time = torch.full((batch,), float(length - i)) / length  # float32, as the runtime
+        logits = net(context, time.double()) if timed else net(context)
+        total += torch.nn.functional.cross_entropy(logits[:, i], x0[:, i], reduction="none")
+    return total.detach()
+
+
 def test_mash_last_loss_is_next_token_cross_entropy() -> None:
     torch.manual_seed(0)
     model = dtg.loads(MASH).compile("cpu").double()
     net = model.nets["logits"]
     x0 = torch.randint(5, (4, 6))
-    expected = torch.zeros(4, dtype=torch.float64)
-    for i in range(6):  # predict token i from tokens < i (level t = L - i)
-        context = x0.clone()
-        context[:, i:] = 5
-        time = torch.full((4,), float(6 - i)) / 6  # float32 levels, as the runtime passes them
-        logits = net(context, time.double())
-        expected += torch.nn.functional.cross_entropy(logits[:, i], x0[:, i], reduction="none")
-    expected = expected.detach()
+    expected = next_token_reference(net, x0, timed=True)
     torch.testing.assert_close(model.nelbo(x0), expected, rtol=0, atol=1e-9)
     # One example repeated T times: antithetic levels cover each level once, so the
     # single-level loss is exactly the full cross-entropy.
@@ -312,13 +319,8 @@ def test_causal_one_pass_equals_the_level_by_level_nelbo() -> None:
     assert model.generate.one_pass
     net = model.nets["logits"]
     x0 = torch.randint(5, (7, 6))
-    expected = torch.zeros(7, dtype=torch.float64)
-    for i in range(6):
-        context = x0.clone()
-        context[:, i:] = 5  # [MASK]
-        logits = net(context)
-        expected += torch.nn.functional.cross_entropy(logits[:, i], x0[:, i], reduction="none")
-    torch.testing.assert_close(model.nelbo(x0), expected.detach(), rtol=0, atol=1e-9)
+    expected = next_token_reference(net, x0, timed=False)
+    torch.testing.assert_close(model.nelbo(x0), expected, rtol=0, atol=1e-9)
     assert float(model.loss(x0).detach()) == pytest.approx(float(expected.mean()), abs=1e-9)
 
 
