@@ -31,6 +31,14 @@ VARIANCE = ("posterior", "beta")
 T = symbolic.T_SYMBOL
 
 
+def _singleton_start(body: Any, span: Span, value: float | str, latex: str) -> Channel:
+    """The channel of a deterministic start ``generate x[T] = value`` (a point: ``0``, ``masked``)."""
+    return Channel(
+        Direction.GENERATE, Family.SINGLETON, False, None, "T", body, span,
+        {"value": value}, {}, (), {}, latex,
+    )  # fmt: skip
+
+
 class KernelChecker:
     """Checks ``destroy``, ``generate`` and the start of one model (see the module docstring)."""
 
@@ -367,20 +375,7 @@ class KernelChecker:
                     raise self.err(
                         DtgTypeError, "'masked' needs a Mask or MashLast destruction", body.span
                     )
-                return Channel(
-                    Direction.GENERATE,
-                    Family.SINGLETON,
-                    False,
-                    None,
-                    "T",
-                    body,
-                    span,
-                    {"value": "masked"},
-                    {},
-                    (),
-                    {},
-                    r"x_{T} = \ast",
-                )
+                return _singleton_start(body, span, "masked", r"x_{T} = \ast")
             space = checker.infer(body)
             value = checker.constant(body)
             if level_space.kind != "real" or space not in (SCALAR, level_space) or value is None:
@@ -389,20 +384,7 @@ class KernelChecker:
                     "a deterministic generation start must be a constant point: = 0 (real) or = masked (tokens)",
                     body.span,
                 )
-            return Channel(
-                Direction.GENERATE,
-                Family.SINGLETON,
-                False,
-                None,
-                "T",
-                body,
-                span,
-                {"value": float(value)},
-                {},
-                (),
-                {},
-                rf"x_{{T}} = {value:g}",
-            )
+            return _singleton_start(body, span, float(value), rf"x_{{T}} = {value:g}")
         call = self._call(kernel, ("Normal", "Categorical"), "a random generation start (~)")
         if call.func == "Normal":
             args = self._args(call, ("mean", "std"), 2)
