@@ -20,6 +20,7 @@ from dtg.nets import (
 REAL2 = Signature("real", (2,))
 TIME = Signature("time")
 TOK = Signature("token", (8,), vocab=5)
+TOK_OUT = Signature("real", (8, 5))
 B = 3
 
 CONFIGS = [
@@ -42,6 +43,7 @@ CONFIGS = [
         (TOK, Signature("real", (8, 3)), TIME),
         Signature("real", (8, 4)),
     ),
+    ("transformer", {"width": 8, "depth": 2, "heads": 2, "causal": True}, (TOK, TIME), TOK_OUT),
 ]
 
 
