@@ -37,6 +37,7 @@ clip 1.0, no warm-up, no EMA. Everything runs on the CPU.
     python benchmarks/samplers.py --parts reference --ref-iters 2000 --out ...
     python benchmarks/samplers.py --parts speed --speed-rounds 40 --out ...
     python benchmarks/samplers.py --markdown benchmarks/results/samplers.json   # the tables
+    python benchmarks/samplers.py --merge OTHER.json --out benchmarks/results/samplers.json
 
 With ``--out``, results are merged into the file (existing entries for other targets, methods or
 parts are kept; more seeds of the same budget, ``--seed0 N``, join an entry) and the file is
@@ -270,25 +271,47 @@ def run_quality(args, results: dict, save) -> None:
                 record["metrics"] = evaluate(model, args.k, seed)
                 print(f"[{label}] {record['metrics']}", file=sys.stderr, flush=True)
                 runs.append(record)
-            # More seeds of the same budget (a later --seed0) add to the runs already saved.
-            old = part.get(target, {}).get(method)
-            if old and old.get("iterations") == args.iters and old.get("batch") == args.batch:
-                fresh = {r["seed"] for r in runs}
-                runs = [r for r in old["runs"] if r["seed"] not in fresh] + runs
-                runs.sort(key=lambda r: r["seed"])
-            entry = {
-                "budget": budget_text(args.iters, args.batch, len(runs)),
-                "iterations": args.iters,
-                "batch": args.batch,
-                "seeds": [r["seed"] for r in runs],
-                "steps_T": 100,
-                "k": args.k,
-                "summary": summarise(runs),
-                "published": PUBLISHED.get(target, {}).get(method),
-                "runs": runs,
-            }
-            part.setdefault(target, {})[method] = entry
+            add_runs(part, target, method, runs, args.iters, args.batch, args.k)
             save()
+
+
+def add_runs(
+    part: dict, target: str, method: str, runs: list[dict], iters: int, batch: int, k: int
+) -> None:
+    """Store the runs of one (target, method) in the quality ``part``: more seeds of the same
+    budget (a later ``--seed0``, or ``--merge`` of a parallel run) join the runs already saved;
+    another budget replaces them."""
+    old = part.get(target, {}).get(method)
+    if old and old.get("iterations") == iters and old.get("batch") == batch:
+        fresh = {r["seed"] for r in runs}
+        runs = [r for r in old["runs"] if r["seed"] not in fresh] + runs
+        runs.sort(key=lambda r: r["seed"])
+    part.setdefault(target, {})[method] = {
+        "budget": budget_text(iters, batch, len(runs)),
+        "iterations": iters,
+        "batch": batch,
+        "seeds": [r["seed"] for r in runs],
+        "steps_T": 100,
+        "k": k,
+        "summary": summarise(runs),
+        "published": PUBLISHED.get(target, {}).get(method),
+        "runs": runs,
+    }
+
+
+def merge_quality(results: dict, other: dict) -> None:
+    """Add the quality runs of ``other`` (a results file of a run made in parallel, e.g. another
+    ``--seed0``) to ``results``, entry by entry, and its commands to the record."""
+    part = results.setdefault("quality", {})
+    for target, methods in other.get("quality", {}).items():
+        if not isinstance(methods, dict) or target not in FILES:
+            continue
+        for method, entry in methods.items():
+            add_runs(
+                part, target, method, entry["runs"], entry["iterations"], entry["batch"],
+                entry["k"],
+            )  # fmt: skip
+    results["meta"].setdefault("commands", []).extend(other.get("meta", {}).get("commands", []))
 
 
 def run_few_steps(args, results: dict, save) -> None:
@@ -747,6 +770,12 @@ def main() -> None:
     parser.add_argument(
         "--markdown", type=Path, default=None, help="print the tables of a results file and exit"
     )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        default=None,
+        help="add the quality runs of this results file (a parallel run) to --out and exit",
+    )
     args = parser.parse_args()
     if args.markdown is not None:
         print(markdown(json.loads(args.markdown.read_text())))
@@ -764,6 +793,14 @@ def main() -> None:
     if args.out is not None and args.out.exists():
         results = json.loads(args.out.read_text())
     results.setdefault("meta", {})
+    if args.merge is not None:
+        if args.out is None:
+            raise SystemExit("--merge needs --out (the file to merge into)")
+        results.setdefault("meta", {})
+        merge_quality(results, json.loads(args.merge.read_text()))
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(markdown(results))
+        return
     results["meta"].setdefault("commands", []).append(
         "python benchmarks/samplers.py " + " ".join(sys.argv[1:])
     )
