@@ -9,7 +9,7 @@ import torch
 
 import dtg
 from dtg.objectives.balance import subtb_loss, tb_loss, vargrad_loss
-from dtg.objectives.trajectories import Trajectories
+from dtg.objectives.trajectories import Trajectories, sample_trajectories
 
 OPTIMAL = """
 model opt {
@@ -168,3 +168,17 @@ def test_short_gmm25_run_improves_log_z() -> None:
     # figures are in benchmarks/samplers.py).
     assert after["delta_log_z"] < before["delta_log_z"] - 0.5, (before, after)
     assert math.isfinite(after["w2"]) and after["eubo"] >= after["log_z_elbo"] - 0.5
+
+
+def test_log_z_starts_from_on_policy_trajectories_when_exploring() -> None:
+    """With exploration noise the batch's mean log-weight is no ELBO; log Z must start at the
+    mean log-weight of an on-policy batch, drawn after the exploring one."""
+    text = "trajectory_balance(explore = 3, explore_steps = 100)"
+    model = compile_optimal(scale=0.8, objective=text)
+    torch.manual_seed(0)
+    model.loss(64)
+    torch.manual_seed(0)  # the same draws by hand: the step's batch, then an on-policy one
+    explored = sample_trajectories(model, 64, explore=3.0 * (1 - 1 / 100)).log_weight
+    on_policy = sample_trajectories(model, 64).log_weight
+    assert float(model.objective.log_z.detach()) == pytest.approx(float(on_policy.mean()), abs=1e-9)
+    assert abs(float(explored.mean() - on_policy.mean())) > 1.0  # the old start differed

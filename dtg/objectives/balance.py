@@ -22,6 +22,7 @@ References: Malkin et al. 2022 (arXiv 2201.13259); Richter et al. 2020 / Zhang e
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,7 +36,7 @@ from .trajectories import Trajectories, destroy_trajectories, sample_trajectorie
 __all__ = ["start_log_z", "Balance", "tb_loss", "vargrad_loss", "subtb_loss"]
 
 
-def start_log_z(objective: nn.Module, estimate: Tensor) -> None:
+def start_log_z(objective: nn.Module, estimate: Tensor | Callable[[], Tensor]) -> None:
     """Set a learned log Z to the batch mean of ``estimate`` (its per-trajectory optimum) the
     first time the objective runs in training, unless ``log_z_init = zero`` or log Z was set
     to another value than its initial 0.
@@ -44,6 +45,9 @@ def start_log_z(objective: nn.Module, estimate: Tensor) -> None:
     step): from 0 it takes ~1,600 steps to reach Manywell's log Z ≈ 165, and meanwhile the
     residual is dominated by the offset. The ELBO estimate of the first batch is the value that
     minimises the first loss, so the nets learn from the start.
+
+    :param estimate: per-trajectory estimates ``[B]``, or a function computing them (called
+        only when log Z is actually set).
     """
     if getattr(objective, "_log_z_seen", False) or not objective.training:
         return  # a Python flag: reading the buffer every step would sync a GPU every step
@@ -53,7 +57,8 @@ def start_log_z(objective: nn.Module, estimate: Tensor) -> None:
     untouched = float(objective.log_z.detach()) == 0.0  # a value set by hand is kept
     if objective.options.get("log_z_init", "auto") == "auto" and untouched:
         with torch.no_grad():
-            objective.log_z.copy_(estimate.detach().mean().to(objective.log_z.dtype))
+            values = estimate() if callable(estimate) else estimate
+            objective.log_z.copy_(values.detach().mean().to(objective.log_z.dtype))
     objective.log_z_started.fill_(True)
 
 
@@ -224,7 +229,7 @@ class Balance(nn.Module):
                 detailed=self.kind is ObjectiveKind.DETAILED_BALANCE,
             )
         else:
-            start_log_z(self, traj.log_weight)
+            start_log_z(self, lambda: self._on_policy_log_weight(traj, n))
             per = tb_loss(self.log_z, traj)
         if per is not None:
             clip = self.options.get("clip")
@@ -236,6 +241,15 @@ class Balance(nn.Module):
             log_z = -float((-w).mean()) if self.kind is ObjectiveKind.VARGRAD else float(self.log_z)
             self._last = {"log_z": log_z, "log_z_elbo": float(w.mean())}
         return loss
+
+    def _on_policy_log_weight(self, traj: Trajectories, n: int) -> Tensor:
+        """The log-weights ``[B]`` of on-policy trajectories: the batch's own, unless it was drawn
+        with exploration noise — then its mean is no ELBO (on Manywell it put log Z ~800 below
+        the truth, too far for lr_logZ to climb in a run), and a fresh batch is drawn."""
+        if self.explore_std() == 0.0:
+            return traj.log_weight
+        with torch.no_grad(), self._target_destruction():
+            return sample_trajectories(self.model, n).log_weight
 
     def _tlm_loss(self, traj: Trajectories) -> Tensor:
         """Trajectory likelihood maximisation: −Σ log q(x[t] | x[t-1]) on generated trajectories."""
