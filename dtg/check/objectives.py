@@ -72,7 +72,10 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
         "lr_logZ": _num(0.1, doc="learning rate of log Z"),
         **_SAMPLER,
         "log_z_init": _choice(
-            "auto", "auto", "zero", doc="log Z starts at the first batch's estimate, or at 0"
+            "auto",
+            "auto",
+            "zero",
+            doc="log Z starts at the first batch's estimate (on-policy), or at 0",
         ),
     },
     ObjectiveKind.VARGRAD: dict(_SAMPLER),
