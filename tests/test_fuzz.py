@@ -138,7 +138,7 @@ def span_problem(source: Source, file: str, span: Span | None, what: str = "span
 def problem(source: Source, file: str, outcome: Outcome) -> str | None:
     """What is wrong with how dtg handled ``source``, or ``None`` when all is well."""
     if outcome.kind == "hang":
-        return f"hang: no answer within {KILL_AFTER:g} s (worker killed)"
+        return f"hang: no answer within {outcome.elapsed:g} s (worker killed)"
     if outcome.kind == "died":
         return f"the worker died: {outcome.detail}"
     if outcome.kind == "crash":
@@ -2003,7 +2003,8 @@ def many_statements(count: int) -> str:
 def test_ten_thousand_statements_check_within_a_few_seconds(worker: Worker) -> None:
     text = many_statements(10_000)
     assert text.count("\n  ") >= 10_000 - 2
-    outcome = expect(worker, text, limit=5.0, kill_after=6.0, tries=1)
+    # The limit is CPU time; the wall-clock hang guard is loose, for a busy machine.
+    outcome = expect(worker, text, limit=5.0, kill_after=60.0, tries=1)
     assert outcome.kind == "ok", outcome
 
 
@@ -2019,7 +2020,7 @@ def schedule_chain(count: int, body: str = "{prev}(t) * 0.5 + 0.01") -> str:
 
 
 def test_a_long_chain_of_schedules_is_a_located_error(worker: Worker) -> None:
-    expect(worker, schedule_chain(1_000), limit=5.0, kill_after=8.0, tries=1)
+    expect(worker, schedule_chain(1_000), limit=5.0, kill_after=60.0, tries=1)
 
 
 def test_exponential_schedule_inlining_is_refused_quickly(worker: Worker) -> None:
