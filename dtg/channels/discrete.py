@@ -188,15 +188,18 @@ class CategoricalKernel(DiscreteChannel):
 def scores_every_position(model: Any, name: str) -> bool:
     """Whether net ``name`` is causal (output ``i`` reads inputs ``< i`` only) and takes no
     time: then one call on x[0] gives every ``MashLast`` level's prediction at once."""
-    causal = getattr(model.nets[name], "causal", False)
-    return bool(causal) and not any(s.kind == "time" for s in model.ir.nets[name].inputs)
+    return bool(getattr(model.nets[name], "causal", False)) and not _takes_time(model, name)
+
+
+def _takes_time(model: Any, name: str) -> bool:
+    return any(s.kind == "time" for s in model.ir.nets[name].inputs)
 
 
 def net_closure(model: Any, name: str) -> Callable[[Tensor, Tensor], Tensor]:
     """``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``: the net called as
     ``net(x[t], t / T)`` when it declares a ``time`` input, else ``net(x[t])``."""
     net = model.nets[name]
-    timed = any(s.kind == "time" for s in model.ir.nets[name].inputs)
+    timed = _takes_time(model, name)
     steps = float(model.ir.steps)
 
     def predict(xt: Tensor, t: Tensor) -> Tensor:
