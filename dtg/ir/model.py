@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import Span
-from .syntax import ast
+from ..errors import Span
+from ..syntax import ast
+from .space import Space
 
 __all__ = [
     "Space",
@@ -31,34 +32,6 @@ __all__ = [
     "ObjectiveSpec",
     "ModelIR",
 ]
-
-
-@dataclass(frozen=True)
-class Space:
-    """The space of a message or a value: ``real[d…]`` or ``token(V)[L…]``; scalars have ``shape == ()``.
-
-    :param kind: ``"real"`` or ``"token"``.
-    :param shape: the dimensions.
-    :param vocab: the number of token values ``V`` (tokens only; ``[MASK]`` is the extra id ``V``).
-    """
-
-    kind: str
-    shape: tuple[int, ...] = ()
-    vocab: int | None = None
-
-    def __str__(self) -> str:
-        dims = f"[{', '.join(map(str, self.shape))}]" if self.shape else ""
-        if self.kind == "token":
-            return f"token({self.vocab}){dims}"
-        return f"real{dims}" if self.kind == "real" else self.kind
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
-
-    @staticmethod
-    def scalar() -> Space:
-        return Space("real", ())
 
 
 class Family(enum.Enum):
