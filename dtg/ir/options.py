@@ -1,0 +1,116 @@
+"""The options of each objective and of the ``train`` block: their defaults and valid values.
+
+This is the one table every stage reads: the checker validates ``.dtg`` options against it
+(with spans), ``dtg train --set`` validates command-line values against it, and the docs list it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .model import ObjectiveKind
+
+__all__ = ["OptionSpec", "OBJECTIVE_OPTIONS", "TRAIN_OPTIONS"]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its default and what values it accepts.
+
+    :param kind: ``"number"``, ``"int"``, ``"bool"`` or ``"choice"``.
+    :param choices: the valid names for ``"choice"``.
+    :param low: the smallest valid number (inclusive unless ``open_low``).
+    """
+
+    default: Any
+    kind: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    open_low: bool = False
+    high: float | None = None
+    doc: str = ""
+
+
+def _num(default: float | None, low: float | None = 0.0, open_low: bool = True, high=None, doc=""):
+    return OptionSpec(default, "number", low=low, open_low=open_low, high=high, doc=doc)
+
+
+def _int(default: int | None, low: int = 1, doc: str = "") -> OptionSpec:
+    return OptionSpec(default, "int", low=low, doc=doc)
+
+
+def _choice(default: str, *choices: str, doc: str = "") -> OptionSpec:
+    return OptionSpec(default, "choice", choices=choices, doc=doc)
+
+
+_SAMPLER = {
+    "explore": _num(0.0, open_low=False, doc="extra generation noise std (off-policy)"),
+    "explore_steps": _int(1000, doc="steps over which explore decays to 0"),
+    "replay": _int(0, low=0, doc="replay buffer size (0 = on-policy)"),
+    "destroy": _choice("joint", "joint", "tlm", "fixed", doc="how learned destruction trains"),
+    "lr_destroy": _num(None, doc="learning rate of the destruction nets"),
+    "tau": _num(0.99, high=1.0, doc="Polyak factor of the target destruction (tlm)"),
+    "clip": _num(None, doc="clip each squared residual at this value"),
+}
+
+#: Options of each objective, in positional order.
+OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
+    ObjectiveKind.DENOISING: {
+        "weight": _choice("simple", "simple", "elbo", "min_snr", doc="per-level loss weight"),
+        "gamma": _num(5.0, doc="min-SNR clamp γ (weight = min_snr)"),
+        "sampling": _choice("uniform", "uniform", "importance", doc="how levels are sampled"),
+    },
+    ObjectiveKind.MASKING: {
+        "time": _choice("discrete", "discrete", "continuous", doc="ELBO weights"),
+        "sampling": _choice("antithetic", "antithetic", "uniform", doc="how levels are sampled"),
+    },
+    ObjectiveKind.ELBO: {"particles": _int(1, doc="Monte Carlo particles per example")},
+    ObjectiveKind.TRAJECTORY_BALANCE: {
+        "lr_logZ": _num(0.1, doc="learning rate of log Z"),
+        **_SAMPLER,
+        "log_z_init": _choice(
+            "auto",
+            "auto",
+            "zero",
+            doc="log Z starts at the first batch's estimate (on-policy), or at 0",
+        ),
+    },
+    ObjectiveKind.VARGRAD: dict(_SAMPLER),
+    ObjectiveKind.SUBTB: {
+        "lambda": _num(0.9, doc="geometric weight of sub-trajectory lengths"),
+        "lr_logZ": _num(0.1, doc="learning rate of log Z"),
+        **_SAMPLER,
+    },
+    ObjectiveKind.DETAILED_BALANCE: {"lr_logZ": _num(0.1), **_SAMPLER},
+    ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE: {
+        "beta": _num(1.0, doc="inverse temperature of the reward"),
+        "lr_logZ": _num(0.1, doc="learning rate of log Z"),
+        "vargrad": OptionSpec(False, "bool", doc="relative VarGrad (no log Z)"),
+        "clip": _num(None, doc="clip each squared residual at this value"),
+        "replay": _int(0, low=0, doc="replay buffer size (0 = on-policy)"),
+        "log_z_init": _choice(
+            "auto", "auto", "zero", doc="log Z starts at the first batch's estimate, or at 0"
+        ),
+    },
+    ObjectiveKind.POLICY_GRADIENT: {
+        "clip": _num(1e-4, doc="PPO clip range"),
+        "epochs": _int(2, doc="inner epochs per sampled batch"),
+        "kl": _num(0.0, open_low=False, doc="KL penalty to the prior"),
+        "advantage": _choice("batch", "batch", doc="advantage normalisation"),
+    },
+}
+
+#: Options of the ``train { … }`` block (``dtg train --set KEY=VALUE`` overrides them).
+TRAIN_OPTIONS: dict[str, OptionSpec] = {
+    "steps": _int(2000, doc="optimisation steps"),
+    "batch": _int(256, doc="batch size"),
+    "lr": _num(1e-3, doc="learning rate (Adam)"),
+    "seed": _int(0, low=0, doc="random seed"),
+    "grad_clip": _num(1.0, doc="gradient norm clip (0 disables)", open_low=False),
+    "checkpoint_every": _int(1000, doc="steps between checkpoints"),
+    "log_every": _int(50, doc="steps between metric lines"),
+    "warmup": _int(0, low=0, doc="linear learning-rate warm-up steps"),
+    "ema": _num(0.0, open_low=False, high=1.0, doc="EMA decay of the weights (0 = off)"),
+    "shards": _int(0, low=0, doc="random-stream shards per batch (0 = the number of processes)"),
+}
