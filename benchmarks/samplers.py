@@ -824,7 +824,7 @@ def main() -> None:
 
     # Import everything dtg imports lazily now, so that a long run is not affected by later edits.
     import dtg.objectives  # noqa: F401
-    import dtg.runtime.compiled  # noqa: F401
+    import dtg.backends.torch  # noqa: F401
     import dtg.runtime.sampler_eval  # noqa: F401
     import dtg.targets  # noqa: F401
 

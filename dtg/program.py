@@ -64,9 +64,9 @@ class Program:
     def compile(self, device: str = "auto", model: str | None = None):
         """Build the model's nets, channels and objective on ``device`` (``auto``: CUDA if any).
 
-        :returns: a :class:`dtg.runtime.compiled.CompiledModel` (an ``nn.Module``).
+        :returns: a :class:`dtg.backends.torch.model.CompiledModel` (an ``nn.Module``).
         """
-        from .runtime.compiled import compile_program
+        from .backends.torch import compile_program  # heavy: imports torch
 
         return compile_program(self, model, device)
 

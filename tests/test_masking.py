@@ -37,7 +37,7 @@ model tiny {{
 """
 
 
-def tiny(options: str = "") -> dtg.runtime.compiled.CompiledModel:
+def tiny(options: str = "") -> dtg.backends.torch.CompiledModel:
     torch.manual_seed(0)
     return dtg.loads(TINY.format(options=options)).compile("cpu").double()
 

@@ -29,9 +29,9 @@ from dtg.errors import DtgRuntimeError
 from dtg.runtime import checkpoint as ck
 from dtg.runtime import load_checkpoint, plot_samples, restore_model, save_checkpoint, train
 from dtg.runtime.cli import register
-from dtg.runtime.train import coerce_option, resolve_device
+from dtg.runtime.train import OptionError, Run, coerce_option, resolve_device
 
-train_module = importlib.import_module("dtg.runtime.train")  # the package's `train` is the function
+loop_module = importlib.import_module("dtg.runtime.loop")
 DEFAULTS = {
     "steps": 40, "batch": 32, "lr": 0.05, "seed": 0, "grad_clip": 1.0,
     "checkpoint_every": 1000, "log_every": 10, "warmup": 0, "ema": 0.0,
@@ -85,7 +85,7 @@ class GaussModel(nn.Module):
         return "channel generate, level t = 37"
 
 
-def fit(model: nn.Module, out: Path, **kwargs) -> train_module.Run:
+def fit(model: nn.Module, out: Path, **kwargs) -> Run:
     return train(model, out=out, progress=False, **kwargs)
 
 
@@ -127,7 +127,7 @@ def test_resume_continues_the_step_count(tmp_path: Path) -> None:
 @pytest.mark.parametrize("deferred", [False, True])
 def test_resume_is_bitwise_exact(tmp_path: Path, monkeypatch, deferred: bool) -> None:
     if deferred:  # the GPU path: NaN checks wait for the log line
-        monkeypatch.setattr(train_module, "_checks_every_step", lambda device: False)
+        monkeypatch.setattr(loop_module, "checks_every_step", lambda device: False)
     options = {"ema": 0.9, "warmup": 5, "checkpoint_every": 7}
     straight = GaussModel()
     whole = fit(straight, tmp_path / "a", steps=40, overrides=options)
@@ -176,7 +176,7 @@ def test_nan_loss_stops_naming_the_step(tmp_path: Path) -> None:
 
 
 def test_nan_found_late_on_the_deferred_path(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(train_module, "_checks_every_step", lambda device: False)
+    monkeypatch.setattr(loop_module, "checks_every_step", lambda device: False)
     with pytest.raises(DtgRuntimeError, match="step 13: the"):
         fit(GaussModel(nan_at=13), tmp_path, steps=30, overrides={"checkpoint_every": 10})
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 10
@@ -257,7 +257,7 @@ def test_options_are_checked() -> None:
         ("lr", "fast", "finite number"),
         ("ema", 2, "≤ 1"),
     ]:
-        with pytest.raises(train_module.OptionError) as caught:
+        with pytest.raises(OptionError) as caught:
             coerce_option(key, value)
         assert message in caught.value.message + str(caught.value.hint)
     with pytest.raises(DtgRuntimeError, match="unknown train option 'stpes'"):
@@ -375,7 +375,7 @@ def test_cli_cuda_unavailable(cli, capsys) -> None:
 
 
 def test_cli_train_resume_sample_eval(cli, capsys, tmp_path: Path) -> None:
-    try:  # needs dtg.runtime.compiled to compile the example
+    try:  # needs dtg.backends.torch to compile the example
         _load_once(MOONS).compile(device="cpu")
     except Exception as error:  # pragma: no cover - only while the compiler is incomplete
         pytest.skip(f"ddpm_moons does not compile yet: {error}")

@@ -283,7 +283,7 @@ class PyroGuide(_Lowered):
 def lower(model: Any, register: bool = True) -> tuple[PyroModel, PyroGuide]:
     """Lower a compiled model to ``(model_fn, guide_fn)`` sharing its nets.
 
-    :param model: a :class:`~dtg.runtime.compiled.CompiledModel`.
+    :param model: a :class:`~dtg.backends.torch.CompiledModel`.
     :param register: ``pyro.module`` the nets (for ``SVI`` with a ``pyro.optim`` optimiser) under
         a prefix unique to this compiled model (``"<name>_<k>.<net>"``), so two models never share
         param-store entries. ``False`` (the ``elbo`` objective) leaves the param store untouched.

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..ir import (
     Channel,
+    DataSourceSpec,
     Direction,
     Family,
     Message,
@@ -39,12 +40,16 @@ from ..ir import (
     NetSpec,
     ObjectiveSpec,
     RewardSpec,
+    ScheduleDef,
     Space,
 )
+from ..ir import expr as ir
 from ..syntax import ast
+from ..syntax.printer import expr_to_source
+from .exprs import ExprChecker
 from .kernels import KernelChecker
 from .objectives import OBJECTIVE_OPTIONS, TRAIN_OPTIONS, OptionSpec, fitting_objectives, misfit
-from .shapes import CHANNELS, CONSTANT_NAMES, REDUCTIONS, SCALAR, ExprChecker, Scope
+from .scope import CHANNELS, CONSTANT_NAMES, REDUCTIONS, SCALAR, Scope
 
 __all__ = ["check_module", "check_model", "MAX_STEPS"]
 
@@ -90,7 +95,7 @@ def check_module(module: ast.Module, parents: dict[str, ModelIR] | None = None) 
     visiting: set[str] = set()
 
     def visit(model: ast.Model, depth: int = 0) -> ModelIR:
-        if model.name in done and done[model.name].model is model:
+        if model.name in done and done[model.name].syntax is model:
             return done[model.name]
         if model.parent is not None and depth >= MAX_EXTENDS_DEPTH:
             raise DtgCheckError(
@@ -208,7 +213,7 @@ def _collect(model: ast.Model, parent: ModelIR | None, source: str) -> dict[str,
         ancestors.append(parent)
         parent = parent.parent
     for ancestor in reversed(ancestors):
-        for statement in ancestor.model.statements:
+        for statement in ancestor.syntax.statements:
             statements[_key(statement)] = statement
     parent = ancestors[0] if ancestors else None
     own: dict[str, ast.Statement] = {}
@@ -327,6 +332,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
     # Schedules: scalar functions of their parameters, without nets or messages.
     schedule_tables: dict[str, np.ndarray] = {}
     schedule_exprs: dict[str, sp.Expr] = {}
+    schedule_defs: dict[str, ScheduleDef] = {}
     for name, schedule in schedules.items():
         if len(set(schedule.params)) != len(schedule.params):
             raise DtgNameError(f"schedule '{name}' repeats a parameter", schedule.span, source)
@@ -335,10 +341,14 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
                 params={p: SCALAR for p in schedule.params},
                 allow_nets=False,
                 level_rule="a schedule is a function of t alone; it cannot read the message",
+                schedule_params=True,
             ),
             source,
         )
-        checker.scalar(schedule.body, f"the schedule '{name}'")
+        body = checker.scalar(schedule.body, f"the schedule '{name}'")
+        schedule_defs[name] = ScheduleDef(
+            name, tuple(schedule.params), body, expr_to_source(schedule.body), schedule.span
+        )
         if len(schedule.params) == 1:
             expr = builder.build(schedule.body, {schedule.params[0]: symbolic.T_SYMBOL})
             schedule_exprs[name] = expr
@@ -354,8 +364,9 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
                     ],
                 )
 
+    data_source = None
     if isinstance(declaration, ast.Data) and declaration.source is not None:
-        _check_source(declaration, space, source, ExprChecker(scope(), source))
+        data_source = _check_source(declaration, space, source, ExprChecker(scope(), source))
 
     reward = _check_reward(statements.get("reward"), space, scope, source)
     if isinstance(declaration, ast.SpaceDecl) and reward is None:
@@ -405,7 +416,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         space,
         level_space,
         "data" if isinstance(declaration, ast.Data) else "target",
-        declaration.source if isinstance(declaration, ast.Data) else None,
+        data_source,
         declaration.span,
         masked=destroy.family in (Family.MASK, Family.MASH_LAST),
     )
@@ -425,8 +436,9 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         objective=objective,
         train=train,
         marginals=marginals,
-        model=model,
+        schedule_defs=schedule_defs,
         span=model.span,
+        syntax=model,
     )
 
 
@@ -561,7 +573,10 @@ def _net_spec(statement: ast.Net, source: str) -> NetSpec:
     )
 
 
-def _check_source(declaration: ast.Data, space: Space, source: str, checker: ExprChecker) -> None:
+def _check_source(
+    declaration: ast.Data, space: Space, source: str, checker: ExprChecker
+) -> DataSourceSpec:
+    """The data source with its options bound and checked against the declared space."""
     from ..data import DataError, DataSpace, bind_options, check_source
 
     call = declaration.source
@@ -588,6 +603,7 @@ def _check_source(declaration: ast.Data, space: Space, source: str, checker: Exp
         raise DtgDataError(
             error.message, call.span, source, hints=[error.hint] if error.hint else []
         ) from None
+    return DataSourceSpec(call.func, dict(options), call.span)
 
 
 def _check_reward(
@@ -612,12 +628,17 @@ def _check_reward(
         ),
         source,
     )
-    checker.scalar(statement.body, f"the reward '{statement.name}'")
+    body = checker.scalar(statement.body, f"the reward '{statement.name}'")
     target = None
-    if isinstance(statement.body, ast.Call) and statement.body.func in scope().targets:
-        target = statement.body.func
+    if isinstance(body, ir.RewardCall) and body.kind is ir.RewardKind.TARGET:
+        target = body.name
     return RewardSpec(
-        statement.name, params[0] if params else None, statement.body, statement.span, target
+        statement.name,
+        params[0] if params else None,
+        body,
+        statement.span,
+        target,
+        expr_to_source(statement.body),
     )
 
 

@@ -22,7 +22,9 @@ from .. import symbolic
 from ..errors import DtgCheckError, DtgLevelError, DtgRangeError, DtgTypeError, Span
 from ..ir import Channel, Direction, Family, Space
 from ..syntax import ast
-from .shapes import SCALAR, ExprChecker, Scope
+from ..syntax.printer import expr_to_source
+from .exprs import ExprChecker
+from .scope import SCALAR, Scope
 
 __all__ = ["KernelChecker", "PREDICT", "VARIANCE"]
 
@@ -31,10 +33,10 @@ VARIANCE = ("posterior", "beta")
 T = symbolic.T_SYMBOL
 
 
-def _singleton_start(body: Any, span: Span, value: float | str, latex: str) -> Channel:
+def _singleton_start(body: ast.Expr, span: Span, value: float | str, latex: str) -> Channel:
     """The channel of a deterministic start ``generate x[T] = value`` (a point: ``0``, ``masked``)."""
     return Channel(
-        Direction.GENERATE, Family.SINGLETON, False, None, "T", body, span,
+        Direction.GENERATE, Family.SINGLETON, False, None, "T", expr_to_source(body), span,
         {"value": value}, {}, (), {}, latex,
     )  # fmt: skip
 
@@ -195,7 +197,8 @@ class KernelChecker:
                 DtgTypeError, f"Normal needs a real message, but it is {self.space}", call.span
             )
         first = checker(self.space)
-        mean_space = first.infer(args["mean"])
+        lowered = {"mean": first.lower(args["mean"])}
+        mean_space = lowered["mean"].space
         level_space = self.space if mean_space == SCALAR else mean_space
         if level_space != self.space and self.steps > 1:
             again = checker(level_space).infer(args["mean"])
@@ -207,7 +210,8 @@ class KernelChecker:
                     args["mean"].span,
                     "with steps T > 1 every level after x[0] must have one space",
                 )
-        std_space = first.infer(args["std"])
+        lowered["std"] = first.lower(args["std"])
+        std_space = lowered["std"].space
         if std_space not in (SCALAR, level_space):
             raise self.err(
                 DtgTypeError,
@@ -241,13 +245,14 @@ class KernelChecker:
             True,
             "t-1",
             "t",
-            call,
+            expr_to_source(call),
             statement.span,
             params,
             tables,
             nets,
             {},
             latex,
+            lowered,
         )
         return channel, level_space
 
@@ -270,8 +275,10 @@ class KernelChecker:
                 f"the first argument of {call.func} must be {self.message}[t-1]",
                 args["x"].span,
             )
-        checker.infer(args["x"])
-        checker.scalar(args["keep"], f"the keep probability of {call.func}")
+        lowered = {
+            "x": checker.lower(args["x"]),
+            "keep": checker.scalar(args["keep"], f"the keep probability of {call.func}"),
+        }
         if checker.nets_called:
             raise self.err(
                 DtgTypeError,
@@ -302,13 +309,14 @@ class KernelChecker:
             True,
             "t-1",
             "t",
-            call,
+            expr_to_source(call),
             statement.span,
             {"keep": keep},
             {"keep": np.clip(table, 0.0, 1.0)},
             (),
             {},
             latex,
+            lowered,
         )
 
     def _mash_last(self, statement, call, checker: ExprChecker) -> Channel:
@@ -323,7 +331,7 @@ class KernelChecker:
                 f"the argument of MashLast must be {self.message}[t-1]",
                 args["x"].span,
             )
-        checker.infer(args["x"])
+        lowered = {"x": checker.lower(args["x"])}
         length = self.space.size
         if self.steps != length:
             raise self.err(
@@ -338,13 +346,14 @@ class KernelChecker:
             False,
             "t-1",
             "t",
-            call,
+            expr_to_source(call),
             statement.span,
             {},
             {},
             (),
             {},
             r"x_{t} = \operatorname{MashLast}\left(x_{t-1}\right)",
+            lowered,
         )
 
     # ------------------------------------------------------------------ generation start
@@ -392,8 +401,10 @@ class KernelChecker:
                 raise self.err(
                     DtgTypeError, f"Normal needs a real message, but it is {level_space}", call.span
                 )
+            lowered = {}
             for name in ("mean", "std"):
-                space = checker.infer(args[name])
+                lowered[name] = checker.lower(args[name])
+                space = lowered[name].space
                 if space not in (SCALAR, level_space):
                     raise self.err(
                         DtgTypeError,
@@ -417,13 +428,14 @@ class KernelChecker:
                 True,
                 None,
                 "T",
-                call,
+                expr_to_source(call),
                 span,
                 {"mean": mean, "std": std},
                 {},
                 (),
                 {},
                 rf"x_{{T}} \sim \mathcal{{N}}\left({sp.latex(mean)},\ {sp.latex(std**2)}\right)",
+                lowered,
             )
         args = self._args(call, ("logits",), 1)
         if level_space.kind != "token":
@@ -432,7 +444,8 @@ class KernelChecker:
                 f"Categorical needs a token message, but it is {level_space}",
                 call.span,
             )
-        space = checker.infer(args["logits"])
+        logits = checker.lower(args["logits"])
+        space = logits.space
         expected = Space("real", (*level_space.shape, level_space.vocab))
         if space not in (SCALAR, expected):
             raise self.err(
@@ -446,13 +459,14 @@ class KernelChecker:
             True,
             None,
             "T",
-            call,
+            expr_to_source(call),
             span,
-            {"logits": args["logits"]},
+            {},
             {},
             (),
             {},
             r"x_{T} \sim \operatorname{Categorical}(\ldots)",
+            {"logits": logits},
         )
 
     # ------------------------------------------------------------------ generation step
@@ -499,14 +513,16 @@ class KernelChecker:
                 raise self.err(
                     DtgTypeError, f"Normal needs a real message, but it is {output}", call.span
                 )
-            mean_space = checker.infer(args["mean"])
+            lowered = {"mean": checker.lower(args["mean"])}
+            mean_space = lowered["mean"].space
             if mean_space not in (SCALAR, output):
                 raise self.err(
                     DtgTypeError,
                     f"the mean is {mean_space}, but {self.message}[t-1] is {output}",
                     args["mean"].span,
                 )
-            std_space = checker.infer(args["std"])
+            lowered["std"] = checker.lower(args["std"])
+            std_space = lowered["std"].space
             if std_space not in (SCALAR, output):
                 raise self.err(
                     DtgTypeError,
@@ -521,13 +537,14 @@ class KernelChecker:
                 True,
                 "t",
                 "t-1",
-                call,
+                expr_to_source(call),
                 statement.span,
                 {"mean": mean, "std": std},
                 {},
                 tuple(dict.fromkeys(checker.nets_called)),
                 {},
                 rf"x_{{t-1}} \sim \mathcal{{N}}\left({symbolic.latex(mean)},\ \left({symbolic.latex(std)}\right)^{{2}}\right)",
+                lowered,
             )
         args = self._args(call, ("logits",), 1)
         if output.kind != "token":
@@ -535,7 +552,8 @@ class KernelChecker:
                 DtgTypeError, f"Categorical needs a token message, but it is {output}", call.span
             )
         expected = Space("real", (*output.shape, output.vocab))
-        space = checker.infer(args["logits"])
+        logits = checker.lower(args["logits"])
+        space = logits.space
         if space not in (SCALAR, expected):
             raise self.err(
                 DtgTypeError, f"logits are {space}, expected {expected}", args["logits"].span
@@ -546,13 +564,14 @@ class KernelChecker:
             True,
             "t",
             "t-1",
-            call,
+            expr_to_source(call),
             statement.span,
-            {"logits": args["logits"]},
+            {},
             {},
             tuple(dict.fromkeys(checker.nets_called)),
             {},
             r"x_{t-1} \sim \operatorname{Categorical}(\ldots)",
+            {"logits": logits},
         )
 
     def _guess(
@@ -565,7 +584,7 @@ class KernelChecker:
                 f"the first argument of Guess must be {self.message}[t]",
                 args["x"].span,
             )
-        checker.infer(args["x"])
+        lowered = {"x": checker.lower(args["x"])}
         net_node = args["net"]
         if not isinstance(net_node, ast.Name) or net_node.id not in self.scope().nets:
             raise self.err(
@@ -658,13 +677,14 @@ class KernelChecker:
             True,
             "t",
             "t-1",
-            call,
+            expr_to_source(call),
             statement.span,
             {},
             {},
             (net.name,),
             options,
             rf"x_{{t-1}} \sim q\left(x_{{t-1}} \mid x_{{t}},\ \hat x_{{0}} = \operatorname{{{net.name}}}(x_{{t}}, t)\right)",
+            lowered,
         )
 
     # ------------------------------------------------------------------ the two ends
@@ -684,7 +704,7 @@ class KernelChecker:
                             if s[t] == 0
                             else ""
                         ),
-                        destroy.body.args[1].span if destroy.body.args[1:] else destroy.span,
+                        destroy.args["std"].span or destroy.span,
                     )
         if singleton and start.params.get("value") != "masked":
             if destroy.family is Family.LINEAR_GAUSSIAN:

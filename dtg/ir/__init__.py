@@ -6,6 +6,7 @@ channels, nets, reward and objective.
 
 from .model import (
     Channel,
+    DataSourceSpec,
     Direction,
     Family,
     Message,
@@ -14,6 +15,7 @@ from .model import (
     ObjectiveKind,
     ObjectiveSpec,
     RewardSpec,
+    ScheduleDef,
 )
 from .space import Space, SpaceKind
 
@@ -29,4 +31,6 @@ __all__ = [
     "RewardSpec",
     "ObjectiveSpec",
     "ModelIR",
+    "ScheduleDef",
+    "DataSourceSpec",
 ]

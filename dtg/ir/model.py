@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Span
-from ..syntax import ast
+from .expr import Expr
 from .space import Space
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "ObjectiveKind",
     "Channel",
     "NetSpec",
+    "ScheduleDef",
+    "DataSourceSpec",
     "Message",
     "RewardSpec",
     "ObjectiveSpec",
@@ -94,12 +96,14 @@ class Channel:
     :param stochastic: ``False`` for ``=`` kernels (deterministic maps, singletons).
     :param source: the level read (``"t-1"``, ``"t"``, or ``None`` for the start).
     :param target: the level defined (``"t"``, ``"t-1"`` or ``"T"``).
+    :param text: the kernel as written, canonical (``Normal(sqrt(1 - beta(t)) * x[t-1], …)``).
     :param params: family parameters as sympy expressions in ``t`` (``a``, ``s`` for
         linear-Gaussian; ``keep`` for Mask/Shuffle; ``value`` for singletons).
     :param tables: the same parameters as float64 arrays of length ``T + 1`` (entry ``t``).
-    :param body: the kernel's expression (evaluated by the backends for general kernels).
     :param nets: the nets the kernel calls; non-empty means *learned*.
-    :param options: family options (``predict``, ``variance`` for ``Guess``).
+    :param options: family options (``net``, ``predict``, ``variance``, ``clip`` for ``Guess``).
+    :param args: the kernel's arguments by parameter name (``mean``, ``std``, ``keep``,
+        ``logits``, ``x``) as typed IR expressions: what the backends evaluate.
     """
 
     direction: Direction
@@ -107,13 +111,14 @@ class Channel:
     stochastic: bool
     source: str | None
     target: str
-    body: ast.Expr
+    text: str
     span: Span
     params: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
     nets: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     latex: str = ""
+    args: dict[str, Expr] = field(default_factory=dict)
 
     @property
     def learned(self) -> bool:
@@ -123,6 +128,30 @@ class Channel:
     def name(self) -> str:
         """The label drawn on the diagram's edge."""
         return self.family.label
+
+
+@dataclass(frozen=True)
+class ScheduleDef:
+    """``schedule NAME(PARAMS) = BODY``: the body an IR expression whose parameters are ``Var``."""
+
+    name: str
+    params: tuple[str, ...]
+    body: Expr
+    text: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class DataSourceSpec:
+    """``data x : SPACE ~ NAME(OPTIONS)`` with its options bound and validated by the checker.
+
+    :param name: the source (``moons``, ``digits``, ``file``…).
+    :param options: every option of the source by name, defaults filled.
+    """
+
+    name: str
+    options: dict[str, Any]
+    span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -140,20 +169,25 @@ class Message:
     space: Space
     level_space: Space
     role: str
-    source: ast.Call | None
+    source: DataSourceSpec | None
     span: Span
     masked: bool = False
 
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """``reward NAME(x) = EXPR``: the log-reward ``log r(x[0])``."""
+    """``reward NAME(x) = EXPR``: the log-reward ``log r(x[0])``.
+
+    :param body: the IR expression; the parameter ``x`` is lowered to ``x[0]``.
+    :param text: the body as written.
+    """
 
     name: str
     param: str | None
-    body: ast.Expr
+    body: Expr
     span: Span
     target: str | None = None  # the built-in target named in the body (gmm25, funnel, manywell)
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,8 +226,11 @@ class ModelIR:
     objective: ObjectiveSpec
     train: dict[str, Any]
     marginals: dict[str, np.ndarray]
-    model: ast.Model = field(compare=False, repr=False)
+    schedule_defs: dict[str, ScheduleDef] = field(default_factory=dict)
     span: Span | None = None
+    #: The front end's syntax node of this model: opaque to every stage after the checker
+    #: (the checker reads a parent's statements from it when a child extends it).
+    syntax: object = field(default=None, compare=False, repr=False)
 
     @property
     def channels(self) -> tuple[Channel, ...]:

@@ -31,7 +31,7 @@ __all__ = ["Elbo"]
 class Elbo(nn.Module):
     """The ``elbo`` objective of one compiled model.
 
-    :param model: the :class:`~dtg.runtime.compiled.CompiledModel` (kept as a plain reference:
+    :param model: the :class:`~dtg.backends.torch.CompiledModel` (kept as a plain reference:
         the model owns this objective).
     :param options: ``particles`` (default 1).
     """

@@ -64,7 +64,7 @@ def continuous_weights(keep: sp.Expr, steps: int) -> np.ndarray | None:
 class Masking(nn.Module):
     """The masking loss of one compiled model.
 
-    :param model: the :class:`~dtg.runtime.compiled.CompiledModel` (its ``destroy``, ``start``
+    :param model: the :class:`~dtg.backends.torch.CompiledModel` (its ``destroy``, ``start``
         and ``generate`` channels and its IR).
     :param options: ``time`` (``discrete`` | ``continuous``), ``sampling`` (``antithetic`` |
         ``uniform``).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..ir import Channel, ModelIR
-from ..syntax.printer import expr_to_source
 from .scene import as_model, tex_text
 
 __all__ = ["equations", "channel_rows", "FORMATS"]
@@ -16,7 +15,7 @@ def _kernel_source(ir: ModelIR, channel: Channel) -> str:
     """The kernel as dtg source: ``x[t] ~ Normal(…)``."""
     level = channel.target.replace("T", ir.steps_name)
     sign = "~" if channel.stochastic else "="
-    return f"{ir.message.name}[{level}] {sign} {expr_to_source(channel.body)}"
+    return f"{ir.message.name}[{level}] {sign} {channel.text}"
 
 
 def channel_rows(ir: ModelIR) -> list[tuple[str, str, str, str]]:

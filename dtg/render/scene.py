@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ir import Channel, Family, ModelIR, ObjectiveKind
-from ..syntax.printer import expr_to_source
 from .names import Name, level_name, shown_levels
 
 __all__ = [
@@ -144,7 +143,7 @@ def reward_name(ir: ModelIR) -> Name:
     """
     reward = ir.reward
     assert reward is not None
-    text = f"{reward.name} = {expr_to_source(reward.body)}"
+    text = f"{reward.name} = {reward.text}"
     html = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return Name(text, html, rf"\texttt{{{tex_text(text)}}}")
 

@@ -13,23 +13,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..channels.base import level_tensor
-from ..channels.gaussian import LinearGaussian, NormalKernel, NormalStart, PointStart
-from ..channels.guess import GaussianGuess
-from ..errors import DtgRuntimeError
-from ..ir import Family, ModelIR, ObjectiveKind
-from ..nets import Signature, build_net
-from ..syntax import ast
-from .device import resolve_device
+from ...channels.base import level_tensor
+from ...channels.gaussian import LinearGaussian, NormalKernel, NormalStart, PointStart
+from ...channels.guess import GaussianGuess
+from ...errors import DtgRuntimeError
+from ...ir import Family, ModelIR, ObjectiveKind
+from ...ir import expr as ir_expr
+from ...nets import build_net
+from ...runtime.device import resolve_device
 from .expr import Env, ExprCompiler
 
 __all__ = ["CompiledModel", "compile_program", "resolve_device"]
-
-
-def _bind(call: ast.Call, names: tuple[str, ...]) -> dict[str, ast.Expr]:
-    bound = dict(zip(names, call.args, strict=False))
-    bound.update({k.name: k.value for k in call.kwargs})
-    return bound
 
 
 class CompiledModel(nn.Module):
@@ -50,8 +44,8 @@ class CompiledModel(nn.Module):
                 name: build_net(
                     spec.arch,
                     dict(spec.options),
-                    tuple(Signature(s.kind, s.shape, s.vocab) for s in spec.inputs),
-                    Signature(spec.output.kind, spec.output.shape, spec.output.vocab),
+                    spec.inputs,
+                    spec.output,
                 )
                 for name, spec in ir.nets.items()
             }
@@ -72,7 +66,7 @@ class CompiledModel(nn.Module):
         self.to(device)
 
     # ------------------------------------------------------------------ building
-    def _closure(self, node: ast.Expr, level: str):
+    def _closure(self, node: ir_expr.Expr, level: str):
         closure = self.expr.compile(node)
 
         owner = [self]  # looked up per call: .to()/.double() replace the buffer
@@ -96,7 +90,7 @@ class CompiledModel(nn.Module):
         if channel.family is Family.LINEAR_GAUSSIAN:
             return LinearGaussian({**channel.tables, **self.ir.marginals})
         if channel.family is Family.NORMAL:
-            args = _bind(channel.body, ("mean", "std"))
+            args = channel.args
             return NormalKernel(
                 self._closure(args["mean"], "prev"),
                 self._closure(args["std"], "prev"),
@@ -130,7 +124,7 @@ class CompiledModel(nn.Module):
                 channel.options.get("clip"),
             )
         if channel.family is Family.NORMAL:
-            args = _bind(channel.body, ("mean", "std"))
+            args = channel.args
             return NormalKernel(
                 self._closure(args["mean"], "next"),
                 self._closure(args["std"], "next"),
@@ -145,8 +139,7 @@ class CompiledModel(nn.Module):
         reward = self.ir.reward
         if reward is None:
             return None
-        zero = lambda env: env.levels["zero"]  # noqa: E731
-        closure = self.expr.compile(reward.body, {reward.param: zero} if reward.param else {})
+        closure = self.expr.compile(reward.body)  # its parameter is x[0], the level "zero"
         device = self.device
 
         def log_reward(x0: Tensor) -> Tensor:
@@ -159,19 +152,19 @@ class CompiledModel(nn.Module):
         return log_reward
 
     def _discrete(self, role: str) -> nn.Module:
-        from ..channels.discrete import build_discrete
+        from ...channels.discrete import build_discrete
 
         return build_discrete(self, role)
 
     def _objective(self) -> nn.Module:
-        from ..objectives import build_objective
+        from ...objectives import build_objective
 
         return build_objective(self)
 
     # ------------------------------------------------------------------ the runtime interface
     def dataset(self, seed: int = 0):
         """The declared data source, loaded (``None`` for samplers)."""
-        from .data_source import load_dataset
+        from ...runtime.data_source import load_dataset
 
         return load_dataset(self, seed)
 
@@ -225,7 +218,7 @@ class CompiledModel(nn.Module):
     def diagnose_nan(self, batch: Tensor | int) -> str | None:
         """Where a NaN/inf first appears when the chains are replayed on ``batch`` (a parameter,
         the data, a channel at a level, the start or the reward); ``None`` if nowhere."""
-        from .diagnose import first_non_finite
+        from ...runtime.diagnose import first_non_finite
 
         return first_non_finite(self, batch)
 
@@ -247,18 +240,18 @@ class CompiledModel(nn.Module):
 
     def trajectory(self, n: int, explore: float = 0.0):
         """Generation trajectories with their log-probabilities (see :mod:`dtg.objectives.balance`)."""
-        from ..objectives.trajectories import sample_trajectories
+        from ...objectives.trajectories import sample_trajectories
 
         return sample_trajectories(self, n, explore=explore)
 
     def pyro(self):
         """The Pyro lowering: ``(model, guide)`` sharing this model's nets."""
-        from ..backends.pyro import lower
+        from ..pyro import lower
 
         return lower(self)
 
     def _repr_svg_(self) -> str:
-        from ..render import svg
+        from ...render import svg
 
         return svg(self.ir)
 

@@ -1,0 +1,228 @@
+"""Lower typed IR expressions to torch closures, vectorised over the batch.
+
+Each expression is turned once into a tree of Python closures; evaluating it is then a chain of
+tensor operations with no name lookups or sympy. Values are either 0-dim constants or tensors
+with a leading batch dimension ``B`` followed by the value's shape (a per-example scalar such as
+``t`` is ``[B]``; ``x[t-1]`` of ``real[2]`` is ``[B, 2]``). When a ``[B]`` scalar meets a
+``[B, d…]`` tensor it is unsqueezed on the right: the scalar broadcasting the checker allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ...classifier import log_prob_classes
+from ...errors import DtgRuntimeError
+from ...ir import ModelIR
+from ...ir import expr as ir
+from ...plugins import rewards
+from ...targets import TARGETS
+
+__all__ = ["Env", "ExprCompiler", "align"]
+
+
+@dataclass
+class Env:
+    """What an expression reads at evaluation time.
+
+    :param batch: the batch size ``B``.
+    :param t: the level of each example, ``[B]`` float (or a 0-dim tensor).
+    :param levels: level key (:attr:`dtg.ir.expr.Level.key`: ``"prev"`` = x[t-1], ``"next"`` =
+        x[t], ``"zero"`` = x[0]) → tensor ``[B, *space]``.
+    :param params: values of a schedule's parameters while its body is evaluated.
+    """
+
+    batch: int
+    t: Tensor
+    levels: dict[str, Tensor] = field(default_factory=dict)
+    params: dict[str, Tensor] = field(default_factory=dict)
+    cache: dict[int, Any] = field(default_factory=dict)
+
+
+Closure = Callable[[Env], Tensor]
+
+
+def align(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Unsqueeze the lower-rank batched tensor on the right so that ``[B]`` meets ``[B, d…]``."""
+    if a.dim() >= 1 and b.dim() >= 1 and a.dim() != b.dim():
+        if a.dim() < b.dim():
+            a = a.reshape(a.shape + (1,) * (b.dim() - a.dim()))
+        else:
+            b = b.reshape(b.shape + (1,) * (a.dim() - b.dim()))
+    return a, b
+
+
+_ELEMENTWISE: dict[ir.Builtin, Callable[[Tensor], Tensor]] = {
+    ir.Builtin.SQRT: torch.sqrt,
+    ir.Builtin.EXP: torch.exp,
+    ir.Builtin.LOG: torch.log,
+    ir.Builtin.COS: torch.cos,
+    ir.Builtin.SIN: torch.sin,
+    ir.Builtin.TANH: torch.tanh,
+    ir.Builtin.SIGMOID: torch.sigmoid,
+    ir.Builtin.SOFTPLUS: F.softplus,
+    ir.Builtin.ABS: torch.abs,
+}
+_BINARY: dict[ir.BinOp, Callable[[Tensor, Tensor], Tensor]] = {
+    ir.BinOp.ADD: torch.add,
+    ir.BinOp.SUB: torch.sub,
+    ir.BinOp.MUL: torch.mul,
+    ir.BinOp.DIV: torch.div,
+    ir.BinOp.POW: torch.pow,
+}
+
+
+class ExprCompiler(ir.ExprFold[Closure]):
+    """Turn the IR expressions of one model into closures.
+
+    :param ir: the checked model.
+    :param nets: the built nets by name (called with ``t / T`` for time inputs).
+    :param device: where constants live.
+    """
+
+    def __init__(
+        self, model: ModelIR, nets: dict[str, torch.nn.Module], device: torch.device
+    ) -> None:
+        self.ir = model
+        self.nets = nets
+        self.device = device
+        self._steps = self.constant(model.steps)
+
+    def constant(self, value: float) -> Tensor:
+        # float64 0-dim constants: combined with batched tensors they take the batch's dtype
+        # (float32 or float64) without first being rounded to float32.
+        return torch.tensor(float(value), device=self.device, dtype=torch.float64)
+
+    def compile(self, node: ir.Expr) -> Closure:
+        """A closure computing ``node``."""
+        return self.fold(node)
+
+    # ------------------------------------------------------------------ leaves
+    def const(self, node: ir.Const) -> Closure:
+        value = self.constant(node.value)
+        return lambda env: value
+
+    def param(self, node: ir.Param) -> Closure:
+        if node.kind is ir.ParamKind.LEVEL:
+            return lambda env: env.t
+        if node.kind is ir.ParamKind.STEPS:
+            steps = self._steps
+            return lambda env: steps
+        raise DtgRuntimeError("per-position parameters cannot be compiled yet")
+
+    def var(self, node: ir.Var) -> Closure:
+        name = node.name
+        return lambda env: env.params[name]
+
+    def level_ref(self, node: ir.LevelRef) -> Closure:
+        key = node.level.key
+        return lambda env: env.levels[key]
+
+    # ------------------------------------------------------------------ operators
+    def binary(self, node: ir.Binary, left: Closure, right: Closure) -> Closure:
+        op = _BINARY[node.op]
+
+        def binary(env: Env) -> Tensor:
+            a, b = align(left(env), right(env))
+            return op(a, b)
+
+        return binary
+
+    def neg(self, node: ir.Neg, operand: Closure) -> Closure:
+        return lambda env: -operand(env)
+
+    def vector(self, node: ir.Vector, *items: Closure) -> Closure:
+        def vector(env: Env) -> Tensor:
+            values = [i(env) for i in items]
+            values = [v.expand(env.batch) if v.dim() == 0 else v for v in values]
+            return torch.stack(values, dim=-1)
+
+        return vector
+
+    def index(self, node: ir.Index, base: Closure) -> Closure:
+        key = (slice(None), *node.items)  # the batch dimension first
+
+        return lambda env: base(env)[key]
+
+    # ------------------------------------------------------------------ calls
+    def schedule_call(self, node: ir.ScheduleCall, *args: Closure) -> Closure:
+        definition = self.ir.schedule_defs[node.name]
+        body = self.fold(definition.body)
+        params = definition.params
+
+        def schedule(env: Env) -> Tensor:
+            values = dict(zip(params, (a(env) for a in args), strict=True))
+            return body(Env(env.batch, env.t, env.levels, values))
+
+        return schedule
+
+    def call(self, node: ir.Call, *args: Closure) -> Closure:
+        fn = node.fn
+        if fn in _ELEMENTWISE:
+            unary, arg = _ELEMENTWISE[fn], args[0]
+            return lambda env: unary(arg(env))
+        if fn in (ir.Builtin.MIN, ir.Builtin.MAX):
+            first, second = args
+            pick = torch.minimum if fn is ir.Builtin.MIN else torch.maximum
+
+            def extremum(env: Env) -> Tensor:
+                a, b = align(first(env), second(env))
+                return pick(a, b)
+
+            return extremum
+        arg = args[0]
+        reduce = torch.sum if fn is ir.Builtin.SUM else torch.mean
+
+        def reduction(env: Env) -> Tensor:
+            value = arg(env)
+            return reduce(value.flatten(1), dim=1) if value.dim() > 1 else value
+
+        return reduction
+
+    def net_call(self, node: ir.NetCall, *args: Closure) -> Closure:
+        nets, name = self.nets, node.net  # looked up per call: objectives may swap in targets
+        spec = self.ir.nets[name]
+        steps = float(self.ir.steps)
+        kinds = [s.kind for s in spec.inputs]
+
+        def call(env: Env) -> Tensor:
+            values = []
+            for kind, arg in zip(kinds, args, strict=True):
+                value = arg(env)
+                if kind == "time":
+                    value = value.float() / steps
+                    if value.dim() == 0:
+                        value = value.expand(env.batch)
+                values.append(value)
+            return nets[name](*values)
+
+        return call
+
+    def reward_call(self, node: ir.RewardCall, arg: Closure) -> Closure:
+        if node.kind is ir.RewardKind.CLASSIFY:
+            classes, vocab = list(node.classes), self.ir.message.space.vocab
+            return lambda env: log_prob_classes(arg(env), classes, vocab)
+        if node.kind is ir.RewardKind.TARGET:
+            target = TARGETS[node.name]
+            return lambda env: target.log_reward(arg(env))
+        name = node.name
+        registered = rewards()[name]  # the user's Python (dtg.plugins)
+
+        def plugin(env: Env) -> Tensor:
+            value = registered(arg(env))
+            if not isinstance(value, Tensor) or value.shape != (env.batch,):
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value)
+                raise DtgRuntimeError(
+                    f"the plug-in reward '{name}' must return a tensor of shape "
+                    f"[{env.batch}] (one log-reward per sample), got {shape}"
+                )
+            return value
+
+        return plugin
+

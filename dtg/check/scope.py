@@ -1,0 +1,71 @@
+"""What names mean inside one model: the :class:`Scope` an expression is checked in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..ir import NetSpec, Space
+from ..symbolic import MATH_FUNCTIONS
+from ..syntax import ast
+
+__all__ = [
+    "Scope",
+    "SCALAR",
+    "CHANNELS",
+    "REDUCTIONS",
+    "BINARY_FUNCTIONS",
+    "CONSTANT_NAMES",
+    "VALUE_NAMES",
+]
+
+SCALAR = Space("real", ())
+CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
+REDUCTIONS = ("sum", "mean")
+BINARY_FUNCTIONS = ("min", "max")
+CONSTANT_NAMES = ("pi", "e")
+VALUE_NAMES = ("masked", "true", "false")
+
+
+@dataclass
+class Scope:
+    """What names mean inside one model.
+
+    :param levels: level index (sympy, in ``t``) → the space of that level, for the levels the
+        current expression may read. ``None`` entry ``rule`` explains the rule when violated.
+    """
+
+    message: str
+    steps_name: str
+    steps: int
+    schedules: dict[str, tuple[str, ...]]
+    nets: dict[str, NetSpec]
+    targets: dict[str, int]
+    params: dict[str, Space] = field(default_factory=dict)
+    levels: dict[sp.Expr, Space] = field(default_factory=dict)
+    level_rule: str = ""
+    allow_nets: bool = True
+    index_of: Callable[[ast.Expr], sp.Expr] | None = None
+    #: Python rewards registered by the user (dtg.plugins); callable in reward statements only.
+    plugins: frozenset[str] = frozenset()
+    in_reward: bool = False
+    #: The parameters are a schedule's own (lowered to ``Var``), not ``t`` or the reward's x.
+    schedule_params: bool = False
+
+    def known_names(self) -> list[str]:
+        return [
+            self.message,
+            self.steps_name,
+            *self.schedules,
+            *self.nets,
+            *self.targets,
+            *self.params,
+            *MATH_FUNCTIONS,
+            *REDUCTIONS,
+            *BINARY_FUNCTIONS,
+            "classify",
+            *CONSTANT_NAMES,
+            *self.plugins,
+        ]

@@ -1,0 +1,78 @@
+"""A readable dump of the IR, the withholding graph (``dtg compile --emit ir``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import Channel, ModelIR
+from .printer import to_text
+
+__all__ = ["dump_ir"]
+
+
+def _row(values: np.ndarray, count: int) -> str:
+    shown = ", ".join("nan" if np.isnan(v) else f"{v:.6g}" for v in values[:count])
+    more = f", … ({len(values)} entries)" if len(values) > count else ""
+    return f"[{shown}{more}]"
+
+
+def _channel(title: str, channel: Channel, rows: int, steps_name: str) -> list[str]:
+    arrow = "⇀" if channel.stochastic else "→"
+    source = f"x[{channel.source}]" if channel.source else "·"
+    lines = [
+        f"  {title}: {source} {arrow} x[{channel.target}]  family={channel.family.name} "
+        f"({'learned: ' + ', '.join(channel.nets) if channel.learned else 'fixed'})",
+        f"    kernel: {channel.text}",
+    ]
+    for name, value in channel.args.items():
+        lines.append(f"    {name} = {to_text(value, steps_name)}  : {value.space}")
+    for name, value in channel.params.items():
+        lines.append(f"    {name}(t) = {value}")
+    for name, value in channel.options.items():
+        lines.append(f"    option {name} = {value}")
+    for name, table in channel.tables.items():
+        lines.append(f"    table {name}: {_row(table, rows)}")
+    if channel.latex:
+        lines.append(f"    latex: {channel.latex}")
+    return lines
+
+
+def dump_ir(ir: ModelIR, rows: int = 5) -> str:
+    """The withholding graph of one model, with the first ``rows`` entries of each table."""
+    message = ir.message
+    lines = [
+        f"model {ir.name}" + (f" extends {ir.parent.name}" if ir.parent else ""),
+        f"  steps {ir.steps_name} = {ir.steps}",
+        f"  message {message.name}: x[0] : {message.space} ({message.role})"
+        + (f", x[1..T] : {message.level_space}" if message.level_space != message.space else "")
+        + (" with [MASK]" if message.masked else ""),
+    ]
+    if message.source is not None:
+        options = ", ".join(f"{k} = {v!r}" for k, v in message.source.options.items())
+        lines.append(f"  source: {message.source.name}({options})")
+    for name, net in ir.nets.items():
+        inputs = ", ".join(map(str, net.inputs))
+        options = ", ".join(f"{k}={v}" for k, v in net.options.items())
+        lines.append(
+            f"  net {name}: ({inputs}) -> {net.output} = {net.arch}({options})"
+            f"  [{net.parameters:,} parameters]"
+        )
+    for name, definition in ir.schedule_defs.items():
+        params = ", ".join(definition.params)
+        lines.append(f"  schedule {name}({params}) = {to_text(definition.body, ir.steps_name)}")
+        if name in ir.schedules:
+            lines.append(f"    table: {_row(ir.schedules[name], rows)}")
+    lines += _channel("destroy", ir.destroy, rows, ir.steps_name)
+    lines += _channel("generate", ir.generate, rows, ir.steps_name)
+    lines += _channel("start", ir.start, rows, ir.steps_name)
+    for name, table in ir.marginals.items():
+        lines.append(f"  marginal {name}: {_row(table, rows)}")
+    if ir.reward is not None:
+        lines.append(
+            f"  reward {ir.reward.name} = {to_text(ir.reward.body, ir.steps_name)}"
+            + (f"  (target {ir.reward.target})" if ir.reward.target else "")
+        )
+    options = ", ".join(f"{k}={v}" for k, v in ir.objective.options.items() if v is not None)
+    lines.append(f"  objective {ir.objective.kind.value}({options})")
+    lines.append("  train " + ", ".join(f"{k}={v}" for k, v in ir.train.items()))
+    return "\n".join(lines)
