@@ -5,9 +5,12 @@ back (a generation chain); dtg checks the file, compiles it to PyTorch objective
 programs, trains and samples it, and draws it as a generative commutative diagram.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .errors import (  # noqa: E402
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
     DtgCheckError,
     DtgDataError,
     DtgError,
@@ -19,18 +22,21 @@ from .errors import (  # noqa: E402
     DtgSyntaxError,
     DtgTypeError,
 )
-from .plugins import load_plugin, register_reward  # noqa: E402
-from .program import Program, load, loads  # noqa: E402
+from .plugins import load_plugin, register_reward
+from .program import Program, load, loads
+
+if TYPE_CHECKING:  # for the annotation only: importing the runtime would import torch
+    from .runtime.train import Run
 
 
-def train(model, **options):
+def train(model: Any, **options: Any) -> Run:
     """Train a compiled model (``dtg.runtime.train.train``): progress, checkpoints, metrics.
 
     :param model: ``dtg.load(path).compile()``.
     :param options: ``steps``, ``batch``, ``lr``, ``out``, ``seed``, ``resume``, ``overrides``…
     :returns: a :class:`dtg.runtime.train.Run`.
     """
-    from .runtime.train import train as _train
+    from .runtime.train import train as _train  # torch is heavy: imported when training starts
 
     return _train(model, **options)
 

@@ -96,8 +96,26 @@ def test_sampler_trains_on_two_processes_with_a_shared_log_z(tmp_path: Path) -> 
     assert float(state["objective.log_z"]) != 0.0  # trained, and stored once
 
 
+#: A plug-in that kills rank 1 outright after its step 8 (nothing runs on the way out), through
+#: the public step-callback hook: every rank loads the plug-in, as torchrun re-runs the command.
+DIE_AT_STEP_8 = """
+import os
+
+from dtg.runtime.train import add_step_callback
+
+
+def die(event):
+    if event.rank == 1 and event.step == 8:
+        os._exit(17)
+
+
+add_step_callback(die)
+"""
+
+
 def test_a_dying_rank_stops_the_job_without_a_partial_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "moons.dtg").write_text(MOONS)
+    (tmp_path / "die.py").write_text(DIE_AT_STEP_8)
     start = time.monotonic()
     run = dtg(
         "train",
@@ -107,10 +125,13 @@ def test_a_dying_rank_stops_the_job_without_a_partial_checkpoint(tmp_path: Path)
         "--nproc",
         "2",
         "--no-progress",
+        "--plugin",
+        "die.py",
         cwd=tmp_path,
-        env={"DTG_FAIL_AT_STEP": "1:8", "DTG_DIST_TIMEOUT": "30"},
+        env={"DTG_DIST_TIMEOUT": "30"},
     )
     assert run.returncode != 0
+    assert "exitcode  : 17" in run.stderr or "exit code 17" in run.stderr, run.stderr[-2000:]
     assert time.monotonic() - start < 200
     checkpoint = tmp_path / "dead/checkpoint.pt"
     if checkpoint.exists():  # the step-6 checkpoint is complete and loads

@@ -1,4 +1,4 @@
-"""Discrete channels over token messages ``token(V)[L…]``, and :func:`build_discrete`.
+"""Discrete channels over token messages ``token(V)[L…]``: the base class, starts, kernel.
 
 Token messages are long tensors ``[B, *shape]`` with values ``0..V-1``; when a ``Mask`` or
 ``MashLast`` channel is used the extra id ``V`` is ``[MASK]``. A :class:`DiscreteChannel` is
@@ -6,11 +6,10 @@ an independent categorical per position: it implements :meth:`DiscreteChannel.lo
 (``[B, *shape, K]`` log-probabilities over ``K = V`` or ``V + 1`` values, ``-inf`` for the
 impossible ones) and inherits ``sample`` and ``log_prob`` from it.
 
-This module holds the starts (``= masked``, ``~ Categorical(logits = c)``), the general
-``Categorical(logits = …)`` generation kernel, and :func:`build_discrete`, which
-:class:`dtg.runtime.compiled.CompiledModel` calls for every discrete role. The families live in
-:mod:`dtg.channels.mask` (``Mask``, ``MashLast`` and their ``Guess``) and
-:mod:`dtg.channels.shuffle` (``Shuffle`` and its ``Guess``).
+This module holds the starts (``= masked``, ``~ Categorical(logits = c)``) and the general
+``Categorical(logits = …)`` generation kernel. The families live in :mod:`dtg.channels.mask`
+(``Mask``, ``MashLast`` and their ``Guess``) and :mod:`dtg.channels.shuffle` (``Shuffle`` and its
+``Guess``); :func:`dtg.channels.factory.build_discrete` picks the channel of each role.
 
 References: Austin et al. 2021, Structured Denoising Diffusion Models in Discrete State-Spaces
 (D3PM, arXiv 2107.03006); Sahoo et al. 2024, Simple and Effective Masked Diffusion Language
@@ -26,8 +25,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import DtgRuntimeError
-from ..ir import Family
 from .base import Channel, sum_event
 
 __all__ = [
@@ -40,7 +37,6 @@ __all__ = [
     "gather_log_prob",
     "net_closure",
     "scores_every_position",
-    "build_discrete",
 ]
 
 
@@ -77,7 +73,7 @@ class DiscreteChannel(Channel):
     def _register_keep(self, keep: np.ndarray, vocab: int) -> np.ndarray:
         """Store ``vocab``, the per-level ``keep`` (``nan`` → 1) and α_t = ∏ keep as float32
         buffers (Mask and Shuffle); :returns: α as float64 ``[T + 1]``."""
-        from ..symbolic import discrete_alpha
+        from ..symbolic import discrete_alpha  # sympy is heavy: only Mask and Shuffle need it
 
         self.vocab = int(vocab)
         keep = np.nan_to_num(np.asarray(keep, dtype=np.float64), nan=1.0)
@@ -208,60 +204,13 @@ def net_closure(model: Any, name: str) -> Callable[[Tensor, Tensor], Tensor]:
     return predict
 
 
-def _logits_node(call: Any) -> Any:
-    if call.args:
-        return call.args[0]
-    return next(k.value for k in call.kwargs if k.name == "logits")
+def __getattr__(name: str) -> Any:
+    """``build_discrete`` moved to :mod:`dtg.channels.factory`; this keeps the old import working.
 
-
-def build_discrete(model: Any, role: str) -> Channel:
-    """The executable channel of ``role`` (``destroy``, ``start`` or ``generate``) of a compiled
-    model whose message is a token space.
-
-    :param model: the :class:`~dtg.runtime.compiled.CompiledModel` under construction (its
-        ``destroy`` is built before ``start`` and ``generate``).
-    :raises DtgRuntimeError: for a combination that has no executable form.
+    Temporary: delete it once ``backends/torch/model.py`` imports ``channels.factory``.
     """
-    from .mask import MashLast, MashLastGuess, Mask, MaskGuess
-    from .shuffle import Shuffle, ShuffleGuess
+    if name == "build_discrete":
+        from .factory import build_discrete  # the old import path only (factory imports us)
 
-    ir = model.ir
-    space = ir.message.level_space
-    shape, vocab = tuple(space.shape), int(space.vocab or 0)
-    if role == "destroy":
-        family = ir.destroy.family
-        if family is Family.MASK:
-            return Mask(ir.destroy.tables["keep"], vocab)
-        if family is Family.SHUFFLE:
-            return Shuffle(ir.destroy.tables["keep"], vocab)
-        if family is Family.MASH_LAST:
-            return MashLast(shape, vocab)
-    elif role == "start":
-        channel = ir.start
-        if channel.family is Family.SINGLETON and channel.params.get("value") == "masked":
-            return MaskedStart(shape, vocab)
-        if channel.family is Family.CATEGORICAL:
-            return CategoricalStart(
-                model._closure(_logits_node(channel.body), "next"), shape, vocab
-            )
-    elif role == "generate":
-        channel = ir.generate
-        if channel.family is Family.GUESS:
-            predict = net_closure(model, channel.options["net"])
-            destroy = model.destroy
-            if isinstance(destroy, Mask):
-                return MaskGuess(destroy, predict)
-            if isinstance(destroy, MashLast):
-                one_pass = scores_every_position(model, channel.options["net"])
-                return MashLastGuess(destroy, predict, one_pass=one_pass)
-            if isinstance(destroy, Shuffle):
-                return ShuffleGuess(destroy, predict)
-        if channel.family is Family.CATEGORICAL:
-            return CategoricalKernel(
-                model._closure(_logits_node(channel.body), "next"), shape, vocab
-            )
-    raise DtgRuntimeError(
-        f"model '{ir.name}': this {role} kernel cannot be compiled yet",
-        getattr(ir, "span", None),
-        getattr(model.program, "source", None),
-    )
+        return build_discrete
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

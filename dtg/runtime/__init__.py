@@ -1,13 +1,15 @@
-"""The runtime: compiled models, training, checkpoints, evaluation, plots and their CLI.
+"""The runtime: training, checkpoints, evaluation and plots of compiled models.
 
-``train(model)`` runs the training loop (:mod:`dtg.runtime.train`), ``evaluate(model)`` reports
-the metrics of DESIGN.md §6 (:mod:`dtg.runtime.evaluate`), checkpoints are written atomically and
-read with ``weights_only=True`` (:mod:`dtg.runtime.checkpoint`), and ``plot_samples`` draws
-samples beside held-out data (:mod:`dtg.runtime.plots`).
+``train(model)`` runs the training loop (:mod:`dtg.runtime.train` gathers its names),
+``evaluate(model)`` reports the metrics of DESIGN.md §6 (:mod:`dtg.runtime.evaluate`), checkpoints
+are written atomically and read with ``weights_only=True`` (:mod:`dtg.runtime.checkpoint`), and
+``plot_samples`` draws samples beside held-out data (:mod:`dtg.runtime.plots`). Models are
+compiled by ``dtg.load(path).compile()``.
 """
 
 from .checkpoint import load_checkpoint, restore_model, save_checkpoint
-from .evaluate import bits_per_dim, evaluate, mmd_rbf, sliced_wasserstein
+from .evaluate import evaluate
+from .metrics import bits_per_dim, mmd_rbf, sliced_wasserstein
 from .plots import plot_samples
 from .train import EMA, Run, coerce_option, resolve_device, seed_everything, train
 
@@ -27,10 +29,3 @@ __all__ = [
     "bits_per_dim",
     "plot_samples",
 ]
-
-try:  # the compiled model lives beside these modules
-    from .compiled import CompiledModel, compile_program
-except ImportError:  # pragma: no cover - only while compiled.py is missing
-    pass
-else:
-    __all__ += ["CompiledModel", "compile_program"]

@@ -11,9 +11,7 @@ source text and its sha256 (to notice an edited file), the model's name and the 
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._version import __version__
+from ..atomic import atomic_writer
 from ..errors import DtgRuntimeError
 
 __all__ = [
+    "CHECKPOINT",
     "effective_state",
     "FORMAT",
     "FORMAT_VERSION",
@@ -39,6 +40,8 @@ __all__ = [
     "restore_training",
 ]
 
+#: The checkpoint's file name in a run folder (beside ``metrics.jsonl``).
+CHECKPOINT = "checkpoint.pt"
 FORMAT = "dtg-checkpoint"
 FORMAT_VERSION = 1
 _REQUIRED = ("format_version", "model", "step", "model_name", "source_sha256")
@@ -95,10 +98,9 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, content: dict[str, Any]) -> Path:
-    """Write ``content`` to ``path`` atomically: a reader sees the old file or the new one whole.
-
-    The data goes to a temporary file in the same folder, is flushed and ``fsync``-ed, then
-    ``os.replace``-d over ``path``; on any failure the temporary file is removed.
+    """Write ``content`` to ``path`` atomically: a reader sees the old file or the new one whole
+    (:mod:`dtg.atomic`: a temporary file in the same folder, ``fsync``, ``os.replace``; on any
+    failure the temporary file is removed and the old checkpoint stays).
 
     :param path: the checkpoint file (its folder is created if needed).
     :param content: plain data (see the module docstring); ``format`` keys are added.
@@ -107,24 +109,8 @@ def save_checkpoint(path: str | Path, content: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {"format": FORMAT, "format_version": FORMAT_VERSION, **content}
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(content, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable (best effort: not every platform allows it)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    except OSError:
-        pass
+    with atomic_writer(path, "wb") as file:
+        torch.save(content, file)
     return path
 
 
@@ -262,8 +248,6 @@ def training_state(
     :param ema: the EMA weights by parameter name, or ``None``.
     :param elapsed: seconds of training so far (continued by a resumed run's ``time``).
     """
-    from .. import __version__
-
     source = getattr(model.program, "source", None)
     return {
         "dtg_version": __version__,

@@ -26,27 +26,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..syntax import ast
-from .evaluate import mmd_rbf
+from ..ir import expr as ir
+from .metrics import mmd_rbf
 
 __all__ = ["evaluate_finetune", "mean_pairwise_distance", "rewarded_classes"]
 
 
-def rewarded_classes(body: ast.Expr) -> list[int] | None:
+def rewarded_classes(body: ir.Expr) -> list[int] | None:
     """The ``classes`` of the first ``classify(…)`` call in a reward expression, else ``None``."""
-    stack: list[Any] = [body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Call) and node.func == "classify":
-            classes = node.kwarg("classes")
-            items = getattr(classes, "items", None)
-            if items is not None and all(isinstance(i, ast.Number) for i in items):
-                return [int(i.value) for i in items]
-            return None
-        if isinstance(node, ast.Node):
-            stack.extend(getattr(node, name) for name in node.__dataclass_fields__)
-        elif isinstance(node, tuple):
-            stack.extend(node)
+    for node in ir.walk(body):
+        if isinstance(node, ir.RewardCall) and node.kind is ir.RewardKind.CLASSIFY:
+            return list(node.classes)
     return None
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_writer
+
 __all__ = ["plot_samples", "picture_kind"]
 
 _MAX_CONFIGURATIONS = 64
@@ -96,11 +98,14 @@ def plot_samples(
 
     :param samples: ``[n, *space.shape]`` tensor or array.
     :param space: the data space (``kind`` real/token, ``shape``, ``vocab``), e.g. ``ir.message.space``.
-    :param path: the output file; the format follows the suffix (``.png``, ``.pdf``, ``.svg``).
+    :param path: the output file, written atomically; the format follows the suffix (``.png``,
+        ``.pdf``, ``.svg``; PNG without a suffix).
     :param reference: ``[m, *space.shape]`` held-out data or exact samples, drawn beside.
     :param title: the figure's title.
     :returns: ``path``.
+    :raises ValueError: for a suffix matplotlib cannot write (checked before anything is written).
     """
+    # matplotlib is heavy (about 0.4 s): imported only when a picture is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -142,5 +147,14 @@ def plot_samples(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(Path(path), dpi=120)
-    return Path(path)
+    path = Path(path)
+    # the format follows the suffix, as savefig(path) would do; an unknown one is its ValueError
+    fmt = path.suffix[1:].lower() or None
+    if fmt is not None and fmt not in figure.canvas.get_supported_filetypes():
+        raise ValueError(
+            f"cannot draw a picture as '.{fmt}' (formats: "
+            f"{', '.join(sorted(figure.canvas.get_supported_filetypes()))})"
+        )
+    with atomic_writer(path, "wb") as file:  # a reader never sees half a picture
+        figure.savefig(file, format=fmt, dpi=120)
+    return path

@@ -13,17 +13,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ..objectives.trajectories import destroy_trajectories, sample_trajectories
+from ..targets import TARGETS
 
 __all__ = ["evaluate_sampler", "wasserstein2"]
 
 
 def wasserstein2(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Exact W2 between two equal-size point sets ``[n, d]`` (uniform weights)."""
+    """Exact W2 between two equal-size point sets ``[n, d]`` (uniform weights).
+
+    :param x: ``[n, d]`` points; :param y: ``[n, d]`` points.
+    :returns: the distance: the root mean squared length of the optimal matching's pairs.
+    """
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize takes ~1 s to import
+
     a, b = x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy()
     cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
     rows, cols = linear_sum_assignment(cost)
@@ -68,8 +73,6 @@ def evaluate_sampler(
     }
     reward = model.ir.reward
     if reward is not None and reward.target is not None:
-        from ..targets import TARGETS
-
         target = TARGETS[reward.target]
         generator = torch.Generator(device="cpu").manual_seed(seed + 1)
         exact = target.sample(k, generator).to(model.device)
@@ -83,15 +86,3 @@ def evaluate_sampler(
         n = min(w2_points, k)
         out["w2"] = wasserstein2(samples[:n], exact[:n])
     return out
-
-
-def format_table(metrics: dict[str, float]) -> str:
-    """A two-column text table."""
-    width = max(len(k) for k in metrics)
-    return "\n".join(
-        f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
-        for k, v in metrics.items()
-    )
-
-
-_ = np  # numpy is used through scipy's arrays

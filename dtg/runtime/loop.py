@@ -1,0 +1,244 @@
+"""The training loop: Adam, warm-up, clipping, EMA, seeding, sharded steps, checkpoints, resume.
+
+``train(model, …)`` optimises ``model.loss`` of a compiled model (see :mod:`dtg.runtime`): for a
+data model each step draws a minibatch ``Tensor[B, *shape]`` from the declared source through a
+dedicated ``torch.Generator``; for a sampler it passes the batch size ``B``. Every ``log_every``
+steps a JSON line goes to ``OUT/metrics.jsonl`` (:mod:`dtg.runtime.monitor`); every
+``checkpoint_every`` steps and at the end ``OUT/checkpoint.pt`` is rewritten atomically
+(:mod:`dtg.runtime.checkpoint`). A NaN/inf loss or gradient stops training with a
+:class:`~dtg.errors.DtgRuntimeError` naming the step; the last good checkpoint stays on disk.
+Ctrl-C stops after the current step with a checkpoint (:mod:`dtg.runtime.interrupt`), and
+callbacks run after every step (:mod:`dtg.runtime.step_callbacks`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..atomic import remove_stale_temporaries
+from ..errors import DtgRuntimeError
+from . import checkpoint as ck
+from .checkpoint import CHECKPOINT, seed_everything
+from .distributed import Context, context_from_env, shard_seed
+from .ema import EMA
+from .interrupt import Interrupted, StopOnInterrupt
+from .monitor import Monitor, checks_every_step
+from .step_callbacks import StepCallback, StepEvent, step_callbacks
+from .train_options import resolve_options
+
+__all__ = ["train", "Run", "DATA_SPLIT_SEED"]
+
+#: The data source is always loaded with this seed: the train/test split belongs to the model,
+#: not to the run, so every run and ``dtg eval`` see the same held-out data.
+DATA_SPLIT_SEED = 0
+
+
+@dataclass
+class Run:
+    """The outcome of :func:`train`.
+
+    :param step: the final step count (continues across resumes).
+    :param start_step: where this call started (0, or the resumed checkpoint's step).
+    :param losses: the loss of every step run by this call.
+    :param out: the run folder; ``checkpoint`` and ``metrics`` are the files in it.
+    :param options: the train options used; ``seconds``: the wall time of this call's loop.
+    """
+
+    step: int
+    start_step: int
+    losses: list[float]
+    out: Path
+    checkpoint: Path
+    metrics: Path
+    options: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def final_loss(self) -> float | None:
+        """The loss of the last step run, or ``None`` when this call ran none."""
+        return self.losses[-1] if self.losses else None
+
+
+def train(
+    model: Any,
+    steps: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    overrides: dict[str, Any] | None = None,
+    detect_anomaly: bool = False,
+    force: bool = False,
+    on_step: StepCallback | Iterable[StepCallback] | None = None,
+) -> Run:
+    """Train a compiled model; options default to its ``train { … }`` block.
+
+    :param model: a :class:`~dtg.runtime.compiled.CompiledModel` (or anything with its interface).
+    :param steps: total steps (a resumed run continues up to this count).
+    :param out: the run folder (default ``runs/<model name>``).
+    :param resume: continue from ``out/checkpoint.pt``: weights, optimizer, EMA, step, random
+        states and the data stream all continue, so the result equals an uninterrupted run.
+        Options not given now are the checkpoint's.
+    :param progress: a tqdm bar on a terminal, else a line every ``log_every`` steps (stderr).
+    :param overrides: more train options (``--set KEY=VALUE``), checked against ``TRAIN_OPTIONS``.
+    :param detect_anomaly: run under ``torch.autograd.set_detect_anomaly`` (slow; finds NaNs).
+    :param force: resume even when the program's source changed since the checkpoint.
+    :param on_step: a callable (or several) called with a
+        :class:`~dtg.runtime.step_callbacks.StepEvent` after every step, after those registered
+        with :func:`~dtg.runtime.step_callbacks.add_step_callback`; one that raises stops training.
+    :returns: a :class:`Run`.
+    :raises DtgRuntimeError: bad options, a bad checkpoint, or a NaN/inf loss or gradient.
+    :raises Interrupted: after Ctrl-C, once the step's checkpoint is written.
+    """
+    callbacks = step_callbacks(on_step)
+    out = Path(out) if out is not None else Path("runs") / model.ir.name
+    ckpt_path = out / CHECKPOINT
+    saved = ck.load_checkpoint(ckpt_path, model.device) if resume else None
+    if saved is not None:
+        ck.check_source(saved, model.program, force)
+    explicit = {**(overrides or {}), "steps": steps, "batch": batch, "lr": lr, "seed": seed}
+    opts = resolve_options(model.ir.train, saved["train_options"] if saved else None, explicit)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(ckpt_path)  # a write cut short by a kill
+
+    ctx = context_from_env(model.device)
+    shards = int(opts.get("shards") or 0) or ctx.world
+    if shards % ctx.world or int(opts["batch"]) % shards:
+        raise DtgRuntimeError(
+            f"shards = {shards} must be a multiple of the {ctx.world} processes and divide "
+            f"the batch {opts['batch']}",
+            hints=["set it with --set shards=N"],
+        )
+    per_rank = shards // ctx.world
+    mine = range(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+    shard_size = int(opts["batch"]) // shards
+    runner = DistributedDataParallel(model, find_unused_parameters=True) if ctx.active else model
+    model.train()  # dropout and the like on (evaluate() may have left eval mode)
+    dataset = model.dataset(DATA_SPLIT_SEED) if model.needs_data else None
+    groups = model.param_groups(opts["lr"])
+    optimizer = torch.optim.Adam(groups)
+    base_lrs = [group["lr"] for group in groups]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    data_gen = torch.Generator().manual_seed(opts["seed"] * 1_000_003 + 7)  # not the global seed
+    step, elapsed = 0, 0.0
+    if saved is not None:
+        step, elapsed = ck.restore_training(saved, model, optimizer, data_gen)
+    else:
+        seed_everything(opts["seed"])
+    ema = EMA(model, opts["ema"]) if opts["ema"] > 0 else None
+    if ema is not None and saved is not None and saved.get("ema"):
+        ema.load(saved["ema"])
+    stream = dataset.to(model.device).batches(opts["batch"], data_gen) if dataset else None
+    total, start = int(opts["steps"]), step
+    # On the CPU every step is checked before its update; on a GPU, checks (syncs) are batched.
+    per_step = checks_every_step(model.device)
+    eager = per_step and not ctx.active  # ranks must not diverge
+    # only rank 0 writes metrics and checkpoints, and shows progress
+    monitor_out = out if ctx.main else Path(tempfile.mkdtemp(prefix="dtg-rank"))
+    monitor = Monitor(
+        model,
+        opts,
+        monitor_out,
+        step,
+        elapsed,
+        progress and ctx.main,
+        resumed=saved is not None,
+        sync_every=1 if per_step else int(opts["log_every"]),
+    )
+    stop = StopOnInterrupt(enabled=not ctx.active)
+    try:
+        with torch.autograd.set_detect_anomaly(True) if detect_anomaly else nullcontext():
+            while step < total:
+                _warm_up(optimizer, base_lrs, step, opts["warmup"])
+                data = next(stream) if stream is not None else int(opts["batch"])
+                if shards == 1:
+                    loss = model.loss(data)
+                    if eager:
+                        monitor.check(step + 1, "loss", loss, data)  # before the update
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = _sharded_backward(
+                        runner, data, mine, shard_size, opts["seed"], step, ctx
+                    )
+                norm = _grad_norm(params, float(opts["grad_clip"]))
+                if eager:
+                    monitor.check(step + 1, "gradient norm", norm, data)
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                if callbacks:
+                    event = StepEvent(step, total, loss.detach(), ctx.rank, ctx.world, out)
+                    for callback in callbacks:
+                        callback(event)
+                monitor.record(step, loss, norm, data, optimizer.param_groups[0]["lr"])
+                due = step % opts["checkpoint_every"] == 0 or step == total
+                if ctx.main and (due or stop.requested):
+                    monitor.flush()
+                    shadow = ema.shadow if ema is not None else None
+                    seconds = monitor.elapsed()
+                    state = ck.training_state(
+                        model, optimizer, shadow, step, data_gen, opts, seconds
+                    )
+                    ck.save_checkpoint(ckpt_path, state)
+                    monitor.good = step
+                if stop.requested:
+                    raise Interrupted(step, ckpt_path)
+    finally:
+        stop.close()
+        monitor.close()
+        ctx.close()
+        if not ctx.main:  # the throw-away metrics of a non-zero rank
+            shutil.rmtree(monitor_out, ignore_errors=True)
+    seconds = monitor.elapsed() - elapsed
+    return Run(step, start, monitor.losses, out, ckpt_path, monitor.path, opts, seconds)
+
+
+def _warm_up(optimizer: torch.optim.Optimizer, base_lrs: list[float], step: int, warmup: int):
+    """Set each group's learning rate for step ``step + 1``: linear from 0 over ``warmup`` steps."""
+    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+        group["lr"] = base_lr * factor
+
+
+def _sharded_backward(
+    runner: Any, data: Any, mine: range, size: int, seed: int, step: int, ctx: Context
+) -> torch.Tensor:
+    """Accumulate the gradient of this rank's shards; each shard has its own seeded stream.
+
+    :returns: the mean loss over all shards of all ranks (for logging), a scalar.
+    """
+    losses = []
+    for position, shard in enumerate(mine):
+        torch.manual_seed(shard_seed(int(seed), step, shard))
+        part = data[shard * size : (shard + 1) * size] if isinstance(data, torch.Tensor) else size
+        last = position == len(mine) - 1
+        sync = nullcontext() if last or not ctx.active else runner.no_sync()
+        with sync:
+            loss = runner(part) if ctx.active else runner.loss(part)
+            (loss / len(mine)).backward()
+        losses.append(loss.detach())
+    return ctx.all_mean(torch.stack(losses).mean())
+
+
+def _grad_norm(params: list[torch.Tensor], clip: float) -> torch.Tensor:
+    """The global gradient norm (a 0-d tensor); clips the gradients to ``clip`` when positive."""
+    if clip > 0:
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
