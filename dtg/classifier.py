@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .atomic import atomic_writer
+
 __all__ = ["cache_dir", "digits_classifier", "log_prob_classes", "MIN_ACCURACY"]
 
 MIN_ACCURACY = 0.95
@@ -26,7 +28,10 @@ _LOADED: dict[str, nn.Module] = {}
 
 
 def cache_dir() -> Path:
-    """Where dtg caches the classifier."""
+    """Where dtg caches the classifier.
+
+    :returns: ``$DTG_CACHE_DIR``, else ``$XDG_CACHE_HOME/dtg``, else ``~/.cache/dtg``.
+    """
     if os.environ.get("DTG_CACHE_DIR"):
         return Path(os.environ["DTG_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -39,7 +44,9 @@ def _net() -> nn.Module:
     )
 
 
-def _data(seed: int = 0):
+def _data(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """scikit-learn's 8×8 digits scaled to [-1, 1]: ``(x_train, y_train, x_test, y_test)``."""
+    # sklearn is heavy and needed only to train the classifier once (then it is cached)
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -78,7 +85,12 @@ def _train() -> tuple[nn.Module, float]:
 
 
 def digits_classifier(device: torch.device | str = "cpu") -> nn.Module:
-    """The cached classifier (trained and cached on first use), frozen, on ``device``."""
+    """The cached classifier (trained and cached on first use), frozen, on ``device``.
+
+    :param device: where the returned copy lives (one copy per device is kept).
+    :returns: a module mapping images ``[B, 64]`` in [-1, 1] to logits ``[B, 10]``.
+    :raises RuntimeError: when training falls short of :data:`MIN_ACCURACY`.
+    """
     key = str(device)
     if key in _LOADED:
         return _LOADED[key]
@@ -97,16 +109,21 @@ def digits_classifier(device: torch.device | str = "cpu") -> nn.Module:
                 f"the digits classifier reached only {accuracy:.1%} held-out accuracy"
             ) from None
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"weights": net.state_dict(), "accuracy": accuracy}, tmp)
-        os.replace(tmp, path)
+        with atomic_writer(path) as file:  # a concurrent reader sees the old cache or the new
+            torch.save({"weights": net.state_dict(), "accuracy": accuracy}, file)
     net = net.eval().requires_grad_(False).to(device)
     _LOADED[key] = net
     return net
 
 
 def log_prob_classes(x: Tensor, classes: list[int], vocab: int | None = None) -> Tensor:
-    """log p(class ∈ classes | x) for images ``x`` ``[B, 64]``: ``[B]``."""
+    """``log p(class ∈ classes | x)`` under the digits classifier.
+
+    :param x: images ``[B, 64]``: reals in [-1, 1], or grey-level tokens when ``vocab`` is given.
+    :param classes: the digits whose probabilities are summed.
+    :param vocab: the number of grey levels ``V`` of token images (``None`` for reals).
+    :returns: ``[B]``.
+    """
     net = digits_classifier(x.device)
     images = x.float()
     if vocab is not None:  # tokens 0..V-1 (a [MASK] id V counts as mid-grey)

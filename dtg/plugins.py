@@ -27,29 +27,30 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+from .names import RESERVED_NAMES
+from .targets import TARGETS
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["register_reward", "unregister_reward", "rewards", "load_plugin", "PluginError"]
 
-RewardFn = Callable[[Tensor], Tensor]
+RewardFn = Callable[["Tensor"], "Tensor"]
 _REWARDS: dict[str, RewardFn] = {}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Built-in functions, channels, constants and targets: no Python reward may take these names.
+_RESERVED = frozenset({*RESERVED_NAMES, *TARGETS})
 
 
 class PluginError(ValueError):
     """A plug-in that cannot be loaded or a reward that cannot be registered."""
 
 
-def _reserved() -> set[str]:
-    from .check.shapes import BINARY_FUNCTIONS, CHANNELS, CONSTANT_NAMES, MATH_FUNCTIONS, REDUCTIONS
-    from .targets import TARGETS
-
-    return {*MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, *CHANNELS, *CONSTANT_NAMES,
-            *TARGETS, "classify"}  # fmt: skip
-
-
-def register_reward(name: str, fn: RewardFn | None = None):
+def register_reward(
+    name: str, fn: RewardFn | None = None
+) -> RewardFn | Callable[[RewardFn], RewardFn]:
     """Make ``name(x)`` callable in reward statements; usable as a decorator.
 
     :param name: the name ``.dtg`` files use (an identifier, not a built-in function).
@@ -59,8 +60,11 @@ def register_reward(name: str, fn: RewardFn | None = None):
     """
     if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
         raise PluginError(f"a reward name must be an identifier, got {name!r}")
-    if name in _reserved():
-        raise PluginError(f"'{name}' is a built-in function of dtg; choose another name")
+    if name in _RESERVED:
+        raise PluginError(
+            f"'{name}' is a built-in name of dtg (a function, channel, constant or target); "
+            "choose another name"
+        )
 
     def register(function: RewardFn) -> RewardFn:
         if not callable(function):

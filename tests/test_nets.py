@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
+from conftest import ROOT, example_paths
 
+import dtg
+import dtg.nets
+from dtg.ir.space import Space
 from dtg.nets import (
     MAX_PARAMETERS,
     NetConfigError,
@@ -16,38 +22,39 @@ from dtg.nets import (
     count_parameters,
     sinusoidal_embedding,
 )
+from dtg.nets.spec import ACTIVATIONS
 
-REAL2 = Signature("real", (2,))
-TIME = Signature("time")
-TOK = Signature("token", (8,), vocab=5)
-TOK_OUT = Signature("real", (8, 5))
+REAL2 = Space("real", (2,))
+TIME = Space.time()
+TOK = Space("token", (8,), vocab=5)
+TOK_OUT = Space("real", (8, 5))
 B = 3
 
 CONFIGS = [
     ("mlp", {"hidden": [16, 16]}, (REAL2, TIME), REAL2),
-    ("mlp", {"hidden": [8], "activation": "tanh", "time_dim": 7}, (REAL2, TIME), Signature("real")),
-    ("mlp", {"hidden": []}, (Signature("real"),), Signature("real", (2, 3))),
-    ("mlp", {"hidden": [8, 4]}, (TOK, TIME), Signature("real", (8, 5))),
-    ("mlp", {"hidden": [8], "activation": "gelu"}, (Signature("real", (2, 3)), TOK), REAL2),
-    ("transformer", {"width": 16, "depth": 2, "heads": 2}, (TOK, TIME), Signature("real", (8, 5))),
-    ("transformer", {"width": 8, "depth": 1, "heads": 1}, (TOK,), Signature("real", (8,))),
+    ("mlp", {"hidden": [8], "activation": "tanh", "time_dim": 7}, (REAL2, TIME), Space.scalar()),
+    ("mlp", {"hidden": []}, (Space.scalar(),), Space("real", (2, 3))),
+    ("mlp", {"hidden": [8, 4]}, (TOK, TIME), Space("real", (8, 5))),
+    ("mlp", {"hidden": [8], "activation": "gelu"}, (Space("real", (2, 3)), TOK), REAL2),
+    ("transformer", {"width": 16, "depth": 2, "heads": 2}, (TOK, TIME), Space("real", (8, 5))),
+    ("transformer", {"width": 8, "depth": 1, "heads": 1}, (TOK,), Space("real", (8,))),
     (
         "transformer",
         {"width": 8, "depth": 1, "heads": 2},
-        (Signature("real", (8,)), TIME),
-        Signature("real", (8,)),
+        (Space("real", (8,)), TIME),
+        Space("real", (8,)),
     ),
     (
         "transformer",
         {"width": 8, "depth": 1, "heads": 2, "dropout": 0.1},
-        (TOK, Signature("real", (8, 3)), TIME),
-        Signature("real", (8, 4)),
+        (TOK, Space("real", (8, 3)), TIME),
+        Space("real", (8, 4)),
     ),
     ("transformer", {"width": 8, "depth": 2, "heads": 2, "causal": True}, (TOK, TIME), TOK_OUT),
 ]
 
 
-def _sample(sig: Signature, batch: int = B) -> torch.Tensor:
+def _sample(sig: Space, batch: int = B) -> torch.Tensor:
     if sig.kind == "time":
         return torch.rand(batch)
     if sig.kind == "token":
@@ -100,7 +107,7 @@ def test_zero_init_gives_zero_output():
 
 def test_transformer_handles_mask_ids():
     net = build_net(
-        "transformer", {"width": 16, "depth": 1, "heads": 2}, (TOK, TIME), Signature("real", (8, 5))
+        "transformer", {"width": 16, "depth": 1, "heads": 2}, (TOK, TIME), Space("real", (8, 5))
     )
     all_mask = torch.full((2, 8), 5)
     y = net(all_mask, torch.ones(2))
@@ -123,7 +130,7 @@ def test_gradients_flow_to_all_parameters():
 
 def test_tiny_mlp_fits_regression():
     torch.manual_seed(0)
-    net = build_net("mlp", {"hidden": [32, 32]}, (REAL2,), Signature("real"))
+    net = build_net("mlp", {"hidden": [32, 32]}, (REAL2,), Space.scalar())
     x = torch.randn(256, 2)
     y = torch.sin(x[:, 0]) + 0.5 * x[:, 1]
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -179,7 +186,7 @@ def test_unknown_option_suggests():
     ],
 )
 def test_bad_option_values(arch, options):
-    out = Signature("real", (8, 5)) if arch == "transformer" else REAL2
+    out = Space("real", (8, 5)) if arch == "transformer" else REAL2
     with pytest.raises(NetConfigError) as err:
         build_net(arch, options, (TOK, TIME), out)
     assert err.value.message
@@ -188,10 +195,10 @@ def test_bad_option_values(arch, options):
 @pytest.mark.parametrize(
     ("inputs", "output"),
     [
-        ((TOK,), Signature("real", (7, 5))),  # length mismatch
-        ((TIME,), Signature("real", (8,))),  # no sequence input
-        ((Signature("token", (2, 4), vocab=3),), Signature("real", (2,))),  # 2-D tokens
-        ((TOK,), Signature("token", (8,), vocab=5)),  # non-real output
+        ((TOK,), Space("real", (7, 5))),  # length mismatch
+        ((TIME,), Space("real", (8,))),  # no sequence input
+        ((Space("token", (2, 4), vocab=3),), Space("real", (2,))),  # 2-D tokens
+        ((TOK,), Space("token", (8,), vocab=5)),  # non-real output
     ],
 )
 def test_bad_transformer_signatures(inputs, output):
@@ -206,7 +213,7 @@ def test_huge_sizes_refused_without_allocating():
     assert time.perf_counter() - start < 1.0
     assert "parameters" in err.value.message and "," in err.value.message
     n = count_parameters(
-        "transformer", {"width": 8192, "depth": 48, "heads": 8}, (TOK,), Signature("real", (8, 5))
+        "transformer", {"width": 8192, "depth": 48, "heads": 8}, (TOK,), Space("real", (8, 5))
     )
     assert n > MAX_PARAMETERS
     with pytest.raises(NetConfigError, match="parameters"):
@@ -214,13 +221,68 @@ def test_huge_sizes_refused_without_allocating():
             "transformer",
             {"width": 8192, "depth": 48, "heads": 8},
             (TOK,),
-            Signature("real", (8, 5)),
+            Space("real", (8, 5)),
         )
 
 
 def test_module_moves_with_to():
     net = build_net(
-        "transformer", {"width": 8, "depth": 1, "heads": 2}, (TOK, TIME), Signature("real", (8,))
+        "transformer", {"width": 8, "depth": 1, "heads": 2}, (TOK, TIME), Space("real", (8,))
     ).to(torch.float64)
     y = net(_sample(TOK), torch.rand(B, dtype=torch.float32))
     assert y.dtype == torch.float64 and y.shape == (B, 8)
+
+
+# ---------------------------------------------------------------- the torch-free half
+
+
+def test_signature_is_the_one_space_type():
+    assert Signature is Space
+    assert Signature("real", (2,)) == REAL2
+
+
+def test_spec_imports_without_torch():
+    """The checker's half of dtg.nets (and dtg.targets, dtg.plugins) leaves torch unloaded."""
+    code = (
+        "import sys; import dtg.nets, dtg.targets, dtg.plugins; "
+        "from dtg.nets import count_parameters, NetConfigError, MAX_PARAMETERS, Signature; "
+        "print(sorted(m for m in ('torch', 'pyro') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_lazy_names_and_unknown_attribute():
+    assert dtg.nets.build_net is build_net and callable(dtg.nets.sinusoidal_embedding)
+    assert dtg.nets.TIME_SCALE == 1000.0
+    with pytest.raises(AttributeError, match="no attribute 'buid_net'"):
+        _ = dtg.nets.buid_net
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_the_spec_accepts_builds(activation):
+    net = build_net("mlp", {"hidden": [4], "activation": activation}, (REAL2,), REAL2)
+    assert net(torch.randn(B, 2)).shape == (B, 2)
+
+
+def _example_nets() -> dict[tuple, int]:
+    """Every distinct net of examples/, with the parameter count the checker recorded."""
+    nets = {}
+    for path in example_paths():
+        for model in dtg.load(path).models:
+            for spec in model.nets.values():
+                key = (spec.arch, repr(spec.options), spec.inputs, spec.output)
+                nets[key] = (spec.options, spec.parameters)
+    return nets
+
+
+def test_count_equals_numel_for_every_example_net():
+    nets = _example_nets()
+    assert {arch for arch, *_ in nets} == {"mlp", "transformer"}
+    for (arch, _, inputs, output), (options, recorded) in nets.items():
+        built = sum(p.numel() for p in build_net(arch, options, inputs, output).parameters())
+        assert count_parameters(arch, options, inputs, output) == built, (arch, options)
+        assert recorded == built, (arch, options)

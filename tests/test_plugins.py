@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,12 @@ import torch
 from conftest import SMALL_SAMPLER
 
 import dtg
+from dtg import names
 from dtg.cli import main
+from dtg.ir.expr import Builtin
 from dtg.plugins import PluginError, rewards, unregister_reward
+from dtg.symbolic import MATH_FUNCTIONS
+from dtg.targets import TARGETS
 
 CHILD = (
     SMALL_SAMPLER
@@ -103,3 +108,40 @@ def test_a_dtg_file_cannot_load_a_plugin(tmp_path: Path) -> None:
     with pytest.raises(dtg.DtgError):
         dtg.loads(CHILD.replace("near_one(x)", 'plugin("evil.py")'), file=str(tmp_path / "p.dtg"))
     assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("name", sorted({*names.RESERVED_NAMES, *TARGETS}))
+def test_every_built_in_name_is_refused(name: str) -> None:
+    with pytest.raises(PluginError, match="built-in"):
+        dtg.register_reward(name, lambda x: x.sum(dim=1))
+    assert name not in rewards()
+
+
+def test_the_name_lists_match_the_language() -> None:
+    """dtg.names is the plain list of what the sympy meanings and the IR's built-ins define."""
+    assert set(names.MATH_FUNCTIONS) == set(MATH_FUNCTIONS)
+    functions = {*names.MATH_FUNCTIONS, *names.BINARY_FUNCTIONS, *names.REDUCTIONS}
+    assert functions == {builtin.value for builtin in Builtin}
+    assert set(names.BUILTIN_FUNCTIONS) == functions | {names.CLASSIFY}
+
+
+def test_plugins_import_nothing_from_the_checker() -> None:
+    """The registry is a leaf the checker reads; importing the checker back would be a circle."""
+    tree = ast.parse(Path(dtg.plugins.__file__).read_text(encoding="utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
+    imported = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            imported.append(node.module or "")
+        elif isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+    assert "names" in imported  # the reserved names come from dtg.names
+    assert not [m for m in imported if m.startswith(("check", "dtg.check"))]
+    assert not [m for m in imported if m.split(".")[0] in ("torch", "pyro")]

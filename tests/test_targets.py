@@ -9,7 +9,9 @@ import pytest
 import torch
 from scipy import integrate, stats
 
+import dtg.targets
 from dtg.targets import MANYWELL_LOG_Z, TARGETS, Target, TargetError, get_target
+from dtg.targets.densities import DENSITIES
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -26,6 +28,20 @@ def test_registry_and_dims() -> None:
     for name, d in dims.items():
         t = get_target(name)
         assert isinstance(t, Target) and t.name == name and t.dim == d
+
+
+def test_registry_and_densities_name_the_same_targets() -> None:
+    """The torch-free registry and the torch densities agree; the registry is read-only."""
+    assert set(DENSITIES) == set(TARGETS)
+    for name, target in TARGETS.items():
+        assert target.log_z == DENSITIES[name].log_z
+        x = torch.zeros(2, target.dim, dtype=torch.float64)
+        torch.testing.assert_close(target.log_reward(x), DENSITIES[name].log_reward(x))
+    with pytest.raises(TypeError):
+        TARGETS["mine"] = TARGETS["gmm25"]  # type: ignore[index]
+    assert dtg.targets.gmm25_log_reward is DENSITIES["gmm25"].log_reward
+    with pytest.raises(AttributeError, match="no attribute 'gmm52_log_reward'"):
+        _ = dtg.targets.gmm52_log_reward
 
 
 def test_unknown_target_suggests() -> None:

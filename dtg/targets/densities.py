@@ -1,6 +1,7 @@
-"""Unnormalised target densities for diffusion samplers (Sendera et al. 2024, arXiv 2402.05098).
+"""The torch densities and exact samplers behind :data:`dtg.targets.TARGETS` (Sendera et al.
+2024, arXiv 2402.05098).
 
-Each built-in target is a :class:`Target` with
+For each target, :data:`DENSITIES` holds
 
 - ``log_reward(x)``: ``Tensor[..., dim] -> Tensor[...]``, the log of the (possibly
   unnormalised) density, vectorised over any leading batch dimensions; the result has the
@@ -8,8 +9,6 @@ Each built-in target is a :class:`Target` with
 - ``sample(n, generator)``: ``-> Tensor[n, dim]``, exact samples (float32 unless ``dtype=`` is
   given; on the generator's device unless ``device=`` is given);
 - ``log_z``: the log normalising constant, ``log ∫ exp(log_reward(x)) dx``.
-
-Targets:
 
 ``gmm25`` (2-D)
     Equal mixture of 25 Gaussians with means on ``{-10, -5, 0, 5, 10}^2`` and variance 0.3 in
@@ -22,26 +21,26 @@ Targets:
     coordinate pairs ``(x[2i], x[2i+1])``. Unnormalised: ``log_z = 16 log Z2`` with
     ``Z2 = sqrt(2 pi) * ∫ exp(-a^4 + 6 a^2 + 0.5 a) da`` (numerical quadrature),
     ``log_z ≈ 164.6957``.
+
+The names and dimensions live in the torch-free :mod:`dtg.targets.registry`, which imports this
+module on a target's first evaluation.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
+    "DENSITIES",
+    "Density",
     "MANYWELL_LOG_Z",
-    "TARGETS",
-    "Target",
-    "TargetError",
     "funnel_log_reward",
-    "get_target",
     "gmm25_log_reward",
     "manywell_log_reward",
 ]
@@ -49,40 +48,17 @@ __all__ = [
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class TargetError(KeyError):
-    """An unknown target name (a :class:`KeyError` with a readable message and a hint).
+class Density(NamedTuple):
+    """The torch side of one target.
 
-    :param message: the user-facing message.
-    :param hint: an optional suggestion ("did you mean ...").
-    """
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message if self.hint is None else f"{self.message} ({self.hint})"
-
-
-@dataclass(frozen=True)
-class Target:
-    """A target density for a diffusion sampler.
-
-    :param name: the name used in ``.dtg`` files (``reward logr(x) = gmm25(x)``).
-    :param dim: the dimension ``d`` of a point.
-    :param log_z: ``log ∫ exp(log_reward(x)) dx``.
     :param log_reward: ``Tensor[..., d] -> Tensor[...]``, same device and dtype as the input.
-    :param sample: ``(n, generator) -> Tensor[n, d]`` exact samples.
-    :param description: a one-line description.
+    :param sample: ``(n, generator, *, device=None, dtype=float32) -> Tensor[n, d]``.
+    :param log_z: ``log ∫ exp(log_reward(x)) dx``.
     """
 
-    name: str
-    dim: int
-    log_z: float
     log_reward: Callable[[Tensor], Tensor]
     sample: Callable[..., Tensor]
-    description: str = ""
+    log_z: float
 
 
 def _check_dim(x: Tensor, dim: int, name: str) -> None:
@@ -244,34 +220,9 @@ def _manywell_sample(
 
 # --------------------------------------------------------------------------------------------
 
-TARGETS: dict[str, Target] = {
-    "gmm25": Target(
-        "gmm25", 2, 0.0, gmm25_log_reward, _gmm25_sample,
-        "mixture of 25 Gaussians on {-10,-5,0,5,10}^2, variance 0.3",
-    ),
-    "funnel": Target(
-        "funnel", _FUNNEL_DIM, 0.0, funnel_log_reward, _funnel_sample,
-        "10-D funnel: x0 ~ N(0, 9), x1..x9 | x0 ~ N(0, exp(x0))",
-    ),
-    "manywell": Target(
-        "manywell", _MW_DIM, MANYWELL_LOG_Z, manywell_log_reward, _manywell_sample,
-        "32-D many-well: 16 copies of exp(-a^4 + 6a^2 + 0.5a - 0.5b^2)",
-    ),
-}  # fmt: skip
-
-
-def get_target(name: str) -> Target:
-    """Look up a built-in target.
-
-    :param name: the target's name.
-    :returns: the :class:`Target`.
-    :raises TargetError: for an unknown name, with a "did you mean" hint where one is close.
-    """
-    try:
-        return TARGETS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(TARGETS), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else None
-        raise TargetError(
-            f"unknown target {name!r}; the built-in targets are {', '.join(TARGETS)}", hint
-        ) from None
+DENSITIES: dict[str, Density] = {
+    "gmm25": Density(gmm25_log_reward, _gmm25_sample, 0.0),
+    "funnel": Density(funnel_log_reward, _funnel_sample, 0.0),
+    "manywell": Density(manywell_log_reward, _manywell_sample, MANYWELL_LOG_Z),
+}
+"""Each target's density, sampler and log normalising constant, by name."""

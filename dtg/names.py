@@ -1,0 +1,40 @@
+"""The built-in names of the ``.dtg`` language: functions, channels, constants and values.
+
+Plain tuples of strings, imported by whoever needs to know what a name means or whether it is
+taken (the checker, the plug-in registry, the lexer); nothing here imports anything. The
+built-in *targets* (``gmm25`` …) are named by :data:`dtg.targets.TARGETS` and the net
+architectures by :data:`dtg.nets.ARCHITECTURES`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BINARY_FUNCTIONS",
+    "BUILTIN_FUNCTIONS",
+    "CHANNELS",
+    "CLASSIFY",
+    "CONSTANT_NAMES",
+    "MATH_FUNCTIONS",
+    "REDUCTIONS",
+    "RESERVED_NAMES",
+    "VALUE_NAMES",
+]
+
+#: Elementwise functions of one argument (their sympy meaning is in :mod:`dtg.symbolic`).
+MATH_FUNCTIONS = ("sqrt", "exp", "log", "cos", "sin", "tanh", "sigmoid", "softplus", "abs")
+#: Elementwise functions of two arguments; a scalar argument broadcasts.
+BINARY_FUNCTIONS = ("min", "max")
+#: Reductions over all dimensions of one example.
+REDUCTIONS = ("sum", "mean")
+#: The built-in digits classifier's reward, ``classify(x[0], classes = [...])``.
+CLASSIFY = "classify"
+#: Every built-in function a ``.dtg`` expression can call.
+BUILTIN_FUNCTIONS = (*MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, CLASSIFY)
+#: Kernels: distributions and channels.
+CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
+#: Named numeric constants.
+CONSTANT_NAMES = ("pi", "e")
+#: Named non-numeric values.
+VALUE_NAMES = ("masked", "true", "false")
+#: Names a user may not give to a Python reward (targets aside: see :data:`dtg.targets.TARGETS`).
+RESERVED_NAMES = frozenset({*BUILTIN_FUNCTIONS, *CHANNELS, *CONSTANT_NAMES, *VALUE_NAMES})

@@ -1,0 +1,239 @@
+"""What a ``net`` declaration means, without torch: architectures, options, parameter counts.
+
+A declaration such as ``net eps : (real[2], time) -> real[2] = mlp(hidden = [128, 128])`` names an
+architecture of :data:`ARCHITECTURES` and options for it. This module validates both against the
+input and output spaces (:class:`~dtg.ir.space.Space`) and counts the parameters the built
+module would have by formula, so the checker can refuse a bad or oversized net before torch is
+imported. :func:`dtg.nets.build_net` builds the module; a test keeps the formula equal to the
+built module's ``sum(p.numel())``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import did_you_mean
+from ..ir.space import Space, SpaceKind
+
+__all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
+    "MAX_PARAMETERS",
+    "NetConfigError",
+    "check_inputs",
+    "count_parameters",
+    "mlp_in_features",
+    "resolve_options",
+]
+
+MAX_PARAMETERS = 200_000_000
+"""Nets whose parameter count exceeds this are refused before allocation."""
+
+ACTIVATIONS = ("silu", "relu", "gelu", "tanh")
+"""The names an ``mlp``'s ``activation`` option accepts."""
+
+ARCHITECTURES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "mlp": MappingProxyType(
+            {"hidden": (128, 128), "activation": "silu", "zero_init": False, "time_dim": 64}
+        ),
+        "transformer": MappingProxyType(
+            {"width": 128, "depth": 4, "heads": 4, "dropout": 0.0, "causal": False}
+        ),
+    }
+)
+"""Valid architecture names mapped to their options and default values (read-only)."""
+
+
+class NetConfigError(Exception):
+    """A ``net`` declaration names an unknown architecture or gives invalid options.
+
+    :param message: what is wrong; an option it concerns is quoted (``option 'hidden' …``), which
+        the checker uses to point at that option in the source.
+    :param hint: optional suggestion for fixing it (e.g. "did you mean 'mlp'?").
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message if hint is None else f"{message} ({hint})")
+        self.message = message
+        self.hint = hint
+
+
+def _unknown(message: str, word: str, choices: Sequence[str], what: str) -> NetConfigError:
+    close = did_you_mean(word, choices, n=1)
+    hint = (f"{close} " if close else "") + f"valid {what}: {', '.join(choices)}"
+    return NetConfigError(message, hint)
+
+
+def _int(name: str, value: Any, minimum: int = 1) -> int:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value != int(value) or int(value) < minimum:
+        raise NetConfigError(f"option '{name}' must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise NetConfigError(f"option '{name}' must be true or false, got {value!r}")
+    return value
+
+
+def _check_space(space: Space, role: str) -> None:
+    if any(n < 1 for n in space.shape):
+        raise NetConfigError(f"{role} has invalid shape {space.shape!r}")
+    if space.kind == SpaceKind.TIME and space.shape:
+        raise NetConfigError(f"{role}: time must be a scalar, got shape {space.shape!r}")
+    if space.kind == SpaceKind.TOKEN and (not isinstance(space.vocab, int) or space.vocab < 1):
+        raise NetConfigError(f"{role}: token needs a positive vocabulary size, got {space.vocab!r}")
+
+
+def _mlp_options(cfg: dict[str, Any]) -> None:
+    hidden = cfg["hidden"]
+    numbers = isinstance(hidden, list | tuple) and all(
+        isinstance(h, int | float) and not isinstance(h, bool) for h in hidden
+    )
+    if not numbers:
+        raise NetConfigError(
+            f"option 'hidden' must be a list of positive integers, got {hidden!r}",
+            "e.g. hidden = [128, 128]",
+        )
+    cfg["hidden"] = [_int("hidden", h) for h in hidden]
+    activation = cfg["activation"]
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        word = str(activation)
+        raise _unknown(f"unknown activation {word!r}", word, ACTIVATIONS, "activations")
+    _bool("zero_init", cfg["zero_init"])
+    cfg["time_dim"] = _int("time_dim", cfg["time_dim"], 2)
+
+
+def _transformer_options(cfg: dict[str, Any], inputs: tuple[Space, ...], output: Space) -> None:
+    for key in ("width", "depth", "heads"):
+        cfg[key] = _int(key, cfg[key])
+    if cfg["width"] % cfg["heads"]:
+        raise NetConfigError(f"width {cfg['width']} is not divisible by heads {cfg['heads']}")
+    _bool("causal", cfg["causal"])
+    drop = cfg["dropout"]
+    if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0 <= drop < 1:
+        raise NetConfigError(f"option 'dropout' must be a number in [0, 1), got {drop!r}")
+    seq = [s for s in inputs if s.kind != SpaceKind.TIME]
+    if not seq:
+        raise NetConfigError("transformer needs a token(V)[L] or real[L] sequence input")
+    length = seq[0].shape[0] if seq[0].shape else None
+    for s in seq:
+        ok = s.shape[:1] == (length,) and len(s.shape) <= (1 if s.kind == SpaceKind.TOKEN else 2)
+        if length is None or not ok:
+            raise NetConfigError(
+                f"transformer inputs must be token(V)[L], real[L] or real[L, k] "
+                f"with one common L; got {s.kind}{list(s.shape)}"
+            )
+    if output.shape[:1] != (length,) or len(output.shape) > 2:
+        raise NetConfigError(
+            f"transformer output must be real[{length}] or real[{length}, F], "
+            f"got real{list(output.shape)}"
+        )
+
+
+def resolve_options(
+    arch: str, options: Mapping[str, Any], inputs: Sequence[Space], output: Space
+) -> dict[str, Any]:
+    """Validate a net declaration and fill in the default options.
+
+    :param arch: the architecture's name.
+    :param options: the declaration's keyword options.
+    :param inputs: the input spaces, in order.
+    :param output: the output space (must be real).
+    :raises NetConfigError: unknown architecture or option, bad values or spaces.
+    :returns: every option of ``arch``, validated (lists of sizes as lists of ints).
+    """
+    if arch not in ARCHITECTURES:
+        raise _unknown(
+            f"unknown net architecture '{arch}'", arch, list(ARCHITECTURES), "architectures"
+        )
+    valid = ARCHITECTURES[arch]
+    for key in options:
+        if key not in valid:
+            raise _unknown(f"unknown option '{key}' for {arch}", str(key), list(valid), "options")
+    cfg = {**valid, **options}
+    inputs = tuple(inputs)
+    for i, space in enumerate(inputs):
+        _check_space(space, f"input {i + 1}")
+    _check_space(output, "output")
+    if output.kind != SpaceKind.REAL:
+        raise NetConfigError(f"net output must be real, got {output.kind}")
+    if not inputs:
+        raise NetConfigError("a net needs at least one input")
+    if arch == "mlp":
+        _mlp_options(cfg)
+    else:
+        _transformer_options(cfg, inputs, output)
+    return cfg
+
+
+def mlp_in_features(inputs: Sequence[Space], time_dim: int) -> int:
+    """The width of an ``mlp``'s first layer: reals flattened, tokens one-hot over ``V + 1``
+    values (``[MASK]`` included), times embedded in ``time_dim`` features.
+
+    :returns: the number of input features.
+    """
+    total = 0
+    for space in inputs:
+        if space.kind == SpaceKind.TIME:
+            total += time_dim
+        elif space.kind == SpaceKind.TOKEN:
+            total += space.size * (space.vocab + 1)
+        else:
+            total += space.size
+    return total
+
+
+def count_parameters(
+    arch: str, options: Mapping[str, Any], inputs: Sequence[Space], output: Space
+) -> int:
+    """Number of parameters :func:`~dtg.nets.build_net` would create, computed without torch.
+
+    :param arch: the architecture's name.
+    :param options: the declaration's keyword options.
+    :param inputs: the input spaces, in order.
+    :param output: the output space.
+    :raises NetConfigError: if the configuration is invalid.
+    :returns: the parameter count.
+    """
+    inputs = tuple(inputs)
+    cfg = resolve_options(arch, options, inputs, output)
+    if arch == "mlp":
+        sizes = [mlp_in_features(inputs, cfg["time_dim"]), *cfg["hidden"], output.size]
+        return sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
+    w, ff = cfg["width"], 4 * cfg["width"]
+    length, feats = output.shape[0], math.prod(output.shape[1:])
+    total = length * w + w * feats + feats + 2 * w  # positions, head, final norm
+    total += w if cfg["causal"] else 0  # the start vector
+    for space in inputs:
+        if space.kind == SpaceKind.TOKEN:
+            total += (space.vocab + 1) * w  # embedding
+        elif space.kind == SpaceKind.REAL:
+            total += (math.prod(space.shape[1:]) + 1) * w  # linear
+        else:
+            total += 2 * (w * w + w)  # time MLP
+    layer = 4 * w * w + 4 * w + 2 * w * ff + ff + w + 4 * w  # attention, feed-forward, 2 norms
+    return total + cfg["depth"] * layer
+
+
+def check_inputs(inputs: Sequence[Space], args: Sequence[Any]) -> None:
+    """Check the tensors a built net is called with against its input spaces.
+
+    :param inputs: the declared input spaces.
+    :param args: the tensors, each ``[B, *space.shape]``.
+    :raises TypeError: for the wrong number of inputs.
+    :raises ValueError: for a wrong shape (the message names the input).
+    """
+    if len(args) != len(inputs):
+        raise TypeError(f"net expects {len(inputs)} inputs, got {len(args)}")
+    for i, (space, x) in enumerate(zip(inputs, args, strict=True)):
+        if x.dim() != 1 + len(space.shape) or tuple(x.shape[1:]) != space.shape:
+            raise ValueError(
+                f"net input {i + 1} ({space.kind}) must have shape "
+                f"[B, {', '.join(map(str, space.shape))}], got {list(x.shape)}"
+            )
