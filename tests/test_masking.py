@@ -17,7 +17,6 @@ import pytest
 import torch
 
 import dtg
-from dtg.errors import DtgRuntimeError
 
 V, L, T = 3, 2, 4
 MASK = V
@@ -133,8 +132,22 @@ def test_continuous_time_needs_a_telescoping_keep() -> None:
     text = TINY.format(options="(time = continuous)").replace(
         "keep = alpha(t) / alpha(t-1)", "keep = (T - t) / (T - t + 1) / 2"
     )
-    with pytest.raises(DtgRuntimeError, match="g\\(t\\)/g\\(t-1\\)"):
-        dtg.loads(text).compile("cpu")
+    # Refused by the checker (so `dtg check` and `dtg train` agree), located at the option.
+    with pytest.raises(dtg.DtgObjectiveError, match="g\\(t\\)/g\\(t-1\\)") as info:
+        dtg.loads(text)
+    assert text.splitlines()[info.value.span.line - 1][info.value.span.column - 1 :].startswith(
+        "time = continuous"
+    )
+
+
+def test_continuous_time_on_mash_last_is_refused_by_check() -> None:
+    text = MASH.replace("objective masking", "objective masking(time = continuous)")
+    with pytest.raises(dtg.DtgObjectiveError, match="MDLM's weighting of Mask") as info:
+        dtg.loads(text)
+    assert (
+        info.value.span is not None
+        and info.value.span.line == text.count("\n", 0, text.index("time =")) + 1
+    )
 
 
 MASH = """
@@ -226,10 +239,9 @@ def test_shuffle_loss_is_the_exact_nelbo() -> None:
 
 
 def test_masking_rejects_continuous_time_for_shuffle() -> None:
-    with pytest.raises(DtgRuntimeError, match="continuous"):
-        dtg.loads(
-            SHUFFLE3.replace("objective masking", "objective masking(time = continuous)")
-        ).compile("cpu")
+    # The checker refuses it (dtg check and dtg train agree), not the compiler.
+    with pytest.raises(dtg.DtgObjectiveError, match="continuous"):
+        dtg.loads(SHUFFLE3.replace("objective masking", "objective masking(time = continuous)"))
 
 
 def train_bits(text: str, steps: int, seed: int = 0) -> tuple[float, float]:

@@ -38,17 +38,27 @@ from ..ir import (
     Message,
     ModelIR,
     NetSpec,
+    ObjectiveKind,
     ObjectiveSpec,
     RewardSpec,
     ScheduleDef,
     Space,
 )
 from ..ir import expr as ir
+from ..nets import MAX_PARAMETERS, NetConfigError, count_parameters
 from ..syntax import ast
 from ..syntax.printer import expr_to_source
+from ..targets import TARGETS
 from .exprs import ExprChecker
 from .kernels import KernelChecker
-from .objectives import OBJECTIVE_OPTIONS, TRAIN_OPTIONS, OptionSpec, fitting_objectives, misfit
+from .objectives import (
+    OBJECTIVE_OPTIONS,
+    TRAIN_OPTIONS,
+    OptionSpec,
+    fitting_objectives,
+    masking_problem,
+    misfit,
+)
 from .scope import CHANNELS, CONSTANT_NAMES, REDUCTIONS, SCALAR, Scope
 
 __all__ = ["check_module", "check_model", "MAX_STEPS"]
@@ -300,8 +310,6 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
     schedules = {s.name: s for k, s in statements.items() if k.startswith("schedule ")}
     _check_schedule_cycles(schedules, source)
     nets = {s.name: _net_spec(s, source) for k, s in statements.items() if k.startswith("net ")}
-    from ..targets import TARGETS
-
     targets = {name: target.dim for name, target in TARGETS.items()}
     builder = symbolic.SympyBuilder(
         steps,
@@ -404,6 +412,19 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
             "space_kind": space.kind,
         },
     )
+    if objective.kind is ObjectiveKind.MASKING:
+        problem, hint, weights = masking_problem(objective.options, destroy, start, steps)
+        if problem:
+            statement = statements["objective"]
+            where = next((k.span for k in statement.kwargs if k.name == "time"), None)
+            raise DtgObjectiveError(
+                f"objective masking does not fit this model: {problem}",
+                where if where is not None and "time" in problem else statement.span,
+                source,
+                hints=[hint] if hint else [],
+            )
+        if weights is not None:
+            marginals = {**marginals, "continuous_weight": weights}
     train = _check_options(
         statements.get("train").options if statements.get("train") else (),
         TRAIN_OPTIONS,
@@ -529,8 +550,6 @@ def _integer_text(node: ast.Expr) -> bool:
 
 
 def _net_spec(statement: ast.Net, source: str) -> NetSpec:
-    from ..nets import MAX_PARAMETERS, NetConfigError, Signature, count_parameters
-
     inputs = tuple(_space(s) for s in statement.inputs)
     output = _space(statement.output)
     checker = ExprChecker(Scope("", "", 0, {}, {}, {}), source)
@@ -542,12 +561,9 @@ def _net_spec(statement: ast.Net, source: str) -> NetSpec:
         )
     options = {k.name: option_value(k.value, checker) for k in statement.arch.kwargs}
 
-    def signature(space: Space) -> Signature:
-        return Signature(space.kind, space.shape, space.vocab)
-
     try:
         count = count_parameters(
-            statement.arch.func, options, tuple(signature(s) for s in inputs), signature(output)
+            statement.arch.func, options, inputs, output
         )
     except NetConfigError as error:
         span = statement.arch.func_span
@@ -718,7 +734,6 @@ def _option(name: str, value: Any, spec: OptionSpec, what: str, span: Span, sour
 def _check_objective(
     statement: ast.Objective | None, model: ast.Model, source: str, facts: dict[str, Any]
 ) -> ObjectiveSpec:
-    from ..ir import ObjectiveKind
 
     fitting = fitting_objectives(facts)
     if statement is None:

@@ -273,6 +273,6 @@ def level_of(level: sp.Expr) -> ir.Level:
     offset = sp.expand(level - T_SYMBOL)
     if offset.is_Integer:
         return ir.Level(ir.LevelAnchor.CURRENT, int(offset))
-    if sp.sympify(level).is_Integer:
+    if getattr(level, "is_Integer", False):
         return ir.Level(ir.LevelAnchor.ABSOLUTE, int(level))
     raise ValueError(f"level {level} is neither t + k nor a number")

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir import Family, ObjectiveKind
+import numpy as np
+import sympy as sp
+
+from .. import symbolic
+from ..ir import Channel, Family, ObjectiveKind
 from ..ir.options import OBJECTIVE_OPTIONS, TRAIN_OPTIONS, OptionSpec
 
-__all__ = ["OptionSpec", "OBJECTIVE_OPTIONS", "TRAIN_OPTIONS", "misfit", "fitting_objectives"]
+__all__ = [
+    "masking_problem",
+    "continuous_weights",
+    "OptionSpec",
+    "OBJECTIVE_OPTIONS",
+    "TRAIN_OPTIONS",
+    "misfit",
+    "fitting_objectives",
+]
 
 
 def misfit(kind: ObjectiveKind, facts: dict[str, Any]) -> str | None:
@@ -70,3 +82,54 @@ def misfit(kind: ObjectiveKind, facts: dict[str, Any]) -> str | None:
 def fitting_objectives(facts: dict[str, Any]) -> list[str]:
     """The names of every objective that fits."""
     return [k.value for k in ObjectiveKind if misfit(k, facts) is None]
+
+
+def continuous_weights(keep: sp.Expr, steps: int) -> np.ndarray | None:
+    """MDLM's ``−α'(t)/(1 − α(t))`` at ``t = 0..T`` (float64, entry 0 ``nan``), with
+    α(t) = g(t)/g(0) for ``keep = g(t)/g(t-1)``; ``None`` when ``keep`` does not telescope."""
+    g = symbolic.telescoping_ratio(keep)
+    if g is None:
+        return None
+    t = symbolic.T_SYMBOL
+    alpha = g / g.subs(t, 0)
+    return symbolic.table(sp.simplify(-sp.diff(alpha, t) / (1 - alpha)), steps, start=1)
+
+
+def masking_problem(
+    options: dict[str, Any], destroy: Channel, start: Channel, steps: int
+) -> tuple[str, str | None, np.ndarray | None]:
+    """Whether ``objective masking`` has an ELBO for these kernels, decided once, in the checker.
+
+    :returns: ``(problem, hint, weights)``: ``problem`` is ``""`` when it fits; ``weights`` is
+        the continuous-time weight table for ``time = continuous`` (else ``None``).
+    """
+    masked_start = start.family is Family.SINGLETON and start.params.get("value") == "masked"
+    if destroy.family in (Family.MASK, Family.MASH_LAST) and not masked_start:
+        return (
+            f"{destroy.family.label} destruction ends all-masked, so generation must start there",
+            "write: generate x[T] = masked",
+            None,
+        )
+    if destroy.family is Family.SHUFFLE and start.family is not Family.CATEGORICAL:
+        return "Shuffle destruction needs a Categorical generation start", None, None
+    if options.get("time") != "continuous":
+        return "", None, None
+    if destroy.family is not Family.MASK:
+        return (
+            f"time = continuous is MDLM's weighting of Mask destruction, and this destruction "
+            f"is {destroy.family.label}",
+            "remove the option (discrete time is exact for any T)",
+            None,
+        )
+    weights = continuous_weights(destroy.params["keep"], steps)
+    if weights is None:
+        return (
+            "time = continuous needs the keep probability written as g(t)/g(t-1) "
+            "(then α(t) = g(t)/g(0) is differentiable in t), and this keep is not",
+            "write keep = alpha(t) / alpha(t-1) with a schedule alpha, or use time = discrete",
+            None,
+        )
+    bad = [t for t in range(1, steps + 1) if not np.isfinite(weights[t])]
+    if bad:
+        return f"the weight −α'(t)/(1 − α(t)) is not finite at level t = {bad[0]}", None, None
+    return "", None, weights

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..ir import NetSpec, Space
-from ..symbolic import MATH_FUNCTIONS
+from ..names import (
+    BINARY_FUNCTIONS,
+    CHANNELS,
+    CONSTANT_NAMES,
+    MATH_FUNCTIONS,
+    REDUCTIONS,
+    VALUE_NAMES,
+)
 from ..syntax import ast
 
 __all__ = [
@@ -22,11 +29,6 @@ __all__ = [
 ]
 
 SCALAR = Space("real", ())
-CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
-REDUCTIONS = ("sum", "mean")
-BINARY_FUNCTIONS = ("min", "max")
-CONSTANT_NAMES = ("pi", "e")
-VALUE_NAMES = ("masked", "true", "false")
 
 
 @dataclass

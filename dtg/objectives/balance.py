@@ -30,7 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from ..ir import ObjectiveKind
-from ..nets import Signature, build_net
+from ..ir.space import Space
+from ..nets import build_net
 from .trajectories import Trajectories, destroy_trajectories, sample_trajectories
 
 __all__ = ["start_log_z", "Balance", "tb_loss", "vargrad_loss", "subtb_loss"]
@@ -122,8 +123,8 @@ class Balance(nn.Module):
             self.flows = build_net(
                 "mlp",
                 {"hidden": [64, 64]},
-                (Signature(space.kind, space.shape, space.vocab), Signature("time")),
-                Signature("real", ()),
+                (space, Space.time()),
+                Space.scalar(),
             )
         self.targets = nn.ModuleDict()
         if self.destroy_mode == "tlm" and self.destroy_nets:

@@ -28,19 +28,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import sympy as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import symbolic
 from ..channels.base import level_tensor, sum_event
-from ..channels.discrete import CategoricalStart, MaskedStart
 from ..channels.mask import MashLast, MashLastGuess, Mask, MaskGuess, unmask_rates
 from ..channels.shuffle import Shuffle, ShuffleGuess
 from ..errors import DtgRuntimeError
 
-__all__ = ["Masking", "continuous_weights", "antithetic_levels"]
+__all__ = ["Masking", "antithetic_levels"]
 
 
 def antithetic_levels(batch: int, steps: int, device: torch.device) -> Tensor:
@@ -50,17 +47,6 @@ def antithetic_levels(batch: int, steps: int, device: torch.device) -> Tensor:
     return (1 + torch.floor(steps * grid).long()).clamp(1, steps)
 
 
-def continuous_weights(keep: sp.Expr, steps: int) -> np.ndarray | None:
-    """MDLM's ``−α'(t)/(1 − α(t))`` at ``t = 0..T`` (float64, entry 0 ``nan``), with
-    α(t) = g(t)/g(0) for ``keep = g(t)/g(t-1)``; ``None`` when ``keep`` does not telescope."""
-    g = symbolic.telescoping_ratio(keep)
-    if g is None:
-        return None
-    t = symbolic.T_SYMBOL
-    alpha = g / g.subs(t, 0)
-    return symbolic.table(sp.simplify(-sp.diff(alpha, t) / (1 - alpha)), steps, start=1)
-
-
 class Masking(nn.Module):
     """The masking loss of one compiled model.
 
@@ -68,7 +54,8 @@ class Masking(nn.Module):
         and ``generate`` channels and its IR).
     :param options: ``time`` (``discrete`` | ``continuous``), ``sampling`` (``antithetic`` |
         ``uniform``).
-    :raises DtgRuntimeError: for a combination without a masking ELBO.
+    :raises DtgRuntimeError: for channels without a masking ELBO (the checker refuses those
+        models first, with their location; this guards models built by hand).
     """
 
     def __init__(self, model: Any, options: dict) -> None:
@@ -82,41 +69,16 @@ class Masking(nn.Module):
         kind = type(self.destroy)
         if kind not in pairs or not isinstance(self.generate, pairs[kind]):
             raise self._error("masking needs Mask, MashLast or Shuffle destruction with Guess")
-        if kind in (Mask, MashLast) and not isinstance(self.start, MaskedStart):
-            raise self._error(
-                f"{kind.__name__} destruction ends all-masked, so generation must start there",
-                "write: generate x[T] = masked",
-            )
-        if kind is Shuffle and not isinstance(self.start, CategoricalStart):
-            raise self._error("Shuffle destruction needs a Categorical generation start")
-        if self.time == "continuous" and kind is not Mask:
-            raise self._error(
-                "time = continuous is MDLM's weighting of Mask destruction",
-                "remove the option (discrete time is exact for any T)",
-            )
         weights = np.ones(self.steps + 1)
         if kind is Mask:
             alpha = self.destroy.alpha.double().cpu().numpy()
             weights = unmask_rates(alpha)
-            if self.time == "continuous":
-                weights = self._continuous()
+            if self.time == "continuous":  # the checker tabulated it (and refused what has none)
+                weights = self.ir.marginals["continuous_weight"]
         self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
 
     def _error(self, message: str, *hints: str) -> DtgRuntimeError:
         return DtgRuntimeError(message, self.ir.objective.span, self.source_text, hints=list(hints))
-
-    def _continuous(self) -> np.ndarray:
-        values = continuous_weights(self.ir.destroy.params["keep"], self.steps)
-        if values is None:
-            raise self._error(
-                "time = continuous needs the keep probability written as g(t)/g(t-1) "
-                "(then α(t) = g(t)/g(0) is differentiable in t), and this keep is not",
-                "write keep = alpha(t) / alpha(t-1) with a schedule alpha, or use time = discrete",
-            )
-        bad = [t for t in range(1, self.steps + 1) if not np.isfinite(values[t])]
-        if bad:
-            raise self._error(f"the weight −α'(t)/(1 − α(t)) is not finite at level t = {bad[0]}")
-        return values
 
     # ------------------------------------------------------------------ levels
     def sample_levels(self, batch: int, device: torch.device) -> Tensor:
