@@ -1,0 +1,108 @@
+"""Loaded data as torch tensors: :class:`Dataset` and :func:`load_source`.
+
+This is the only module of :mod:`dtg.data` that imports torch at the top; the package imports
+it on first use of ``Dataset`` or ``load_source``, so checking a model never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..ir.space import Space
+from .registry import SOURCES, check_source
+
+__all__ = ["Dataset", "load_source"]
+
+
+@dataclass
+class Dataset:
+    """Loaded data: train and test tensors of the declared space.
+
+    :param train: ``Tensor[N_train, *space.shape]`` (float32 for real, int64 for token).
+    :param test: ``Tensor[N_test, *space.shape]``.
+    :param space: the declared space.
+    :param meta: source, options, seed, sizes, and source-specific extras (labels, path).
+    """
+
+    train: Tensor
+    test: Tensor
+    space: Space
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        """:returns: the number of training rows."""
+        return int(self.train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        """:returns: the number of test rows."""
+        return int(self.test.shape[0])
+
+    def batches(self, batch: int, generator: torch.Generator) -> Iterator[Tensor]:
+        """An endless stream of random training minibatches.
+
+        Rows are sampled uniformly *with replacement*: each batch is
+        ``train[torch.randint(N_train, (batch,), generator=generator)]``, so the stream is fully
+        determined by the generator's state (and advances it).
+
+        :param batch: the batch size B (>= 1).
+        :param generator: the random generator (its device is used for the indices).
+        :returns: an iterator of ``Tensor[B, *space.shape]`` on the device of ``train``.
+        """
+        if batch < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch}")
+        n = self.n_train
+        while True:
+            idx = torch.randint(n, (batch,), generator=generator, device=generator.device)
+            yield self.train[idx.to(self.train.device)]
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """:returns: a copy with ``train``, ``test`` and tensor ``meta`` entries on ``device``."""
+        meta = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.meta.items()}
+        return Dataset(self.train.to(device), self.test.to(device), self.space, meta)
+
+
+def _tensor(value: Any) -> Any:
+    """A numpy array as a tensor sharing its memory (loaders return arrays they own)."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    return value
+
+
+def load_source(
+    name: str,
+    options: Mapping[str, object],
+    space: Space,
+    *,
+    seed: int = 0,
+    base_dir: Path | None = None,
+) -> Dataset:
+    """Load a built-in data source into the declared space.
+
+    :param name: the source name (a key of :data:`~dtg.data.registry.SOURCES`).
+    :param options: some or all of its options by name (positional arguments must be bound
+        first, e.g. with :func:`~dtg.data.registry.bind_options`); missing ones take their
+        defaults.
+    :param space: the declared space of the data variable.
+    :param seed: seeds the toy generators and every train/test split.
+    :param base_dir: the folder relative paths of ``file`` are resolved against (the ``.dtg``
+        file's folder); the working directory if ``None``.
+    :returns: the :class:`Dataset`; ``train``/``test`` are ``Tensor[N, *space.shape]``.
+    :raises DataError: for any problem with the source, its options, or the data.
+    """
+    opts = check_source(name, options, space)
+    rows = SOURCES[name].load(opts, space, seed, base_dir)
+    meta = {key: _tensor(value) for key, value in rows.meta.items()}
+    dataset = Dataset(_tensor(rows.train), _tensor(rows.test), space, meta)
+    dataset.meta.update(
+        source=name, options=opts, seed=seed, n_train=dataset.n_train, n_test=dataset.n_test
+    )
+    return dataset
