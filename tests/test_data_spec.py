@@ -18,7 +18,6 @@ import dtg.data
 from dtg.data import (
     DataError,
     DataSourceSpec,
-    DataSpace,
     bind_source,
     check_data_space,
     check_source,
@@ -76,16 +75,9 @@ def test_check_data_space_accepts(space: Space) -> None:
     assert check_data_space(space) is space
 
 
-def test_deprecated_dataspace_builds_a_checked_space() -> None:
-    space = DataSpace("token", [64], 17)
-    assert type(space) is Space and space == Space("token", (64,), 17)
-    assert DataSpace("real", (2,)) == Space("real", (2,))
-    with pytest.raises(DataError, match="'complex'"):
-        DataSpace("complex", (3,))
-    with pytest.raises(DataError, match="token values"):
-        DataSpace("token", (3,))
+def test_check_data_space_refuses_what_data_cannot_be() -> None:
     with pytest.raises(DataError, match="'time'"):
-        DataSpace("time", ())
+        check_data_space(Space("time", ()))
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,11 +24,12 @@ from torch import nn
 import dtg
 import dtg.cli
 import dtg.program
-from dtg.data import Dataset, DataSpace
+from dtg.cli.train import register
+from dtg.data import Dataset
 from dtg.errors import DtgRuntimeError
+from dtg.ir.space import Space
 from dtg.runtime import checkpoint as ck
 from dtg.runtime import load_checkpoint, plot_samples, restore_model, save_checkpoint, train
-from dtg.runtime.cli import register
 from dtg.runtime.train import OptionError, Run, coerce_option, resolve_device
 
 loop_module = importlib.import_module("dtg.runtime.loop")
@@ -56,7 +57,7 @@ class GaussModel(nn.Module):
     def dataset(self, seed: int = 0) -> Dataset:
         g = torch.Generator().manual_seed(1234 + seed)
         data = 2.0 + 0.5 * torch.randn(1200, self.dims, generator=g)
-        return Dataset(data[:1000], data[1000:], DataSpace("real", (self.dims,)))
+        return Dataset(data[:1000], data[1000:], Space("real", (self.dims,)))
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         self.calls += 1

@@ -19,6 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .. import plugins, symbolic
+from ..data import DataError, bind_options, check_source
 from ..errors import (
     DtgCheckError,
     DtgDataError,
@@ -45,6 +46,7 @@ from ..ir import (
     Space,
 )
 from ..ir import expr as ir
+from ..ir.options import Role
 from ..nets import MAX_PARAMETERS, NetConfigError, count_parameters
 from ..syntax import ast
 from ..syntax.printer import expr_to_source
@@ -436,7 +438,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         message_name,
         space,
         level_space,
-        "data" if isinstance(declaration, ast.Data) else "target",
+        Role.DATA if isinstance(declaration, ast.Data) else Role.TARGET,
         data_source,
         declaration.span,
         masked=destroy.family in (Family.MASK, Family.MASH_LAST),
@@ -593,8 +595,6 @@ def _check_source(
     declaration: ast.Data, space: Space, source: str, checker: ExprChecker
 ) -> DataSourceSpec:
     """The data source with its options bound and checked against the declared space."""
-    from ..data import DataError, DataSpace, bind_options, check_source
-
     call = declaration.source
     assert call is not None
     for node in [*call.args, *(k.value for k in call.kwargs)]:
@@ -614,7 +614,7 @@ def _check_source(
         if space.kind == "time":
             raise DtgTypeError("data cannot have the space 'time'", declaration.span, source)
         options = bind_options(call.func, args, kwargs)
-        check_source(call.func, options, DataSpace(space.kind, space.shape, space.vocab))
+        check_source(call.func, options, space)
     except DataError as error:
         raise DtgDataError(
             error.message, call.span, source, hints=[error.hint] if error.hint else []
@@ -709,7 +709,7 @@ def _option(name: str, value: Any, spec: OptionSpec, what: str, span: Span, sour
                 source,
                 hints=[hint] if hint else [],
             )
-        return value
+        return spec.enum(value) if spec.enum is not None else value
     if spec.kind == "bool":
         if not isinstance(value, bool):
             raise bad("true or false")

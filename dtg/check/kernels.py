@@ -21,6 +21,7 @@ import sympy as sp
 from .. import symbolic
 from ..errors import DtgCheckError, DtgLevelError, DtgRangeError, DtgTypeError, Span
 from ..ir import Channel, Direction, Family, Space
+from ..ir.options import Predict, Variance
 from ..syntax import ast
 from ..syntax.printer import expr_to_source
 from .exprs import ExprChecker
@@ -28,8 +29,8 @@ from .scope import SCALAR, Scope
 
 __all__ = ["KernelChecker", "PREDICT", "VARIANCE"]
 
-PREDICT = ("epsilon", "sample", "v_prediction")
-VARIANCE = ("posterior", "beta")
+PREDICT = tuple(str(p) for p in Predict)
+VARIANCE = tuple(str(v) for v in Variance)
 T = symbolic.T_SYMBOL
 
 
@@ -611,8 +612,8 @@ class KernelChecker:
         options: dict[str, Any] = {"net": net.name}
         gaussian = destroy.family is Family.LINEAR_GAUSSIAN
         for name, choices, default in (
-            ("predict", PREDICT, "epsilon"),
-            ("variance", VARIANCE, "posterior"),
+            ("predict", PREDICT, Predict.EPSILON),
+            ("variance", VARIANCE, Variance.POSTERIOR),
         ):
             node = args.get(name)
             if node is None:
@@ -633,7 +634,7 @@ class KernelChecker:
                     node.span,
                     *([hint] if hint else []),
                 )
-            options[name] = node.id
+            options[name] = Predict(node.id) if name == "predict" else Variance(node.id)
         clip_node = args.get("clip")
         options["clip"] = None
         if clip_node is not None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DataError
 from .registry import REQUIRED, SOURCES, SourceSpec, bind_options, check_source, source_options
-from .space import DataSpace, check_data_space
+from .space import check_data_space
 from .spec import DataSourceSpec, bind_source
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ __all__ = [
     "SOURCES",
     "DataError",
     "DataSourceSpec",
-    "DataSpace",
     "Dataset",
     "SourceSpec",
     "bind_options",

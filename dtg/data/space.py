@@ -7,12 +7,10 @@ package checks its narrower rule here, once, with a :class:`DataError`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ..ir.space import Space, SpaceKind
 from .errors import DataError
 
-__all__ = ["DataSpace", "check_data_space"]
+__all__ = ["check_data_space"]
 
 
 def check_data_space(space: Space) -> Space:
@@ -36,23 +34,3 @@ def check_data_space(space: Space) -> Space:
     elif space.vocab is not None:
         raise DataError(f"real data has no vocabulary, got vocab = {space.vocab!r}")
     return space
-
-
-def DataSpace(kind: str, shape: Sequence[int], vocab: int | None = None) -> Space:  # noqa: N802 - the old class name, kept for callers not yet moved to Space
-    """Deprecated: build a checked data :class:`~dtg.ir.space.Space` (use ``Space`` and
-    :func:`check_data_space`).
-
-    :param kind: ``"real"`` or ``"token"``.
-    :param shape: the shape of one data point, e.g. ``(2,)`` or ``(8, 8)``.
-    :param vocab: the vocabulary size V for ``token`` spaces, otherwise ``None``.
-    :returns: the space.
-    :raises DataError: for a kind other than real or token, or a space :func:`check_data_space`
-        refuses.
-    """
-    try:
-        space = Space(SpaceKind(kind), tuple(int(dim) for dim in shape), vocab)
-    except (TypeError, ValueError):
-        raise DataError(
-            f"a data space is real[d…] or token(V)[L…], got kind {kind!r} and shape {shape!r}"
-        ) from None
-    return check_data_space(space)

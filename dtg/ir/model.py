@@ -24,6 +24,7 @@ __all__ = [
     "Space",
     "Family",
     "Direction",
+    "Role",
     "ObjectiveKind",
     "Channel",
     "NetSpec",
@@ -51,6 +52,13 @@ class Family(enum.Enum):
     @property
     def label(self) -> str:
         return self.value
+
+
+class Role(enum.StrEnum):
+    """What the message is: training data, or a sampler's target known through a reward."""
+
+    DATA = "data"
+    TARGET = "target"
 
 
 class Direction(enum.Enum):
@@ -168,7 +176,7 @@ class Message:
     name: str
     space: Space
     level_space: Space
-    role: str
+    role: Role
     source: DataSourceSpec | None
     span: Span
     masked: bool = False

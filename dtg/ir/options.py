@@ -6,12 +6,80 @@ This is the one table every stage reads: the checker validates ``.dtg`` options 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
-from .model import ObjectiveKind
+from .model import ObjectiveKind, Role
 
-__all__ = ["OptionSpec", "OBJECTIVE_OPTIONS", "TRAIN_OPTIONS"]
+__all__ = [
+    "OptionSpec",
+    "OBJECTIVE_OPTIONS",
+    "TRAIN_OPTIONS",
+    "Weight",
+    "LevelSampling",
+    "MaskingTime",
+    "DestroyTraining",
+    "LogZInit",
+    "Advantage",
+    "Predict",
+    "Variance",
+    "Role",
+]
+
+
+# Modes are enums (StrEnum: each compares equal to its name as written in a .dtg file).
+class Weight(enum.StrEnum):
+    """The per-level weight of the denoising loss."""
+
+    SIMPLE = "simple"  # Ho et al.'s L_simple
+    ELBO = "elbo"
+    MIN_SNR = "min_snr"
+
+
+class LevelSampling(enum.StrEnum):
+    """How an objective draws the level of each example."""
+
+    UNIFORM = "uniform"
+    IMPORTANCE = "importance"  # by the running second moment of each level's loss
+    ANTITHETIC = "antithetic"  # stratified over the batch
+
+
+class MaskingTime(enum.StrEnum):
+    DISCRETE = "discrete"  # the exact discrete-time ELBO
+    CONTINUOUS = "continuous"  # MDLM's −α'(t)/(1 − α(t)) weights
+
+
+class DestroyTraining(enum.StrEnum):
+    """How a learned destruction trains in the trajectory-balance family."""
+
+    JOINT = "joint"
+    TLM = "tlm"  # its own loss, a Polyak target copy inside the generation loss
+    FIXED = "fixed"
+
+
+class LogZInit(enum.StrEnum):
+    AUTO = "auto"  # the first on-policy batch's ELBO estimate
+    ZERO = "zero"
+
+
+class Advantage(enum.StrEnum):
+    BATCH = "batch"  # normalised over the batch
+
+
+class Predict(enum.StrEnum):
+    """What a Gaussian ``Guess`` net predicts."""
+
+    EPSILON = "epsilon"
+    SAMPLE = "sample"  # x[0] itself
+    V_PREDICTION = "v_prediction"
+
+
+class Variance(enum.StrEnum):
+    """The variance of a Gaussian ``Guess`` step."""
+
+    POSTERIOR = "posterior"  # the destruction's posterior variance
+    BETA = "beta"  # the destruction step's variance
 
 
 @dataclass(frozen=True)
@@ -19,13 +87,15 @@ class OptionSpec:
     """One option: its default and what values it accepts.
 
     :param kind: ``"number"``, ``"int"``, ``"bool"`` or ``"choice"``.
-    :param choices: the valid names for ``"choice"``.
+    :param choices: the valid names for ``"choice"``, in the order of the ``enum``.
+    :param enum: the mode enum a ``"choice"`` value is converted to.
     :param low: the smallest valid number (inclusive unless ``open_low``).
     """
 
     default: Any
     kind: str
     choices: tuple[str, ...] = ()
+    enum: type[enum.StrEnum] | None = None
     low: float | None = None
     open_low: bool = False
     high: float | None = None
@@ -40,15 +110,18 @@ def _int(default: int | None, low: int = 1, doc: str = "") -> OptionSpec:
     return OptionSpec(default, "int", low=low, doc=doc)
 
 
-def _choice(default: str, *choices: str, doc: str = "") -> OptionSpec:
-    return OptionSpec(default, "choice", choices=choices, doc=doc)
+def _choice(default: enum.StrEnum, *choices: enum.StrEnum, doc: str = "") -> OptionSpec:
+    kind = type(default)
+    return OptionSpec(default, "choice", tuple(str(c) for c in choices), kind, doc=doc)
 
 
 _SAMPLER = {
     "explore": _num(0.0, open_low=False, doc="extra generation noise std (off-policy)"),
     "explore_steps": _int(1000, doc="steps over which explore decays to 0"),
     "replay": _int(0, low=0, doc="replay buffer size (0 = on-policy)"),
-    "destroy": _choice("joint", "joint", "tlm", "fixed", doc="how learned destruction trains"),
+    "destroy": _choice(
+        DestroyTraining.JOINT, *DestroyTraining, doc="how learned destruction trains"
+    ),
     "lr_destroy": _num(None, doc="learning rate of the destruction nets"),
     "tau": _num(0.99, high=1.0, doc="Polyak factor of the target destruction (tlm)"),
     "clip": _num(None, doc="clip each squared residual at this value"),
@@ -57,22 +130,31 @@ _SAMPLER = {
 #: Options of each objective, in positional order.
 OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
     ObjectiveKind.DENOISING: {
-        "weight": _choice("simple", "simple", "elbo", "min_snr", doc="per-level loss weight"),
+        "weight": _choice(Weight.SIMPLE, *Weight, doc="per-level loss weight"),
         "gamma": _num(5.0, doc="min-SNR clamp γ (weight = min_snr)"),
-        "sampling": _choice("uniform", "uniform", "importance", doc="how levels are sampled"),
+        "sampling": _choice(
+            LevelSampling.UNIFORM,
+            LevelSampling.UNIFORM,
+            LevelSampling.IMPORTANCE,
+            doc="how levels are sampled",
+        ),
     },
     ObjectiveKind.MASKING: {
-        "time": _choice("discrete", "discrete", "continuous", doc="ELBO weights"),
-        "sampling": _choice("antithetic", "antithetic", "uniform", doc="how levels are sampled"),
+        "time": _choice(MaskingTime.DISCRETE, *MaskingTime, doc="ELBO weights"),
+        "sampling": _choice(
+            LevelSampling.ANTITHETIC,
+            LevelSampling.ANTITHETIC,
+            LevelSampling.UNIFORM,
+            doc="how levels are sampled",
+        ),
     },
     ObjectiveKind.ELBO: {"particles": _int(1, doc="Monte Carlo particles per example")},
     ObjectiveKind.TRAJECTORY_BALANCE: {
         "lr_logZ": _num(0.1, doc="learning rate of log Z"),
         **_SAMPLER,
         "log_z_init": _choice(
-            "auto",
-            "auto",
-            "zero",
+            LogZInit.AUTO,
+            *LogZInit,
             doc="log Z starts at the first batch's estimate (on-policy), or at 0",
         ),
     },
@@ -90,14 +172,14 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
         "clip": _num(None, doc="clip each squared residual at this value"),
         "replay": _int(0, low=0, doc="replay buffer size (0 = on-policy)"),
         "log_z_init": _choice(
-            "auto", "auto", "zero", doc="log Z starts at the first batch's estimate, or at 0"
+            LogZInit.AUTO, *LogZInit, doc="log Z starts at the first batch's estimate, or at 0"
         ),
     },
     ObjectiveKind.POLICY_GRADIENT: {
         "clip": _num(1e-4, doc="PPO clip range"),
         "epochs": _int(2, doc="inner epochs per sampled batch"),
         "kl": _num(0.0, open_low=False, doc="KL penalty to the prior"),
-        "advantage": _choice("batch", "batch", doc="advantage normalisation"),
+        "advantage": _choice(Advantage.BATCH, Advantage.BATCH, doc="advantage normalisation"),
     },
 }
 
