@@ -26,8 +26,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import remove_stale_temporaries
 from ..errors import DtgRuntimeError
-from . import checkpoint as ck
-from .checkpoint import CHECKPOINT, seed_everything
+from .checkpoint import (
+    CHECKPOINT,
+    check_source,
+    load_checkpoint,
+    restore_training,
+    save_checkpoint,
+    seed_everything,
+    training_state,
+)
 from .distributed import Context, context_from_env, shard_seed
 from .ema import EMA
 from .interrupt import Interrupted, StopOnInterrupt
@@ -104,9 +111,9 @@ def train(
     callbacks = step_callbacks(on_step)
     out = Path(out) if out is not None else Path("runs") / model.ir.name
     ckpt_path = out / CHECKPOINT
-    saved = ck.load_checkpoint(ckpt_path, model.device) if resume else None
+    saved = load_checkpoint(ckpt_path, model.device) if resume else None
     if saved is not None:
-        ck.check_source(saved, model.program, force)
+        check_source(saved, model.program, force)
     explicit = {**(overrides or {}), "steps": steps, "batch": batch, "lr": lr, "seed": seed}
     opts = resolve_options(model.ir.train, saved["train_options"] if saved else None, explicit)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +140,7 @@ def train(
     data_gen = torch.Generator().manual_seed(opts["seed"] * 1_000_003 + 7)  # not the global seed
     step, elapsed = 0, 0.0
     if saved is not None:
-        step, elapsed = ck.restore_training(saved, model, optimizer, data_gen)
+        step, elapsed = restore_training(saved, model, optimizer, data_gen)
     else:
         seed_everything(opts["seed"])
     ema = EMA(model, opts["ema"]) if opts["ema"] > 0 else None
@@ -190,10 +197,8 @@ def train(
                     monitor.flush()
                     shadow = ema.shadow if ema is not None else None
                     seconds = monitor.elapsed()
-                    state = ck.training_state(
-                        model, optimizer, shadow, step, data_gen, opts, seconds
-                    )
-                    ck.save_checkpoint(ckpt_path, state)
+                    state = training_state(model, optimizer, shadow, step, data_gen, opts, seconds)
+                    save_checkpoint(ckpt_path, state)
                     monitor.good = step
                 if stop.requested:
                     raise Interrupted(step, ckpt_path)
