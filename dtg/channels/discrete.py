@@ -202,15 +202,3 @@ def net_closure(model: Any, name: str) -> Callable[[Tensor, Tensor], Tensor]:
         return net(xt, t.float() / steps) if timed else net(xt)
 
     return predict
-
-
-def __getattr__(name: str) -> Any:
-    """``build_discrete`` moved to :mod:`dtg.channels.factory`; this keeps the old import working.
-
-    Temporary: delete it once ``backends/torch/model.py`` imports ``channels.factory``.
-    """
-    if name == "build_discrete":
-        from .factory import build_discrete  # the old import path only (factory imports us)
-
-        return build_discrete
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

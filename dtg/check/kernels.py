@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .. import symbolic
-from ..errors import DtgCheckError, DtgLevelError, DtgRangeError, DtgTypeError, Span
+from ..errors import DtgCheckError, DtgLevelError, DtgRangeError, DtgTypeError, Span, did_you_mean
 from ..ir import Channel, Direction, Family, Space
 from ..ir.options import Predict, Variance
 from ..syntax import ast
@@ -117,8 +117,6 @@ class KernelChecker:
         bound = dict(zip(names, call.args, strict=False))
         for keyword in call.kwargs:
             if keyword.name not in names:
-                from ..errors import did_you_mean
-
                 hint = did_you_mean(keyword.name, names)
                 raise self.err(
                     DtgTypeError,
@@ -624,8 +622,6 @@ class KernelChecker:
                     DtgTypeError, f"'{name}' applies to Gaussian destruction only", node.span
                 )
             if not isinstance(node, ast.Name) or node.id not in choices:
-                from ..errors import did_you_mean
-
                 got = node.id if isinstance(node, ast.Name) else "an expression"
                 hint = did_you_mean(got, choices) if isinstance(node, ast.Name) else None
                 raise self.err(

@@ -14,13 +14,20 @@ import torch
 from torch import Tensor, nn
 
 from ...channels.base import level_tensor
+from ...channels.factory import build_discrete
 from ...channels.gaussian import LinearGaussian, NormalKernel, NormalStart, PointStart
 from ...channels.guess import GaussianGuess
 from ...errors import DtgRuntimeError
 from ...ir import Family, ModelIR, ObjectiveKind
 from ...ir import expr as ir_expr
 from ...nets import build_net
+from ...objectives import build_objective
+from ...objectives.trajectories import sample_trajectories
+from ...render import svg
+from ...runtime.data_source import load_dataset
 from ...runtime.device import resolve_device
+from ...runtime.diagnose import first_non_finite
+from ..pyro import lower
 from .expr import Env, ExprCompiler
 
 __all__ = ["CompiledModel", "compile_program", "resolve_device"]
@@ -152,20 +159,14 @@ class CompiledModel(nn.Module):
         return log_reward
 
     def _discrete(self, role: str) -> nn.Module:
-        from ...channels.discrete import build_discrete
-
         return build_discrete(self, role)
 
     def _objective(self) -> nn.Module:
-        from ...objectives import build_objective
-
         return build_objective(self)
 
     # ------------------------------------------------------------------ the runtime interface
     def dataset(self, seed: int = 0):
         """The declared data source, loaded (``None`` for samplers)."""
-        from ...runtime.data_source import load_dataset
-
         return load_dataset(self, seed)
 
     def loss(self, batch: Tensor | int) -> Tensor:
@@ -218,8 +219,6 @@ class CompiledModel(nn.Module):
     def diagnose_nan(self, batch: Tensor | int) -> str | None:
         """Where a NaN/inf first appears when the chains are replayed on ``batch`` (a parameter,
         the data, a channel at a level, the start or the reward); ``None`` if nowhere."""
-        from ...runtime.diagnose import first_non_finite
-
         return first_non_finite(self, batch)
 
     @torch.no_grad()
@@ -240,19 +239,13 @@ class CompiledModel(nn.Module):
 
     def trajectory(self, n: int, explore: float = 0.0):
         """Generation trajectories with their log-probabilities (see :mod:`dtg.objectives.balance`)."""
-        from ...objectives.trajectories import sample_trajectories
-
         return sample_trajectories(self, n, explore=explore)
 
     def pyro(self):
         """The Pyro lowering: ``(model, guide)`` sharing this model's nets."""
-        from ..pyro import lower
-
         return lower(self)
 
     def _repr_svg_(self) -> str:
-        from ...render import svg
-
         return svg(self.ir)
 
 
