@@ -25,6 +25,8 @@ from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
 
+from ..backends.pyro import lower
+
 __all__ = ["Elbo"]
 
 
@@ -52,8 +54,6 @@ class Elbo(nn.Module):
     def lowered(self) -> tuple[Any, Any]:
         """``(model_fn, guide_fn)``, built on first use, registering nothing with Pyro."""
         if self._lowered is None:
-            from ..backends.pyro import lower
-
             self._lowered = lower(self._model[0], register=False)
         return self._lowered
 
