@@ -12,7 +12,8 @@ from conftest import ROOT, example_paths
 import dtg
 from dtg.errors import DtgSyntaxError
 from dtg.syntax import ast, parse, to_source
-from dtg.syntax.parser import MAX_DEPTH, grammar_text
+from dtg.syntax.lalr import build_parser, grammar_digest, grammar_text, lark_parser
+from dtg.syntax.parser import MAX_DEPTH
 
 N, B, U = ast.Name, ast.Binary, ast.Unary
 
@@ -129,3 +130,36 @@ def test_invalid_utf8_is_located() -> None:
         parse(b"model m {\n  steps T = 1\xff0\n}\n", "u.dtg")
     assert (info.value.span.line, info.value.span.column) == (2, 14)
     assert "UTF-8" in info.value.message
+
+
+def test_precomputed_tables_match_the_grammar() -> None:
+    from dtg.syntax import tables
+
+    assert tables.GRAMMAR_SHA256 == grammar_digest(), (
+        "dtg.lark changed: run python -m dtg.syntax.lalr to rewrite dtg/syntax/tables.py"
+    )
+
+
+def test_parser_from_tables_parses_like_the_parser_from_the_grammar() -> None:
+    """Same trees and the same positions (what spans are made of) for every example and every
+    bad file that gets past the lexer; the same error position for the others."""
+    from lark.exceptions import UnexpectedInput
+
+    loaded, built = lark_parser(), build_parser()
+    assert loaded is not built and type(loaded.parser).__name__ == type(built.parser).__name__
+    root = Path(__file__).resolve().parent.parent
+    paths = sorted((root / "examples").glob("*.dtg")) + sorted((root / "tests/bad").glob("*.dtg"))
+    compared = 0
+    for path in paths:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        outcomes = []
+        for parser in (loaded, built):
+            try:
+                tree = parser.parse(text)
+                spans = [vars(t.meta).copy() for t in tree.iter_subtrees()]
+                outcomes.append((tree, spans))
+            except UnexpectedInput as error:
+                outcomes.append((type(error).__name__, error.line, error.column))
+        assert outcomes[0] == outcomes[1], path.name
+        compared += 1
+    assert compared >= 30

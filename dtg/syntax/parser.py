@@ -2,17 +2,16 @@
 
 The grammar file ships inside the package (``dtg/syntax/dtg.lark``; ``grammar/dtg.lark`` in the
 repository is a link to it), so an installed dtg finds it without a checkout. The Lark parser is
-built once per process (:func:`functools.lru_cache`).
+built once per process from precomputed tables (:mod:`dtg.syntax.lalr`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Tree
+from lark import Token, Tree
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -23,6 +22,7 @@ from lark.exceptions import (
 
 from ..errors import DtgError, DtgSyntaxError, Span, did_you_mean
 from . import ast
+from .lalr import grammar_text, lark_parser
 from .transform import ToAst
 
 __all__ = ["grammar_text", "lark_parser", "parse", "MAX_DEPTH", "MAX_TOKENS", "STATEMENT_KEYWORDS"]
@@ -52,23 +52,6 @@ _TERMINAL_WORDS = {
     "STRING": 'a string ("…")',
     "$END": "the end of the file",
 }
-
-
-def grammar_text() -> str:
-    """The grammar source (``dtg.lark``) as shipped in the package."""
-    return resources.files("dtg.syntax").joinpath("dtg.lark").read_text(encoding="utf-8")
-
-
-@functools.lru_cache(maxsize=1)
-def lark_parser() -> Lark:
-    """The LALR(1) parser, built once. ``strict=True`` rejects any grammar conflict."""
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        strict=True,
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
 
 
 def parse(source: str | bytes, file: str = "<string>") -> ast.Module:
