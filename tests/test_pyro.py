@@ -341,7 +341,7 @@ def test_emitted_source_gives_the_same_log_densities(case, tmp_path):
 def test_emit_rejects_discrete_families_and_the_cli_writes_source(tmp_path):
     with pytest.raises(DtgRuntimeError, match="emit pyro"):
         emit_pyro(dtg.loads(MASKED).model(None))
-    from dtg.cli import cmd_compile
+    from dtg.cli.compile import cmd_compile
 
     out = tmp_path / "vae.py"
     args = argparse.Namespace(

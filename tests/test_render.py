@@ -14,6 +14,7 @@ from conftest import EXAMPLES, example_paths
 
 import dtg
 import dtg.cli
+from dtg.cli.render import register
 from dtg.ir import Family, ObjectiveKind
 from dtg.render import (
     build,
@@ -27,7 +28,6 @@ from dtg.render import (
     zoom_steps,
 )
 from dtg.render import output as render_output
-from dtg.render.cli import register
 from dtg.render.names import letter, shown_levels
 
 HAS_DOT = shutil.which("dot") is not None

@@ -2,58 +2,53 @@
 
 ``dtg render FILE [-o OUT] [--view compact|unrolled|zoom] [--labels letters|indexed]
 [--model NAME] [--equations]`` writes the diagram (default ``<stem>.svg`` in the current folder)
-and prints ``wrote OUT``. The main CLI adds the subcommand with :func:`register`.
+and prints ``wrote OUT``. The render stage (:mod:`dtg.render`) imports graphviz, so it is
+imported when the command runs, not when the parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import ModuleType
 
 from ..ir import ModelIR
-from .names import LABEL_STYLES
-from .output import FORMATS, render
-from .scene import VIEWS
-from .zoom import zoom_problem
+from ..program import load
+from .errors import usage
+from .files import pick_model
+from .parser import LazyChoices
 
 __all__ = ["register", "cmd_render"]
 
 
-def _usage(message: str) -> Exception:
-    """A ``dtg.cli.UsageError`` (exit 2), imported late: ``dtg.cli`` imports this module."""
-    from ..cli import UsageError
+def _stage() -> ModuleType:
+    """The render stage :mod:`dtg.render`."""
+    from .. import render  # heavy: imports graphviz
 
-    return UsageError(f"dtg: error: {message}")
+    return render
 
 
 def _pick(file: str, name: str | None) -> ModelIR:
     """Load the file and pick the model (the last one without ``--model``)."""
-    import dtg
-
     path = Path(file)
     if not path.is_file():
         what = "a directory, not a .dtg file" if path.is_dir() else "no such file"
-        raise _usage(f"{what}: {file}")
-    program = dtg.load(path)  # a DtgError propagates: the main CLI prints it, exit 1
-    if name is None:
-        return program.model()
-    for model in program.models:
-        if model.name == name:
-            return model
-    names = ", ".join(m.name for m in program.models)
-    raise _usage(f"no model '{name}' in {file} (models: {names})")
+        raise usage(f"{what}: {file}")
+    program = load(path)  # a DtgError propagates: the main CLI prints it, exit 1
+    return pick_model(program, name, file)
 
 
-def _output(args: argparse.Namespace) -> Path:
+def _output(args: argparse.Namespace, formats: tuple[str, ...]) -> Path:
+    """The file to write, checked before the (slow) loading of ``FILE``."""
     out = Path(args.output) if args.output else Path(Path(args.file).stem + ".svg")
     suffix = out.suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        formats = ", ".join("." + f for f in FORMATS)
-        raise _usage(f"cannot write '{out}': the diagram formats are {formats}")
+    if suffix not in formats:
+        names = ", ".join("." + f for f in formats)
+        raise usage(f"cannot write '{out}': the diagram formats are {names}")
     if not out.parent.exists():
-        raise _usage(f"the folder of {out} does not exist")
+        raise usage(f"the folder of {out} does not exist")
     if suffix == "tex" and args.view == "zoom":
-        raise _usage("the zoomed-in view has no .tex export; use .svg, .png, .pdf or .dot")
+        raise usage("the zoomed-in view has no .tex export; use .svg, .png, .pdf or .dot")
     return out
 
 
@@ -66,13 +61,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     :raises UsageError: for a missing file, an unknown ``--model``, an unsupported suffix, or a
         zoom on a space that is not tiny.
     """
-    out = _output(args)
+    stage = _stage()
+    out = _output(args, stage.FORMATS)
     ir = _pick(args.file, args.model)
     if args.view == "zoom":
-        problem = zoom_problem(ir)
+        problem = stage.zoom_problem(ir)
         if problem:
-            raise _usage(f"{problem}; use --view compact or unrolled")
-    render(ir, out, view=args.view, labels=args.labels, equations=args.equations)
+            raise usage(f"{problem}; use --view compact or unrolled")
+    stage.render(ir, out, view=args.view, labels=args.labels, equations=args.equations)
     print(f"wrote {out}")
     return 0
 
@@ -95,18 +91,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="OUT",
         help="the output file (default: <stem>.svg in the current folder)",
     )
-    parser.add_argument(
+    view = parser.add_argument(
         "--view",
-        choices=VIEWS,
         default="compact",
         help="compact (one template step), unrolled, or zoom (tiny spaces)",
     )
-    parser.add_argument(
+    labels = parser.add_argument(
         "--labels",
-        choices=LABEL_STYLES,
         default="letters",
         help="letters (A, B, …) or indexed (x₀, x₁, …, x_T)",
     )
+    # Set after add_argument, which formats the usage of the new flag (iterating its choices).
+    view.choices = LazyChoices(lambda: _stage().VIEWS)
+    labels.choices = LazyChoices(lambda: _stage().LABEL_STYLES)
     parser.add_argument("--model", help="the model to draw (default: the last in the file)")
     parser.add_argument(
         "--equations", action="store_true", help="add each channel's equation under the diagram"

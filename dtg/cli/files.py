@@ -1,0 +1,91 @@
+"""Files on the command line: reading a ``.dtg`` file, picking a model, writing atomically.
+
+A missing, unreadable or misnamed file is a usage error (exit 2), not a traceback. Every file the
+CLI writes goes through :func:`write_atomic`, so an interrupted ``dtg fmt`` or ``dtg sample``
+leaves the old file or the new one whole, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..ir import ModelIR
+from ..program import Program
+from .errors import usage
+
+__all__ = ["read_source", "pick_model", "write_atomic", "write_output"]
+
+
+def read_source(path: str) -> bytes:
+    """The bytes of a ``.dtg`` file.
+
+    :param path: the file as given on the command line.
+    :returns: its contents.
+    :raises UsageError: when it does not exist, is a directory or cannot be read.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise usage(f"no such file: {path}")
+    if file.is_dir():
+        raise usage(f"{path} is a directory, not a .dtg file")
+    try:
+        return file.read_bytes()
+    except OSError as error:
+        raise usage(f"cannot read {path}: {error.strerror}") from None
+
+
+def pick_model(program: Program, name: str | None, file: str) -> ModelIR:
+    """The model named by ``--model``, or the file's last one.
+
+    :param program: the checked file.
+    :param name: the ``--model`` value, or ``None``.
+    :param file: the file as given on the command line (for the message).
+    :returns: the model's IR.
+    :raises UsageError: when no model has that name (the message lists the models).
+    """
+    try:
+        return program.model(name)
+    except KeyError:
+        names = ", ".join(m.name for m in program.models)
+        raise usage(f"no model '{name}' in {file} (models: {names})") from None
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    :param path: the file to (re)write; an existing file keeps its permission bits.
+    :param data: the new contents (text is written as UTF-8, newlines unchanged).
+    """
+    mode = path.stat().st_mode & 0o777 if path.exists() else None
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data.encode("utf-8") if isinstance(data, str) else data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_output(text: str, output: str | None) -> None:
+    """Write a command's text to ``-o OUT`` (and say so on stderr), or to stdout.
+
+    :param text: what to write.
+    :param output: the ``-o`` value; ``None`` or ``-`` means standard output.
+    :raises UsageError: when the folder of ``output`` does not exist or ``output`` is a folder.
+    """
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    if not path.parent.exists():
+        raise usage(f"the folder of {output} does not exist")
+    if path.is_dir():
+        raise usage(f"{output} is a directory")
+    write_atomic(path, text)
+    print(f"wrote {output}", file=sys.stderr)

@@ -1,0 +1,85 @@
+"""``dtg sample FILE --checkpoint CKPT [-n N] [-o OUT.npy] [--plot OUT.png]``: draw samples.
+
+The samples go to ``OUT.npy`` (default: ``samples.npy`` beside the checkpoint, unless only a plot
+is asked for); ``--plot`` draws them beside held-out data or exact target samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import usage
+from .files import write_atomic
+from .models import add_checkpoint_arguments, add_model_arguments, restore
+
+__all__ = ["register", "cmd_sample"]
+
+
+def _reference(model: Any, n: int, seed: int) -> Any:
+    """Held-out data (data models) or exact target samples (built-in targets), else ``None``."""
+    import torch  # heavy: torch itself
+
+    from ..runtime.train import DATA_SPLIT_SEED  # heavy: imports torch
+    from ..targets import TARGETS  # heavy: imports torch
+
+    if model.needs_data:
+        return model.dataset(DATA_SPLIT_SEED).test[:n]
+    reward = getattr(model.ir, "reward", None)
+    if reward is not None and getattr(reward, "target", None):
+        return TARGETS[reward.target].sample(n, torch.Generator().manual_seed(seed + 1))
+    return None
+
+
+def _npy_bytes(array: Any) -> bytes:
+    """``array`` in NumPy's ``.npy`` format."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Draw ``-n`` samples and write them (and a picture with ``--plot``).
+
+    :param args: the parsed ``dtg sample`` arguments.
+    :returns: 0.
+    :raises UsageError: for a missing output folder, checkpoint or file, or ``-n`` below 1.
+    """
+    from ..runtime.checkpoint import seed_everything  # heavy: imports torch
+    from ..runtime.plots import plot_samples  # heavy: imports torch
+
+    for target in (args.output, args.plot):
+        if target and not Path(target).resolve().parent.is_dir():
+            raise usage(f"the folder of {target} does not exist")
+    _, model, content = restore(args)
+    seed_everything(args.seed)
+    samples = model.sample(args.n)
+    output = args.output or (
+        None if args.plot else str(Path(args.checkpoint).parent / "samples.npy")
+    )
+    if output:
+        write_atomic(Path(output), _npy_bytes(samples.detach().cpu().numpy()))
+        print(f"wrote {args.n} samples of shape {tuple(samples.shape[1:])} to {output}")
+    if args.plot:
+        title = f"{model.ir.name} (step {content['step']})"
+        reference = _reference(model, args.n, args.seed)
+        plot_samples(samples, model.ir.message.space, args.plot, reference=reference, title=title)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``sample`` to the ``dtg`` subcommands.
+
+    :param commands: the subparsers of the main parser.
+    """
+    parser = commands.add_parser("sample", help="draw samples from a trained model")
+    add_model_arguments(parser)
+    add_checkpoint_arguments(parser)
+    parser.add_argument("-o", "--output", metavar="OUT.npy", help="write samples here")
+    parser.add_argument("--plot", metavar="OUT.png", help="draw samples beside data")
+    parser.set_defaults(run=cmd_sample)
