@@ -12,55 +12,47 @@ Stages, in order (each raises the first mistake it finds):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from .. import plugins, symbolic
-from ..data import DataError, bind_options, check_source
 from ..errors import (
     DtgCheckError,
-    DtgDataError,
-    DtgLevelError,
     DtgNameError,
     DtgObjectiveError,
     DtgRangeError,
     DtgTypeError,
-    Span,
     did_you_mean,
 )
 from ..ir import (
-    Channel,
-    DataSourceSpec,
-    Direction,
     Family,
     Message,
     ModelIR,
-    NetSpec,
     ObjectiveKind,
-    ObjectiveSpec,
-    RewardSpec,
     ScheduleDef,
-    Space,
 )
-from ..ir import expr as ir
 from ..ir.options import Role
-from ..nets import MAX_PARAMETERS, NetConfigError, count_parameters
 from ..syntax import ast
 from ..syntax.printer import expr_to_source
 from ..targets import TARGETS
+from .collect import collect
+from .declarations import (
+    check_data_source,
+    check_reward,
+    check_schedule_cycles,
+    net_spec,
+    option_value,
+    space_of,
+)
 from .exprs import ExprChecker
 from .kernels import KernelChecker
 from .objectives import (
-    OBJECTIVE_OPTIONS,
     TRAIN_OPTIONS,
-    OptionSpec,
-    fitting_objectives,
     masking_problem,
-    misfit,
 )
+from .options import check_objective, check_options
 from .scope import CHANNELS, CONSTANT_NAMES, REDUCTIONS, SCALAR, Scope
 
 __all__ = ["check_module", "check_model", "MAX_STEPS"]
@@ -69,9 +61,6 @@ __all__ = ["check_module", "check_model", "MAX_STEPS"]
 MAX_STEPS = 100_000
 #: The longest chain of ``extends`` (model, parent, grandparent, …).
 MAX_EXTENDS_DEPTH = 32
-#: How deep schedules may call schedules, and how large one may grow once calls are inlined.
-MAX_SCHEDULE_DEPTH = 64
-MAX_INLINED_NODES = 20_000
 
 _RESERVED = {
     "t",
@@ -160,108 +149,12 @@ def _generations(ir: ModelIR) -> int:
     return count
 
 
-# ----------------------------------------------------------------------------- collection
-
-_SINGLE = {
-    ast.Data: "message",
-    ast.SpaceDecl: "message",
-    ast.Steps: "steps",
-    ast.Destroy: "destroy",
-    ast.Reward: "reward",
-    ast.Objective: "objective",
-    ast.Train: "train",
-}
-_CHILD_MAY_REPLACE = {"reward", "objective", "train"}
-
-
-def _key(statement: ast.Statement) -> str:
-    if isinstance(statement, ast.Schedule):
-        return f"schedule {statement.name}"
-    if isinstance(statement, ast.Net):
-        return f"net {statement.name}"
-    if isinstance(statement, ast.Generate):
-        return "generate start" if _is_start(statement) else "generate step"
-    return _SINGLE[type(statement)]
-
-
-def _is_start(statement: ast.Generate) -> bool:
-    index = statement.level.index
-    return not any(isinstance(n, ast.Name) and n.id == "t" for n in _walk(index))
-
-
-def _walk(node: Any):
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        yield item
-        if isinstance(item, ast.Binary):
-            stack += [item.left, item.right]
-        elif isinstance(item, ast.Unary):
-            stack.append(item.operand)
-        elif isinstance(item, ast.Call):
-            stack += list(item.args) + [k.value for k in item.kwargs]
-        elif isinstance(item, ast.Subscript):
-            stack += [item.base, *item.indices]
-        elif isinstance(item, ast.Slice):
-            stack += [i for i in (item.start, item.stop) if i is not None]
-        elif isinstance(item, ast.Vector):
-            stack += list(item.items)
-
-
-def _describe(key: str) -> str:
-    return {
-        "message": "data/space declaration",
-        "steps": "steps declaration",
-        "destroy": "destroy kernel",
-        "generate step": "generation kernel (generate x[t-1])",
-        "generate start": "generation start (generate x[T])",
-    }.get(key, key)
-
-
-def _collect(model: ast.Model, parent: ModelIR | None, source: str) -> dict[str, ast.Statement]:
-    statements: dict[str, ast.Statement] = {}
-    ancestors = []  # parent, grandparent, …: each adds to (or replaces) what came before
-    while parent is not None:
-        ancestors.append(parent)
-        parent = parent.parent
-    for ancestor in reversed(ancestors):
-        for statement in ancestor.syntax.statements:
-            statements[_key(statement)] = statement
-    parent = ancestors[0] if ancestors else None
-    own: dict[str, ast.Statement] = {}
-    for statement in model.statements:
-        key = _key(statement)
-        if key in own:
-            raise DtgNameError(
-                f"{_describe(key)} given twice"
-                if " " not in key or key.startswith("generate")
-                else f"{key.split()[0]} '{key.split()[1]}' is defined twice",
-                statement.span,
-                source,
-                related=[(own[key].span, "first given here")],
-            )
-        if parent is not None and key in statements and key not in _CHILD_MAY_REPLACE:
-            raise DtgCheckError(
-                f"model '{model.name}' cannot replace the {_describe(key)} of its parent "
-                f"'{parent.name}'",
-                statement.span,
-                source,
-                hints=[
-                    "a child model inherits every statement of its parent and may add a reward, "
-                    "schedules and nets, and replace the objective and the train options"
-                ],
-            )
-        own[key] = statement
-    statements.update(own)
-    return statements
-
-
 # ----------------------------------------------------------------------------- the model
 
 
 def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) -> ModelIR:
     """Check one model (its parent already checked) and build its IR."""
-    statements = _collect(model, parent, source)
+    statements = collect(model, parent, source)
 
     def missing(key: str, message: str, hint: str) -> DtgCheckError:
         return DtgCheckError(message, model.name_span, source, hints=[hint])
@@ -305,13 +198,13 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
                 source,
             )
 
-    space = _space(declaration.space)
+    space = space_of(declaration.space)
     if isinstance(declaration.space, ast.TimeType):
         raise DtgTypeError("a message cannot have the space 'time'", declaration.span, source)
 
     schedules = {s.name: s for k, s in statements.items() if k.startswith("schedule ")}
-    _check_schedule_cycles(schedules, source)
-    nets = {s.name: _net_spec(s, source) for k, s in statements.items() if k.startswith("net ")}
+    check_schedule_cycles(schedules, source)
+    nets = {s.name: net_spec(s, source) for k, s in statements.items() if k.startswith("net ")}
     targets = {name: target.dim for name, target in TARGETS.items()}
     builder = symbolic.SympyBuilder(
         steps,
@@ -376,9 +269,9 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
 
     data_source = None
     if isinstance(declaration, ast.Data) and declaration.source is not None:
-        data_source = _check_source(declaration, space, source, ExprChecker(scope(), source))
+        data_source = check_data_source(declaration, space, source, ExprChecker(scope(), source))
 
-    reward = _check_reward(statements.get("reward"), space, scope, source)
+    reward = check_reward(statements.get("reward"), space, scope, source)
     if isinstance(declaration, ast.SpaceDecl) and reward is None:
         raise DtgCheckError(
             f"model '{model.name}' declares 'space {message_name}' but no reward",
@@ -399,7 +292,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
     kernels.check_ends(destroy, start)
     marginals = kernels.marginals(destroy)
 
-    objective = _check_objective(
+    objective = check_objective(
         statements.get("objective"),
         model,
         source,
@@ -427,7 +320,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
             )
         if weights is not None:
             marginals = {**marginals, "continuous_weight": weights}
-    train = _check_options(
+    train = check_options(
         statements.get("train").options if statements.get("train") else (),
         TRAIN_OPTIONS,
         "train",
@@ -464,315 +357,4 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         syntax=model,
     )
 
-
-def _space(node: ast.SpaceType) -> Space:
-    if isinstance(node, ast.RealSpace):
-        return Space("real", node.shape)
-    if isinstance(node, ast.TokenSpace):
-        return Space("token", node.shape, node.vocab)
-    return Space("time")
-
-
-def _check_schedule_cycles(schedules: dict[str, ast.Schedule], source: str) -> None:
-    """Refuse schedules defined through themselves, chains of calls deeper than
-    :data:`MAX_SCHEDULE_DEPTH`, and schedules whose inlined form (each call replaced by the
-    callee's body) exceeds :data:`MAX_INLINED_NODES` nodes — ``s2(t) = s1(t) + s1(t)`` and so on
-    doubles at each link. Iterative, so a chain of any length is a message, not a RecursionError.
-    """
-    calls: dict[str, list[str]] = {}
-    own_nodes: dict[str, int] = {}
-    for name, schedule in schedules.items():
-        nodes = list(_walk(schedule.body))
-        own_nodes[name] = len(nodes)
-        calls[name] = [n.func for n in nodes if isinstance(n, ast.Call) and n.func in schedules]
-    depth: dict[str, int] = {}
-    size: dict[str, int] = {}
-    for root in schedules:
-        if root in depth:
-            continue
-        path, stack = [root], [iter(dict.fromkeys(calls[root]))]
-        while stack:
-            callee = next(stack[-1], None)
-            if callee is None:
-                name = path.pop()
-                stack.pop()
-                depth[name] = 1 + max((depth[c] for c in calls[name]), default=0)
-                size[name] = own_nodes[name] + sum(size[c] for c in calls[name])
-                if depth[name] > MAX_SCHEDULE_DEPTH:
-                    raise DtgCheckError(
-                        f"the schedule '{name}' calls schedules {depth[name]} deep "
-                        f"(at most {MAX_SCHEDULE_DEPTH})",
-                        schedules[name].span,
-                        source,
-                    )
-                if size[name] > MAX_INLINED_NODES:
-                    raise DtgCheckError(
-                        f"the schedule '{name}' grows to more than {MAX_INLINED_NODES:,} terms "
-                        "once the schedules it calls are written out",
-                        schedules[name].span,
-                        source,
-                        hints=["a schedule that calls another twice doubles at every link"],
-                    )
-                continue
-            if callee in path:
-                cycle = " → ".join([*path[path.index(callee) :], callee])
-                raise DtgCheckError(
-                    f"the schedule '{callee}' is defined in terms of itself ({cycle})",
-                    schedules[callee].span,
-                    source,
-                )
-            if callee not in depth:
-                path.append(callee)
-                stack.append(iter(dict.fromkeys(calls[callee])))
-
-
-def option_value(node: ast.Expr, checker: ExprChecker) -> Any:
-    """A constant option value: a number, a bool, a name (as a string), a string or a list."""
-    value = checker.constant(node)
-    if value is not None:
-        return int(value) if float(value).is_integer() and _integer_text(node) else value
-    if isinstance(node, ast.Name):
-        if node.id in ("true", "false"):
-            return node.id == "true"
-        return node.id
-    if isinstance(node, ast.String):
-        return node.value
-    if isinstance(node, ast.Vector):
-        return [option_value(item, checker) for item in node.items]
-    raise DtgTypeError(
-        "an option value must be a constant: a number, a name, true/false, a string or a list",
-        node.span,
-        checker.source,
-    )
-
-
-def _integer_text(node: ast.Expr) -> bool:
-    number = node.operand if isinstance(node, ast.Unary) else node
-    return isinstance(number, ast.Number) and number.is_integer
-
-
-def _net_spec(statement: ast.Net, source: str) -> NetSpec:
-    inputs = tuple(_space(s) for s in statement.inputs)
-    output = _space(statement.output)
-    checker = ExprChecker(Scope("", "", 0, {}, {}, {}), source)
-    if statement.arch.args:
-        raise DtgTypeError(
-            f"{statement.arch.func}(…) takes keyword options only, e.g. mlp(hidden = [128, 128])",
-            statement.arch.args[0].span,
-            source,
-        )
-    options = {k.name: option_value(k.value, checker) for k in statement.arch.kwargs}
-
-    try:
-        count = count_parameters(
-            statement.arch.func, options, inputs, output
-        )
-    except NetConfigError as error:
-        span = statement.arch.func_span
-        for keyword in statement.arch.kwargs:
-            if f"'{keyword.name}'" in error.message or f" {keyword.name} " in error.message:
-                span = keyword.span
-        raise DtgTypeError(
-            f"net '{statement.name}': {error.message}",
-            span,
-            source,
-            hints=[error.hint] if error.hint else [],
-        ) from None
-    if count > MAX_PARAMETERS:
-        raise DtgRangeError(
-            f"net '{statement.name}' would have {count:,} parameters, more than the limit of "
-            f"{MAX_PARAMETERS:,}",
-            statement.arch.span,
-            source,
-            hints=["is a size off by a few zeros?"],
-        )
-    return NetSpec(
-        statement.name, inputs, output, statement.arch.func, options, statement.span, count
-    )
-
-
-def _check_source(
-    declaration: ast.Data, space: Space, source: str, checker: ExprChecker
-) -> DataSourceSpec:
-    """The data source with its options bound and checked against the declared space."""
-    call = declaration.source
-    assert call is not None
-    for node in [*call.args, *(k.value for k in call.kwargs)]:
-        if isinstance(node, ast.Name) and node.id not in ("true", "false"):
-            raise DtgDataError(
-                f"'{node.id}' is a bare name: {call.func}() takes numbers, lists and "
-                "text in quotes",
-                node.span,
-                source,
-                hints=[f'a file name goes in quotes: file("{node.id}.npy")']
-                if call.func == "file"
-                else [],
-            )
-    try:
-        args = [option_value(a, checker) for a in call.args]
-        kwargs = {k.name: option_value(k.value, checker) for k in call.kwargs}
-        if space.kind == "time":
-            raise DtgTypeError("data cannot have the space 'time'", declaration.span, source)
-        options = bind_options(call.func, args, kwargs)
-        check_source(call.func, options, space)
-    except DataError as error:
-        raise DtgDataError(
-            error.message, call.span, source, hints=[error.hint] if error.hint else []
-        ) from None
-    return DataSourceSpec(call.func, dict(options), call.span)
-
-
-def _check_reward(
-    statement: ast.Reward | None, space: Space, scope, source: str
-) -> RewardSpec | None:
-    if statement is None:
-        return None
-    params = statement.params or ()
-    if len(params) > 1:
-        raise DtgTypeError(
-            f"a reward takes one parameter (the sample x[0]), got {len(params)}",
-            statement.span,
-            source,
-        )
-    checker = ExprChecker(
-        scope(
-            params={p: space for p in params},
-            levels={sp.Integer(0): space},
-            level_rule="a reward reads the generated sample x[0] only",
-            allow_nets=False,
-            in_reward=True,
-        ),
-        source,
-    )
-    body = checker.scalar(statement.body, f"the reward '{statement.name}'")
-    target = None
-    if isinstance(body, ir.RewardCall) and body.kind is ir.RewardKind.TARGET:
-        target = body.name
-    return RewardSpec(
-        statement.name,
-        params[0] if params else None,
-        body,
-        statement.span,
-        target,
-        expr_to_source(statement.body),
-    )
-
-
-def _check_options(
-    given: tuple,
-    specs: dict[str, OptionSpec],
-    what: str,
-    source: str,
-    checker: ExprChecker,
-    positional: tuple = (),
-    span: Span | None = None,
-) -> dict[str, Any]:
-    values: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
-    names = list(specs)
-    if len(positional) > len(names):
-        raise DtgTypeError(
-            f"{what} takes at most {len(names)} positional option(s)", positional[-1].span, source
-        )
-    pairs = [(names[i], node, node.span) for i, node in enumerate(positional)]
-    pairs += [(o.name, o.value, o.span) for o in given]
-    seen: set[str] = set()
-    for name, node, where in pairs:
-        if name not in specs:
-            hint = did_you_mean(name, names)
-            raise DtgNameError(
-                f"{what} has no option '{name}'",
-                where,
-                source,
-                hints=[hint] if hint else [f"its options are: {', '.join(names) or 'none'}"],
-            )
-        if name in seen:
-            raise DtgNameError(f"option '{name}' given twice", where, source)
-        seen.add(name)
-        values[name] = _option(
-            name, option_value(node, checker), specs[name], what, node.span, source
-        )
-    return values
-
-
-def _option(name: str, value: Any, spec: OptionSpec, what: str, span: Span, source: str) -> Any:
-    def bad(expected: str) -> DtgTypeError:
-        return DtgTypeError(
-            f"{what} option '{name}' must be {expected}, got {value!r}", span, source
-        )
-
-    if spec.kind == "choice":
-        if value not in spec.choices:
-            hint = did_you_mean(str(value), spec.choices)
-            raise DtgTypeError(
-                f"{what} option '{name}' must be one of {', '.join(spec.choices)}, got {value!r}",
-                span,
-                source,
-                hints=[hint] if hint else [],
-            )
-        return spec.enum(value) if spec.enum is not None else value
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad("a number")
-    if spec.kind == "int":
-        if not float(value).is_integer():
-            raise bad("a whole number")
-        value = int(value)
-        if abs(value) >= 2**63:  # torch and numpy take 64-bit integers
-            raise bad("a whole number below 2^63")
-    if isinstance(value, float) and not math.isfinite(value):  # a Python int is always finite
-        raise bad("finite")
-    if spec.low is not None and (value < spec.low or (spec.open_low and value <= spec.low)):
-        raise bad(f"{'>' if spec.open_low else '≥'} {spec.low:g}")
-    if spec.high is not None and value > spec.high:
-        raise bad(f"≤ {spec.high:g}")
-    return value
-
-
-def _check_objective(
-    statement: ast.Objective | None, model: ast.Model, source: str, facts: dict[str, Any]
-) -> ObjectiveSpec:
-
-    fitting = fitting_objectives(facts)
-    if statement is None:
-        raise DtgObjectiveError(
-            f"model '{model.name}' has no objective",
-            model.name_span,
-            source,
-            hints=[f"objectives that fit this model: {', '.join(fitting) or 'none'}"],
-        )
-    kinds = {k.value: k for k in ObjectiveKind}
-    if statement.name not in kinds:
-        hint = did_you_mean(statement.name, kinds)
-        raise DtgNameError(
-            f"unknown objective '{statement.name}'",
-            statement.name_span,
-            source,
-            hints=([hint] if hint else [])
-            + [f"objectives that fit this model: {', '.join(fitting)}"],
-        )
-    kind = kinds[statement.name]
-    reason = misfit(kind, facts)
-    if reason is not None:
-        raise DtgObjectiveError(
-            f"objective {kind.value} does not fit this model: {reason}",
-            statement.name_span,
-            source,
-            hints=[f"objectives that fit this model: {', '.join(fitting) or 'none'}"],
-        )
-    checker = ExprChecker(Scope("", "", 0, {}, {}, {}), source)
-    options = _check_options(
-        tuple(ast.Option(k.name, k.value, span=k.span) for k in statement.kwargs),
-        OBJECTIVE_OPTIONS[kind],
-        f"objective {kind.value}",
-        source,
-        checker,
-        positional=statement.args,
-    )
-    return ObjectiveSpec(kind, options, statement.span)
-
-
-# Re-exported for the kernel checker.
-__all__ += ["option_value", "Channel", "Direction", "DtgLevelError"]
+__all__ += ["option_value"]

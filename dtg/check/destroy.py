@@ -1,0 +1,210 @@
+"""``destroy x[t] …``: Normal (linear-Gaussian when sympy proves ``mean = a(t)·x[t-1]``),
+``Mask``, ``Shuffle`` or ``= MashLast(…)``, each classified into its channel family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import symbolic
+from ..errors import DtgRangeError, DtgTypeError
+from ..ir import Channel, Direction, Family, Space
+from ..syntax.printer import expr_to_source
+from .exprs import ExprChecker
+from .kernel_base import KernelBase, T
+from .scope import SCALAR
+
+__all__ = ["DestroyKernels"]
+
+
+class DestroyKernels(KernelBase):
+    """The destroy kernel's checks."""
+
+    # ------------------------------------------------------------------ destroy
+    def destroy(self) -> tuple[Channel, Space]:
+        statement = self.statements.get("destroy")
+        if statement is None:
+            raise self._missing(
+                "destroy kernel",
+                f"destroy {self.message}[t] ~ Normal(sqrt(1 - b) * {self.message}[t-1], sqrt(b))",
+            )
+        rule = f"a destroy kernel defines {self.message}[t] from {self.message}[t-1]: write destroy {self.message}[t] …"
+        self._lhs(statement, T, rule)
+        read_rule = f"destroy {self.message}[t] may read {self.message}[t-1] only"
+
+        def checker(previous: Space) -> ExprChecker:
+            return ExprChecker(
+                self.scope(levels={T - 1: previous}, level_rule=read_rule), self.source
+            )
+
+        kernel = statement.kernel
+        if not kernel.stochastic:
+            call = self._call(kernel, ("MashLast",), "a deterministic destroy kernel (=)")
+            return self._mash_last(statement, call, checker(self.space)), self.space
+        call = self._call(kernel, ("Normal", "Mask", "Shuffle"), "a destroy kernel (~)")
+        if call.func == "Normal":
+            return self._destroy_normal(statement, call, checker)
+        return self._destroy_discrete(statement, call, checker(self.space)), self.space
+
+    def _destroy_normal(self, statement, call, checker) -> tuple[Channel, Space]:
+        args = self._args(call, ("mean", "std"), 2)
+        if self.space.kind != "real":
+            raise self.err(
+                DtgTypeError, f"Normal needs a real message, but it is {self.space}", call.span
+            )
+        first = checker(self.space)
+        lowered = {"mean": first.lower(args["mean"])}
+        mean_space = lowered["mean"].space
+        level_space = self.space if mean_space == SCALAR else mean_space
+        if level_space != self.space and self.steps > 1:
+            again = checker(level_space).infer(args["mean"])
+            if again != level_space:
+                raise self.err(
+                    DtgTypeError,
+                    f"the destroy kernel maps {self.space} to {level_space} at t = 1 but "
+                    f"{level_space} to {again} at later levels",
+                    args["mean"].span,
+                    "with steps T > 1 every level after x[0] must have one space",
+                )
+        lowered["std"] = first.lower(args["std"])
+        std_space = lowered["std"].space
+        if std_space not in (SCALAR, level_space):
+            raise self.err(
+                DtgTypeError,
+                f"the std is {std_space} but the mean is {level_space}",
+                args["std"].span,
+                "the std must be a scalar or have the mean's shape",
+            )
+        nets = tuple(dict.fromkeys(first.nets_called))
+        prev = {T - 1: symbolic.X_PREV}
+        builder = self._builder(prev)
+        mean = builder.build(args["mean"])
+        std = builder.build(args["std"])
+        params: dict[str, Any] = {"mean": mean, "std": std}
+        tables: dict[str, np.ndarray] = {}
+        a = symbolic.linear_coefficient(mean) if level_space == self.space else None
+        linear = a is not None and not symbolic.nets_in(std) and not std.has(symbolic.X_PREV)
+        if linear:
+            params = {"a": a, "s": std}
+            tables["a"] = self._table(a, "the mean coefficient a(t)", args["mean"].span)
+            tables["s"] = self._table(std, "the std", args["std"].span)
+            family = Family.LINEAR_GAUSSIAN
+        else:
+            family = Family.NORMAL
+        latex = (
+            rf"x_{{t}} \sim \mathcal{{N}}\left({symbolic.latex(mean)},\ "
+            rf"\left({symbolic.latex(std)}\right)^{{2}}\right)"
+        )
+        channel = Channel(
+            Direction.DESTROY,
+            family,
+            True,
+            "t-1",
+            "t",
+            expr_to_source(call),
+            statement.span,
+            params,
+            tables,
+            nets,
+            {},
+            latex,
+            lowered,
+        )
+        return channel, level_space
+
+    def _destroy_discrete(self, statement, call, checker: ExprChecker) -> Channel:
+        args = self._args(call, ("x", "keep"), 2)
+        if self.space.kind != "token":
+            raise self.err(
+                DtgTypeError,
+                f"{call.func} needs a token message, but it is {self.space}",
+                call.span,
+                "declare the data as token(V)[L]",
+            )
+        if not self._is_level(args["x"], T - 1):
+            raise self.err(
+                DtgTypeError,
+                f"the first argument of {call.func} must be {self.message}[t-1]",
+                args["x"].span,
+            )
+        lowered = {
+            "x": checker.lower(args["x"]),
+            "keep": checker.scalar(args["keep"], f"the keep probability of {call.func}"),
+        }
+        if checker.nets_called:
+            raise self.err(
+                DtgTypeError,
+                f"the keep probability of {call.func} cannot use nets",
+                args["keep"].span,
+            )
+        keep = self.builder.build(args["keep"])
+        if keep.has(symbolic.X_PREV):
+            raise self.err(
+                DtgTypeError, "the keep probability cannot depend on the message", args["keep"].span
+            )
+        table = self._table(keep, "keep", args["keep"].span)
+        for t in range(1, self.steps + 1):
+            value = table[t]
+            final = t == self.steps
+            if not (0 <= value <= 1 + 1e-12) or (value <= 0 and not final):
+                raise self.err(
+                    DtgRangeError,
+                    f"keep = {value:.6g} at level t = {t}: it must satisfy 0 < keep ≤ 1"
+                    + (" (keep = 0 is allowed only at t = T)" if value <= 0 else ""),
+                    args["keep"].span,
+                )
+        family = Family.MASK if call.func == "Mask" else Family.SHUFFLE
+        latex = rf"x_{{t}} \sim \operatorname{{{call.func}}}\left(x_{{t-1}},\ {symbolic.latex(keep)}\right)"
+        return Channel(
+            Direction.DESTROY,
+            family,
+            True,
+            "t-1",
+            "t",
+            expr_to_source(call),
+            statement.span,
+            {"keep": keep},
+            {"keep": np.clip(table, 0.0, 1.0)},
+            (),
+            {},
+            latex,
+            lowered,
+        )
+
+    def _mash_last(self, statement, call, checker: ExprChecker) -> Channel:
+        args = self._args(call, ("x",), 1)
+        if self.space.kind != "token":
+            raise self.err(
+                DtgTypeError, f"MashLast needs a token message, but it is {self.space}", call.span
+            )
+        if not self._is_level(args["x"], T - 1):
+            raise self.err(
+                DtgTypeError,
+                f"the argument of MashLast must be {self.message}[t-1]",
+                args["x"].span,
+            )
+        lowered = {"x": checker.lower(args["x"])}
+        length = self.space.size
+        if self.steps != length:
+            raise self.err(
+                DtgRangeError,
+                f"MashLast masks one position per level, so steps {self.steps_name} must equal the "
+                f"number of positions ({length}), not {self.steps}",
+                call.span,
+            )
+        return Channel(
+            Direction.DESTROY,
+            Family.MASH_LAST,
+            False,
+            "t-1",
+            "t",
+            expr_to_source(call),
+            statement.span,
+            {},
+            {},
+            (),
+            {},
+            r"x_{t} = \operatorname{MashLast}\left(x_{t-1}\right)",
+            lowered,
+        )
