@@ -1,7 +1,8 @@
-"""Regenerate ``tests/bad/*.err`` from the current error messages.
+"""Regenerate the golden files: ``tests/bad/*.err`` (error messages) and ``tests/golden/ir/*.ir``
+(``dtg compile --emit ir`` of every example).
 
-Run ``python tests/regen_golden.py [NAME…]`` only after changing a message on purpose, then
-read every changed ``.err`` file in the diff: the golden files are the reviewed expectation.
+Run ``python tests/regen_golden.py [NAME…]`` only after changing a message or the IR on purpose,
+then read every changed file in the diff: the golden files are the reviewed expectation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dtg  # noqa: E402
+from dtg.ir.dump import dump_ir  # noqa: E402
+
+IR_GOLDEN = ROOT / "tests" / "golden" / "ir"
+
+
+def ir_for(path: Path) -> str:
+    """``dtg compile --emit ir`` of every model of an example, as the CLI prints it."""
+    program = dtg.load(path.relative_to(ROOT).as_posix())
+    return "\n\n".join(dump_ir(ir) for ir in program.models) + "\n"
 
 
 def message_for(path: Path) -> str:
@@ -31,3 +41,10 @@ if __name__ == "__main__":
             continue
         path.with_suffix(".err").write_text(message_for(path), encoding="utf-8")
         print("wrote", path.with_suffix(".err").relative_to(ROOT))
+    IR_GOLDEN.mkdir(parents=True, exist_ok=True)
+    for path in sorted((ROOT / "examples").glob("*.dtg")):
+        if names and path.stem not in names:
+            continue
+        target = IR_GOLDEN / f"{path.stem}.ir"
+        target.write_text(ir_for(path), encoding="utf-8")
+        print("wrote", target.relative_to(ROOT))

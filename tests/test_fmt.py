@@ -145,8 +145,7 @@ def test_syntax_error_propagates() -> None:
 
 @pytest.fixture
 def cli():
-    # fmt and new are registered in dtg.cli through dtg.tools_cli.register.
-    assert any(f.__name__ == "_register_tools" for f in dtg.cli._EXTRA_COMMANDS)
+    assert dtg.cli.fmt.register in dtg.cli.COMMANDS
     return dtg.cli.main
 
 

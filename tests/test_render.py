@@ -14,7 +14,6 @@ from conftest import EXAMPLES, example_paths
 
 import dtg
 import dtg.cli
-from dtg.cli.render import register
 from dtg.ir import Family, ObjectiveKind
 from dtg.render import (
     build,
@@ -331,8 +330,7 @@ def test_missing_dot_is_a_dtg_error(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(dtg.cli, "_EXTRA_COMMANDS", [register])
+def cli():
     return dtg.cli.main
 
 

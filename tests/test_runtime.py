@@ -340,7 +340,7 @@ _real_load = dtg.program.load
 
 @pytest.fixture
 def cli(monkeypatch, tmp_path: Path):
-    # train/sample/eval are registered in dtg.cli through dtg.runtime.cli.register.
+    # train/sample/eval are registered in dtg.cli through dtg.cli.train/sample/eval.register.
     assert register is not None
     monkeypatch.setattr(dtg.program, "load", _load_once)
     monkeypatch.chdir(tmp_path)

@@ -45,8 +45,7 @@ def test_bad_names(name: str) -> None:
 
 @pytest.fixture
 def cli():
-    # fmt and new are registered in dtg.cli through dtg.tools_cli.register.
-    assert any(f.__name__ == "_register_tools" for f in dtg.cli._EXTRA_COMMANDS)
+    assert dtg.cli.new.register in dtg.cli.COMMANDS
     return dtg.cli.main
 
 

@@ -119,13 +119,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dtg: internal error (this is a bug in dtg, please report it):", file=sys.stderr)
         traceback.print_exc()
         return EXIT_BUG
-
-
-# Compatibility while tests/test_fmt.py and tests/test_templates.py still look for the old
-# registration hook by name (and tests/test_render.py patches the list); remove with those lines.
-def _register_tools(commands: argparse._SubParsersAction) -> None:
-    fmt.register(commands)
-    new.register(commands)
-
-
-_EXTRA_COMMANDS = [_register_tools]

@@ -7,11 +7,10 @@ leaves the old file or the new one whole, never half of one.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..ir import ModelIR
 from ..program import Program
 from .errors import usage
@@ -51,25 +50,6 @@ def pick_model(program: Program, name: str | None, file: str) -> ModelIR:
     except KeyError:
         names = ", ".join(m.name for m in program.models)
         raise usage(f"no model '{name}' in {file} (models: {names})") from None
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    :param path: the file to (re)write; an existing file keeps its permission bits.
-    :param data: the new contents (text is written as UTF-8, newlines unchanged).
-    """
-    mode = path.stat().st_mode & 0o777 if path.exists() else None
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data.encode("utf-8") if isinstance(data, str) else data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_output(text: str, output: str | None) -> None:

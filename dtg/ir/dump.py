@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Channel, ModelIR
+from .model import Channel, Family, ModelIR
 from .printer import to_text
 
 __all__ = ["dump_ir"]
@@ -26,13 +26,14 @@ def _channel(title: str, channel: Channel, rows: int, steps_name: str) -> list[s
     ]
     for name, value in channel.args.items():
         lines.append(f"    {name} = {to_text(value, steps_name)}  : {value.space}")
-    for name, value in channel.params.items():
-        lines.append(f"    {name}(t) = {value}")
+    if channel.family is not Family.NORMAL:  # a general Normal's parameters are its args
+        for name, value in channel.params.items():
+            lines.append(f"    {name}(t) = {value}")
     for name, value in channel.options.items():
         lines.append(f"    option {name} = {value}")
     for name, table in channel.tables.items():
         lines.append(f"    table {name}: {_row(table, rows)}")
-    if channel.latex:
+    if channel.latex and not channel.learned:  # a learned kernel's LaTeX is for diagrams
         lines.append(f"    latex: {channel.latex}")
     return lines
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import graphviz
 
+from ..atomic import write_atomic
 from ..errors import DtgError
 from ..ir import ModelIR
 from .dot import to_digraph
@@ -114,13 +115,13 @@ def render(
             + ", ".join("." + f for f in FORMATS)
         )
     if fmt == "tex":
-        path.write_text(to_tikz(model, view, labels, equations=equations), encoding="utf-8")
+        write_atomic(path, to_tikz(model, view, labels, equations=equations))
         return path
     g = to_digraph(model, view, labels)
     if equations:
         g = _with_equations(g, model)
     if fmt == "dot":
-        path.write_text(g.source, encoding="utf-8")
+        write_atomic(path, g.source)
     else:
-        path.write_bytes(pipe(g, fmt))
+        write_atomic(path, pipe(g, fmt))
     return path
