@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..marginals import discrete_alpha
 from .base import Channel, sum_event
 
 __all__ = [
@@ -73,8 +74,6 @@ class DiscreteChannel(Channel):
     def _register_keep(self, keep: np.ndarray, vocab: int) -> np.ndarray:
         """Store ``vocab``, the per-level ``keep`` (``nan`` → 1) and α_t = ∏ keep as float32
         buffers (Mask and Shuffle); :returns: α as float64 ``[T + 1]``."""
-        from ..symbolic import discrete_alpha  # sympy is heavy: only Mask and Shuffle need it
-
         self.vocab = int(vocab)
         keep = np.nan_to_num(np.asarray(keep, dtype=np.float64), nan=1.0)
         alpha = discrete_alpha(keep)["alpha"]

@@ -56,7 +56,7 @@ class LinearGaussian(Channel):
     """``x[t] = a_t x[t-1] + s_t ε``; tables indexed by ``t = 0..T`` (float32 buffers).
 
     :param tables: ``a``, ``s`` (per level) and the marginal/posterior tables of
-        :func:`dtg.symbolic.gaussian_tables`.
+        :func:`dtg.marginals.gaussian_tables`.
     """
 
     def __init__(self, tables: dict[str, np.ndarray]) -> None:

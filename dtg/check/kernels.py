@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .. import symbolic
 from ..errors import DtgRangeError
 from ..ir import Channel, Family
+from ..marginals import discrete_alpha, gaussian_tables
 from .destroy import DestroyKernels
 from .generate import PREDICT, VARIANCE, GenerateKernels
 from .kernel_base import T
@@ -81,7 +81,7 @@ class KernelChecker(DestroyKernels, GenerateKernels):
     def marginals(self, destroy: Channel) -> dict[str, np.ndarray]:
         """Closed-form marginal and posterior tables of the destruction, where they exist."""
         if destroy.family is Family.LINEAR_GAUSSIAN:
-            return symbolic.gaussian_tables(destroy.tables["a"], destroy.tables["s"])
+            return gaussian_tables(destroy.tables["a"], destroy.tables["s"])
         if destroy.family in (Family.MASK, Family.SHUFFLE):
-            return symbolic.discrete_alpha(destroy.tables["keep"])
+            return discrete_alpha(destroy.tables["keep"])
         return {}
