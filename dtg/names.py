@@ -20,7 +20,7 @@ __all__ = [
     "VALUE_NAMES",
 ]
 
-#: Elementwise functions of one argument (their sympy meaning is in :mod:`dtg.symbolic`).
+#: Elementwise functions of one argument (their sympy meaning is in :mod:`dtg.check.symbolic`).
 MATH_FUNCTIONS = ("sqrt", "exp", "log", "cos", "sin", "tanh", "sigmoid", "softplus", "abs")
 #: Elementwise functions of two arguments; a scalar argument broadcasts.
 BINARY_FUNCTIONS = ("min", "max")

@@ -336,9 +336,8 @@ def test_reference_mentions_everything() -> None:
     from dtg.check.kernels import PREDICT, VARIANCE
     from dtg.check.objectives import OBJECTIVE_OPTIONS, TRAIN_OPTIONS
     from dtg.data import SOURCES
-    from dtg.names import CHANNELS, CONSTANT_NAMES, REDUCTIONS
+    from dtg.names import CHANNELS, CONSTANT_NAMES, MATH_FUNCTIONS, REDUCTIONS
     from dtg.nets import ARCHITECTURES
-    from dtg.symbolic import MATH_FUNCTIONS
     from dtg.targets import TARGETS
 
     text = LANGUAGE.read_text(encoding="utf-8")

@@ -13,8 +13,8 @@ import dtg
 from dtg import names
 from dtg.cli import main
 from dtg.ir.expr import Builtin
+from dtg.names import MATH_FUNCTIONS
 from dtg.plugins import PluginError, rewards, unregister_reward
-from dtg.symbolic import MATH_FUNCTIONS
 from dtg.targets import TARGETS
 
 CHILD = (

@@ -8,7 +8,7 @@
   net: a plain-text search whose hits in code (not comments or strings) must be calls the AST scan
   classified.
 * :func:`test_lambdify_only_in_symbolic_table` pins the one ``lambdify`` to
-  :func:`dtg.symbolic.table`, whose trees are built from the AST and have ``t`` as only symbol.
+  :func:`dtg.check.symbolic.table`, whose trees are built from the AST and have ``t`` as only symbol.
 * :func:`test_python_names_in_a_dtg_file_are_rejected` puts ``__import__``, ``eval``, ``open``,
   ``getattr``, ``__class__``, ``os.system``… into every place of a ``.dtg`` file that holds an
   expression or a name; each must be a DtgError, create no sentinel file, import no module, and
@@ -205,7 +205,7 @@ def scan_calls(path: Path) -> tuple[list[Finding], list[Finding]]:
         if last == "lambdify":
             add(
                 safe
-                if _in_function(tree, node, "table") and _relative(path) == "dtg/symbolic.py"
+                if _in_function(tree, node, "table") and _relative(path) == "dtg/check/symbolic.py"
                 else found,
                 node,
                 "lambdify()",
@@ -284,14 +284,14 @@ def scan_package() -> tuple[list[Finding], list[Finding]]:
 def test_the_scan_sees_the_whole_package() -> None:
     files = {_relative(p) for p in package_files()}
     assert {
-        "dtg/symbolic.py",
+        "dtg/check/symbolic.py",
         "dtg/data/readers.py",
         "dtg/check/checker.py",
         "dtg/syntax/parser.py",
     } <= files
     _, safe = scan_package()
     # The scan recognises the safe calls it must let through.
-    assert any(f.path == "dtg/symbolic.py" and f.what == "lambdify()" for f in safe)
+    assert any(f.path == "dtg/check/symbolic.py" and f.what == "lambdify()" for f in safe)
     assert any(f.path == "dtg/data/readers.py" and f.what == "torch.load(weights_only=True)" for f in safe)
 
 
@@ -313,7 +313,7 @@ def test_every_torch_load_uses_weights_only() -> None:
 def test_lambdify_only_in_symbolic_table() -> None:
     found, safe = scan_package()
     assert not [f for f in found if f.what == "lambdify()"]
-    assert [f.path for f in safe if f.what == "lambdify()"] == ["dtg/symbolic.py"]
+    assert [f.path for f in safe if f.what == "lambdify()"] == ["dtg/check/symbolic.py"]
 
 
 def test_the_scanner_catches_what_it_should(tmp_path: Path) -> None:
@@ -612,7 +612,7 @@ def test_dunder_and_dotted_names_have_a_clear_message() -> None:
 
 def test_checking_every_example_never_evaluates_user_text(code_watch: CodeWatch) -> None:
     """What reaches exec/compile while checking is sympy's printout of an AST-built tree
-    (``lambdify`` in :func:`dtg.symbolic.table`), never the file's text."""
+    (``lambdify`` in :func:`dtg.check.symbolic.table`), never the file's text."""
     for path in example_paths():
         text = path.read_text(encoding="utf-8")
         dtg.load(path)

@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 import dtg
-from dtg import symbolic
+from dtg.check import symbolic
 from dtg.ir import Family
 
 T = 50

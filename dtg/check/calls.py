@@ -5,9 +5,9 @@ from __future__ import annotations
 from ..errors import DtgTypeError
 from ..ir import NetSpec, Space
 from ..ir import expr as ir
-from ..symbolic import MATH_FUNCTIONS
 from ..syntax import ast
 from .scope import BINARY_FUNCTIONS, CHANNELS, REDUCTIONS, SCALAR
+from .symbolic import MATH_FUNCTIONS
 
 __all__ = ["CallLowering"]
 

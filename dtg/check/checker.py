@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .. import plugins, symbolic
+from .. import plugins
 from ..errors import (
     DtgCheckError,
     DtgNameError,
@@ -37,6 +37,7 @@ from ..ir.options import Role
 from ..syntax import ast
 from ..syntax.printer import expr_to_source
 from ..targets import TARGETS
+from . import symbolic
 from .collect import collect
 from .declarations import (
     check_data_source,

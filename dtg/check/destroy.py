@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import symbolic
 from ..errors import DtgRangeError, DtgTypeError
 from ..ir import Channel, Direction, Family, Space
 from ..syntax.printer import expr_to_source
+from . import symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
 from .scope import SCALAR

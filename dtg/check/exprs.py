@@ -16,10 +16,10 @@ import sympy as sp
 from ..errors import DtgLevelError, DtgNameError, DtgTypeError, Span, did_you_mean
 from ..ir import Space
 from ..ir import expr as ir
-from ..symbolic import MATH_FUNCTIONS, T_SYMBOL
 from ..syntax import ast
 from .calls import CallLowering
 from .scope import CONSTANT_NAMES, SCALAR, VALUE_NAMES, Scope
+from .symbolic import MATH_FUNCTIONS, T_SYMBOL
 
 __all__ = ["ExprChecker", "names_in", "level_of"]
 

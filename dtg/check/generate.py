@@ -8,12 +8,12 @@ from typing import Any
 
 import sympy as sp
 
-from .. import symbolic
 from ..errors import DtgRangeError, DtgTypeError, Span, did_you_mean
 from ..ir import Channel, Direction, Family, Space
 from ..ir.options import Predict, Variance
 from ..syntax import ast
 from ..syntax.printer import expr_to_source
+from . import symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
 from .scope import SCALAR

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .. import symbolic
 from ..errors import DtgCheckError, DtgLevelError, DtgRangeError, DtgTypeError, Span, did_you_mean
 from ..ir import Space
 from ..syntax import ast
+from . import symbolic
 from .exprs import ExprChecker
 from .scope import Scope
 

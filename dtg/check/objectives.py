@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .. import symbolic
 from ..ir import Channel, Family, ObjectiveKind
 from ..ir.options import OBJECTIVE_OPTIONS, TRAIN_OPTIONS, OptionSpec
+from . import symbolic
 
 __all__ = [
     "masking_problem",

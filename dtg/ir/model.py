@@ -4,7 +4,7 @@ The checker turns a model's statements into a :class:`ModelIR`: one message, its
 destruction channel ``x[t-1] ⇀ x[t]``, the generation channel ``x[t] ⇀ x[t-1]``, the generation
 start ``x[T]``, the nets, the reward and the objective — organised by what the backends (objectives,
 Pyro lowering, renderer) need, not by the surface syntax. Parameters are sympy expressions in the
-level ``t`` (symbol :data:`dtg.symbolic.T_SYMBOL`); numeric tables over ``t = 0..T`` are float64
+level ``t`` (symbol :data:`dtg.check.symbolic.T_SYMBOL`); numeric tables over ``t = 0..T`` are float64
 numpy arrays.
 """
 

@@ -25,7 +25,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .syntax import ast
+from ..syntax import ast
 
 __all__ = [
     "T_SYMBOL",
