@@ -56,7 +56,7 @@ class Program:
         :param options: ``view`` (compact, unrolled, zoom), ``labels`` (letters, indexed),
             ``equations`` (bool).
         """
-        from .render import render
+        from .render import render  # lazy: graphviz is imported only to draw
 
         render(self.model(model), path, **options)
         return Path(path)
@@ -71,7 +71,7 @@ class Program:
         return compile_program(self, model, device)
 
     def _repr_svg_(self) -> str:
-        from .render import svg
+        from .render import svg  # lazy: graphviz is imported only to draw
 
         return svg(self.model())
 

@@ -20,10 +20,9 @@ the violations as readable lines, so a failing test is a to-do list. The rules:
 6. no ``isinstance(…, ast.…)`` on the syntax tree (``dtg.syntax.ast``) outside the front end.
 
 The rules run on synthetic trees (a deliberate circle, an oversize module, a bad import…) and on
-the pre-refactor commit 09b2905 in the tests named ``test_rule_…``; those must pass. The tests on
-the real tree that still fail are marked ``xfail(strict=True)`` while issue 17 is under way: their
-failure message is the to-do list; remove a marker when its item lands (strict: an unexpected
-pass fails, so a marker cannot outlive its item).
+the pre-refactor commit 09b2905 in the tests named ``test_rule_…``; the tests on the real tree
+hold the layout issue 17 reached. A failure message lists every violation (module, line, the
+circle's files).
 """
 
 from __future__ import annotations
@@ -1042,7 +1041,6 @@ def test_no_import_circles() -> None:
     assert not found, _report("import circles", found)
 
 
-@pytest.mark.xfail(reason="issue 17: function-local imports only for heavy deps", strict=True)
 def test_function_local_imports_say_why() -> None:
     found = unjustified_local_imports(ROOT)
     words = ", ".join(repr(w) for w in REASON_WORDS)

@@ -17,11 +17,11 @@ __all__ = ["lower", "emit_pyro"]
 
 def __getattr__(name: str) -> Any:
     if name == "lower":
-        from .pyro import lower
+        from .pyro import lower  # heavy: imports pyro and torch
 
         return lower
     if name == "emit_pyro":
-        from .pyro_source import emit_pyro
+        from .pyro_source import emit_pyro  # heavy: imports torch (through the nets)
 
         return emit_pyro
     raise AttributeError(f"module 'dtg.backends' has no attribute '{name}'")

@@ -11,6 +11,10 @@ from torch import nn
 
 from ..errors import DtgRuntimeError
 from ..ir import ObjectiveKind
+from .balance import Balance
+from .denoising import Denoising
+from .finetune import PolicyGradient, RelativeTB
+from .masking import Masking
 
 __all__ = ["build_objective"]
 
@@ -20,15 +24,11 @@ def build_objective(model: Any) -> nn.Module:
     kind = model.ir.objective.kind
     options = model.ir.objective.options
     if kind is ObjectiveKind.DENOISING:
-        from .denoising import Denoising
-
         return Denoising(model.destroy, model.generate, model.start, options)
     if kind is ObjectiveKind.MASKING:
-        from .masking import Masking
-
         return Masking(model, options)
     if kind is ObjectiveKind.ELBO:
-        from .elbo import Elbo
+        from .elbo import Elbo  # heavy: imports pyro, needed by ELBO models only
 
         return Elbo(model, options)
     if kind in (
@@ -37,15 +37,9 @@ def build_objective(model: Any) -> nn.Module:
         ObjectiveKind.SUBTB,
         ObjectiveKind.DETAILED_BALANCE,
     ):
-        from .balance import Balance
-
         return Balance(model, kind, options)
     if kind is ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE:
-        from .finetune import RelativeTB
-
         return RelativeTB(model, options)
     if kind is ObjectiveKind.POLICY_GRADIENT:
-        from .finetune import PolicyGradient
-
         return PolicyGradient(model, options)
     raise DtgRuntimeError(f"objective {kind.value} cannot be compiled yet")

@@ -12,6 +12,7 @@ import graphviz
 
 from ..ir import ModelIR
 from .scene import ROWS, Diagram, Edge, Node, as_model, build
+from .zoom import zoom_digraph
 
 __all__ = ["to_digraph", "to_dot", "diagram_to_digraph", "HARPOON", "ARROW"]
 
@@ -125,8 +126,6 @@ def to_digraph(ir: ModelIR, view: str = "compact", labels: str = "letters") -> g
     """
     ir = as_model(ir)
     if view == "zoom":
-        from .zoom import zoom_digraph
-
         return zoom_digraph(ir, labels=labels)
     return diagram_to_digraph(build(ir, view, labels))
 

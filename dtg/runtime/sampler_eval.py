@@ -27,7 +27,7 @@ def wasserstein2(x: torch.Tensor, y: torch.Tensor) -> float:
     :param x: ``[n, d]`` points; :param y: ``[n, d]`` points.
     :returns: the distance: the root mean squared length of the optimal matching's pairs.
     """
-    from scipy.optimize import linear_sum_assignment  # scipy.optimize takes ~1 s to import
+    from scipy.optimize import linear_sum_assignment  # heavy: scipy.optimize takes ~1 s to import
 
     a, b = x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy()
     cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
