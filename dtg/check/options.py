@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..errors import (
@@ -17,6 +16,7 @@ from ..ir import (
     ObjectiveKind,
     ObjectiveSpec,
 )
+from ..ir.options import OptionValueError, check_option
 from ..syntax import ast
 from .declarations import option_value
 from .exprs import ExprChecker
@@ -68,40 +68,16 @@ def check_options(
 
 
 def _option(name: str, value: Any, spec: OptionSpec, what: str, span: Span, source: str) -> Any:
-    def bad(expected: str) -> DtgTypeError:
-        return DtgTypeError(
-            f"{what} option '{name}' must be {expected}, got {value!r}", span, source
-        )
-
-    if spec.kind == "choice":
-        if value not in spec.choices:
-            hint = did_you_mean(str(value), spec.choices)
-            raise DtgTypeError(
-                f"{what} option '{name}' must be one of {', '.join(spec.choices)}, got {value!r}",
-                span,
-                source,
-                hints=[hint] if hint else [],
-            )
-        return spec.enum(value) if spec.enum is not None else value
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad("a number")
-    if spec.kind == "int":
-        if not float(value).is_integer():
-            raise bad("a whole number")
-        value = int(value)
-        if abs(value) >= 2**63:  # torch and numpy take 64-bit integers
-            raise bad("a whole number below 2^63")
-    if isinstance(value, float) and not math.isfinite(value):  # a Python int is always finite
-        raise bad("finite")
-    if spec.low is not None and (value < spec.low or (spec.open_low and value <= spec.low)):
-        raise bad(f"{'>' if spec.open_low else '≥'} {spec.low:g}")
-    if spec.high is not None and value > spec.high:
-        raise bad(f"≤ {spec.high:g}")
-    return value
+    """``value`` checked by the one option validator, its refusal located at ``span``."""
+    try:
+        return check_option(spec, value)
+    except OptionValueError as error:
+        raise DtgTypeError(
+            f"{what} option '{name}' must be {error.expected}, got {value!r}",
+            span,
+            source,
+            hints=[error.hint] if error.hint else [],
+        ) from None
 
 
 def check_objective(

@@ -7,13 +7,17 @@ This is the one table every stage reads: the checker validates ``.dtg`` options 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import did_you_mean
 from .model import ObjectiveKind, Role
 
 __all__ = [
     "OptionSpec",
+    "OptionValueError",
+    "check_option",
     "OBJECTIVE_OPTIONS",
     "TRAIN_OPTIONS",
     "Weight",
@@ -100,6 +104,57 @@ class OptionSpec:
     open_low: bool = False
     high: float | None = None
     doc: str = ""
+
+
+class OptionValueError(ValueError):
+    """A value an option does not accept.
+
+    :param expected: what the option takes, as words after "must be" (``"a whole number"``).
+    :param hint: a suggestion (the choice probably meant), or ``None``.
+    """
+
+    def __init__(self, expected: str, hint: str | None = None) -> None:
+        super().__init__(expected)
+        self.expected, self.hint = expected, hint
+
+
+def check_option(spec: OptionSpec, value: Any) -> Any:
+    """The one validator of option values: ``.dtg`` options (the checker adds the location) and
+    ``--set``/keyword train options (the runtime adds the option's name) both come here.
+
+    :param spec: the option's table entry.
+    :param value: a number, bool or name.
+    :returns: the value as the option holds it (a mode enum for choices, ``int`` for whole
+        numbers).
+    :raises OptionValueError: naming what the option takes.
+    """
+    if spec.kind == "choice":
+        if value not in spec.choices:
+            raise OptionValueError(
+                "one of " + ", ".join(spec.choices), did_you_mean(str(value), spec.choices)
+            )
+        return spec.enum(value) if spec.enum is not None else value
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise OptionValueError("true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OptionValueError("a number")
+    if spec.kind == "int":
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionValueError("a whole number")
+        if not float(value).is_integer():
+            raise OptionValueError("a whole number")
+        value = int(value)
+        if abs(value) >= 2**63:  # torch and numpy take 64-bit integers
+            raise OptionValueError("a whole number below 2^63")
+    if isinstance(value, float) and not math.isfinite(value):  # a Python int is always finite
+        raise OptionValueError("finite")
+    if spec.low is not None and (value < spec.low or (spec.open_low and value <= spec.low)):
+        raise OptionValueError(f"{'>' if spec.open_low else '≥'} {spec.low:g}")
+    if spec.high is not None and value > spec.high:
+        raise OptionValueError(f"≤ {spec.high:g}")
+    return value
 
 
 def _num(default: float | None, low: float | None = 0.0, open_low: bool = True, high=None, doc=""):

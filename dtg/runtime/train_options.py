@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from ..errors import DtgRuntimeError, did_you_mean
-from ..ir.options import TRAIN_OPTIONS
+from ..ir.options import TRAIN_OPTIONS, OptionValueError, check_option
 
 __all__ = ["OptionError", "coerce_option", "resolve_options"]
 
@@ -50,17 +50,14 @@ def coerce_option(key: str, value: Any) -> int | float:
         number = math.nan
     if not math.isfinite(number):
         raise OptionError(f"train option '{key}' must be a finite number, got {value!r}")
-    if spec.kind == "int":
-        if not number.is_integer():
-            raise OptionError(f"train option '{key}' must be a whole number, got {value!r}")
-        number = int(number)
-    if spec.low is not None and (number < spec.low or (spec.open_low and number <= spec.low)):
-        raise OptionError(
-            f"train option '{key}' must be {'>' if spec.open_low else '≥'} {spec.low:g}, got {value}"
-        )
-    if spec.high is not None and number > spec.high:
-        raise OptionError(f"train option '{key}' must be ≤ {spec.high:g}, got {value}")
-    return number
+    if spec.kind == "int" and number.is_integer():
+        number = int(number)  # exactly, also above 2^53, for the range check
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            number = int(value)
+    try:
+        return check_option(spec, number)
+    except OptionValueError as error:
+        raise OptionError(f"train option '{key}' must be {error.expected}, got {value}") from None
 
 
 def resolve_options(
