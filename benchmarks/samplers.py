@@ -826,7 +826,7 @@ def main() -> None:
     import dtg.objectives  # noqa: F401
     import dtg.backends.torch  # noqa: F401
     import dtg.runtime.sampler_eval  # noqa: F401
-    import dtg.targets  # noqa: F401
+    import dtg.targets.densities  # noqa: F401
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     start = time.perf_counter()
