@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..targets import TARGETS
 from .errors import usage
 from .files import write_atomic
 from .models import add_checkpoint_arguments, add_model_arguments, restore
@@ -25,7 +26,6 @@ def _reference(model: Any, n: int, seed: int) -> Any:
     import torch  # heavy: torch itself
 
     from ..runtime.train import DATA_SPLIT_SEED  # heavy: imports torch
-    from ..targets import TARGETS  # heavy: imports torch
 
     if model.needs_data:
         return model.dataset(DATA_SPLIT_SEED).test[:n]
