@@ -55,6 +55,7 @@ from .objectives import (
 )
 from .options import check_objective, check_options
 from .scope import CHANNELS, CONSTANT_NAMES, REDUCTIONS, SCALAR, Scope
+from .sympy_fold import SympyFold
 
 __all__ = ["check_module", "check_model", "MAX_STEPS"]
 
@@ -253,8 +254,11 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         schedule_defs[name] = ScheduleDef(
             name, tuple(schedule.params), body, expr_to_source(schedule.body), schedule.span
         )
+    # Tabulated once every schedule is lowered: a schedule may call one defined after it.
+    for name, schedule in schedules.items():
         if len(schedule.params) == 1:
-            expr = builder.build(schedule.body, {schedule.params[0]: symbolic.T_SYMBOL})
+            fold = SympyFold(steps, schedule_defs, params={schedule.params[0]: symbolic.T_SYMBOL})
+            expr = fold.fold(schedule_defs[name].body)
             schedule_exprs[name] = expr
             schedule_tables[name] = symbolic.table(expr, steps)
             if not np.isfinite(schedule_tables[name][1:]).any():
@@ -287,6 +291,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
     kernels = KernelChecker(
         model, statements, space, steps, steps_name, message_name, builder, scope, source
     )
+    kernels.schedule_defs = schedule_defs
     destroy, level_space = kernels.destroy()
     start = kernels.start(destroy, level_space)
     generate = kernels.generate(destroy, level_space)

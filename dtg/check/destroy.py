@@ -77,10 +77,8 @@ class DestroyKernels(KernelBase):
                 "the std must be a scalar or have the mean's shape",
             )
         nets = tuple(dict.fromkeys(first.nets_called))
-        prev = {T - 1: symbolic.X_PREV}
-        builder = self._builder(prev)
-        mean = builder.build(args["mean"])
-        std = builder.build(args["std"])
+        mean = self.sympy(lowered["mean"], {"prev": symbolic.X_PREV})
+        std = self.sympy(lowered["std"], {"prev": symbolic.X_PREV})
         params: dict[str, Any] = {"mean": mean, "std": std}
         tables: dict[str, np.ndarray] = {}
         a = symbolic.linear_coefficient(mean) if level_space == self.space else None
@@ -138,7 +136,7 @@ class DestroyKernels(KernelBase):
                 f"the keep probability of {call.func} cannot use nets",
                 args["keep"].span,
             )
-        keep = self.builder.build(args["keep"])
+        keep = self.sympy(lowered["keep"])
         if keep.has(symbolic.X_PREV):
             raise self.err(
                 DtgTypeError, "the keep probability cannot depend on the message", args["keep"].span

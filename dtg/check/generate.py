@@ -90,8 +90,8 @@ class GenerateKernels(KernelBase):
                         f"the start's {name} is {space}, but {self.message}[{self.steps_name}] is {level_space}",
                         args[name].span,
                     )
-            mean = self.builder.build(args["mean"])
-            std = self.builder.build(args["std"])
+            mean = self.sympy(lowered["mean"])
+            std = self.sympy(lowered["std"])
             for name, expr in (("mean", mean), ("std", std)):
                 if expr.free_symbols:
                     raise self.err(
@@ -208,8 +208,8 @@ class GenerateKernels(KernelBase):
                     f"the std is {std_space}, but {self.message}[t-1] is {output}",
                     args["std"].span,
                 )
-            builder = self._builder({T: symbolic.X_NEXT})
-            mean, std = builder.build(args["mean"]), builder.build(args["std"])
+            levels = {"next": symbolic.X_NEXT}
+            mean, std = self.sympy(lowered["mean"], levels), self.sympy(lowered["std"], levels)
             return Channel(
                 Direction.GENERATE,
                 Family.NORMAL,

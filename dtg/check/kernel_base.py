@@ -15,6 +15,7 @@ from ..syntax import ast
 from . import symbolic
 from .exprs import ExprChecker
 from .scope import Scope
+from .sympy_fold import SympyFold
 
 __all__ = ["KernelBase", "T"]
 
@@ -45,6 +46,11 @@ class KernelBase:
         self.builder = builder
         self.scope = scope
         self.source = source
+        self.schedule_defs: dict[str, Any] = {}  # set by the checker once schedules are lowered
+
+    def sympy(self, expr: Any, levels: dict[str, sp.Symbol] | None = None) -> sp.Expr:
+        """A lowered IR expression as sympy (``levels``: level key → the symbol it stands for)."""
+        return SympyFold(self.steps, self.schedule_defs, levels).fold(expr)
 
     # ------------------------------------------------------------------ helpers
     def err(self, cls, message: str, span: Span, *hints: str):
@@ -141,7 +147,3 @@ class KernelBase:
                 "check for a division by zero or the log/sqrt of a non-positive number there",
             )
         return values
-
-    def _builder(self, levels: dict) -> symbolic.SympyBuilder:
-        b = self.builder
-        return symbolic.SympyBuilder(b.steps, b.steps_name, b.schedules, b.message, levels, b.nets)
