@@ -823,8 +823,8 @@ def main() -> None:
             tmp.replace(args.out)
 
     # Import everything dtg imports lazily now, so that a long run is not affected by later edits.
-    import dtg.objectives  # noqa: F401
     import dtg.backends.torch  # noqa: F401
+    import dtg.objectives  # noqa: F401
     import dtg.runtime.sampler_eval  # noqa: F401
     import dtg.targets.densities  # noqa: F401
 
