@@ -102,14 +102,7 @@ class TorchEmitter(ir.ExprFold[Emitted]):
 
     def index(self, node: ir.Index, base: Emitted) -> Emitted:
         code, kind = self._wrap(base, _ATOM)
-        parts = [":"] if isinstance(kind, int) else []
-        for item in node.items:
-            if isinstance(item, slice):
-                start = "" if item.start is None else str(item.start)
-                stop = "" if item.stop is None else str(item.stop)
-                parts.append(f"{start}:{stop}")
-            else:
-                parts.append(str(item))
+        parts = ([":"] if isinstance(kind, int) else []) + node.item_texts()
         drop = sum(not isinstance(i, slice) for i in node.items)
         return f"{code}[{', '.join(parts)}]", kind - drop if isinstance(kind, int) else kind, _ATOM
 

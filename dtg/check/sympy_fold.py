@@ -75,14 +75,7 @@ class SympyFold(ir.ExprFold[sp.Expr]):
         return sp.Function("vector")(*items)
 
     def index(self, node: ir.Index, base: sp.Expr) -> sp.Expr:
-        parts = []
-        for item in node.items:
-            if isinstance(item, slice):
-                start = "" if item.start is None else str(item.start)
-                stop = "" if item.stop is None else str(item.stop)
-                parts.append(f"{start}:{stop}")
-            else:
-                parts.append(str(item))
+        parts = node.item_texts()
         return sp.Function(f"({base})[{', '.join(parts)}]")(*base.free_symbols)
 
     def schedule_call(self, node: ir.ScheduleCall, *args: sp.Expr) -> sp.Expr:

@@ -262,6 +262,18 @@ class Index(Expr):
     def children(self) -> tuple[Expr, ...]:
         return (self.base,)
 
+    def item_texts(self) -> list[str]:
+        """Each item as written: ``0``, ``0:2``, ``:3``."""
+        texts = []
+        for item in self.items:
+            if isinstance(item, slice):
+                start = "" if item.start is None else str(item.start)
+                stop = "" if item.stop is None else str(item.stop)
+                texts.append(f"{start}:{stop}")
+            else:
+                texts.append(str(item))
+        return texts
+
 
 @dataclass(frozen=True)
 class Vector(Expr):

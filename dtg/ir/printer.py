@@ -84,15 +84,7 @@ class _Printer(ExprFold[Printed]):
         return f"{node.fn.value}({', '.join(a[0] for a in args)})", _ATOM
 
     def index(self, node: Index, base: Printed) -> Printed:
-        items = []
-        for item in node.items:
-            if isinstance(item, slice):
-                start = "" if item.start is None else str(item.start)
-                stop = "" if item.stop is None else str(item.stop)
-                items.append(f"{start}:{stop}")
-            else:
-                items.append(str(item))
-        return f"{_wrap(base, _ATOM)}[{', '.join(items)}]", _ATOM
+        return f"{_wrap(base, _ATOM)}[{', '.join(node.item_texts())}]", _ATOM
 
     def vector(self, node: Vector, *items: Printed) -> Printed:
         return "[" + ", ".join(i[0] for i in items) + "]", _ATOM
