@@ -7,7 +7,7 @@ from typing import Any
 
 import sympy as sp
 
-from ..data import DataError, bind_options, check_source
+from ..data import DataError, bind_source
 from ..errors import (
     DtgCheckError,
     DtgDataError,
@@ -192,13 +192,11 @@ def check_data_source(
         kwargs = {k.name: option_value(k.value, checker) for k in call.kwargs}
         if space.kind == "time":
             raise DtgTypeError("data cannot have the space 'time'", declaration.span, source)
-        options = bind_options(call.func, args, kwargs)
-        check_source(call.func, options, space)
+        return bind_source(call.func, args, kwargs, space, call.span)
     except DataError as error:
         raise DtgDataError(
             error.message, call.span, source, hints=[error.hint] if error.hint else []
         ) from None
-    return DataSourceSpec(call.func, dict(options), call.span)
 
 
 def check_reward(
