@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,14 +34,11 @@ class Env:
     :param t: the level of each example, ``[B]`` float (or a 0-dim tensor).
     :param levels: level key (:attr:`dtg.ir.expr.Level.key`: ``"prev"`` = x[t-1], ``"next"`` =
         x[t], ``"zero"`` = x[0]) → tensor ``[B, *space]``.
-    :param params: values of a schedule's parameters while its body is evaluated.
     """
 
     batch: int
     t: Tensor
     levels: dict[str, Tensor] = field(default_factory=dict)
-    params: dict[str, Tensor] = field(default_factory=dict)
-    cache: dict[int, Any] = field(default_factory=dict)
 
 
 Closure = Callable[[Env], Tensor]
@@ -93,6 +89,7 @@ class ExprCompiler(ir.ExprFold[Closure]):
         self.nets = nets
         self.device = device
         self._steps = self.constant(model.steps)
+        self._bound: dict[str, Closure] = {}  # a schedule's parameters while its body is folded
 
     def constant(self, value: float) -> Tensor:
         # float64 0-dim constants: combined with batched tensors they take the batch's dtype
@@ -117,8 +114,7 @@ class ExprCompiler(ir.ExprFold[Closure]):
         raise DtgRuntimeError("per-position parameters cannot be compiled yet")
 
     def var(self, node: ir.Var) -> Closure:
-        name = node.name
-        return lambda env: env.params[name]
+        return self._bound[node.name]
 
     def level_ref(self, node: ir.LevelRef) -> Closure:
         key = node.level.key
@@ -152,15 +148,14 @@ class ExprCompiler(ir.ExprFold[Closure]):
 
     # ------------------------------------------------------------------ calls
     def schedule_call(self, node: ir.ScheduleCall, *args: Closure) -> Closure:
+        # Inlined at compile time: the body's parameters become the argument closures, so a
+        # call costs nothing at run time (no environment per call, as in the level loop of TB).
         definition = self.ir.schedule_defs[node.name]
-        body = self.fold(definition.body)
-        params = definition.params
-
-        def schedule(env: Env) -> Tensor:
-            values = dict(zip(params, (a(env) for a in args), strict=True))
-            return body(Env(env.batch, env.t, env.levels, values))
-
-        return schedule
+        outer, self._bound = self._bound, dict(zip(definition.params, args, strict=True))
+        try:
+            return self.fold(definition.body)
+        finally:
+            self._bound = outer
 
     def call(self, node: ir.Call, *args: Closure) -> Closure:
         fn = node.fn
