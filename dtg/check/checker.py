@@ -213,7 +213,6 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         steps_name,
         {n: (s.params, s.body) for n, s in schedules.items()},
         message_name,
-        nets=frozenset(nets),
     )
 
     schedule_params = {n: s.params for n, s in schedules.items()}  # built once: shared, read-only
@@ -289,9 +288,9 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         )
 
     kernels = KernelChecker(
-        model, statements, space, steps, steps_name, message_name, builder, scope, source
-    )
-    kernels.schedule_defs = schedule_defs
+        model, statements, space, steps, steps_name, message_name, builder, scope, source,
+        schedule_defs,
+    )  # fmt: skip
     destroy, level_space = kernels.destroy()
     start = kernels.start(destroy, level_space)
     generate = kernels.generate(destroy, level_space)

@@ -18,6 +18,7 @@ from ..ir import Space
 from ..ir import expr as ir
 from ..syntax import ast
 from .calls import CallLowering
+from .collect import walk_syntax
 from .scope import CONSTANT_NAMES, SCALAR, VALUE_NAMES, Scope
 from .symbolic import MATH_FUNCTIONS, T_SYMBOL
 
@@ -248,24 +249,8 @@ class ExprChecker(CallLowering):
                 )
 
 def names_in(node: ast.Expr) -> list[ast.Name]:
-    out: list[ast.Name] = []
-    stack: list[object] = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, ast.Name):
-            out.append(item)
-        elif isinstance(item, ast.Binary):
-            stack += [item.left, item.right]
-        elif isinstance(item, ast.Unary):
-            stack.append(item.operand)
-        elif isinstance(item, ast.Call):
-            stack += list(item.args) + [k.value for k in item.kwargs]
-        elif isinstance(item, ast.Subscript):
-            stack.append(item.base)
-            stack += list(item.indices)
-        elif isinstance(item, ast.Vector):
-            stack += list(item.items)
-    return out
+    """Every name written in ``node`` (a level index, when checking what it may use)."""
+    return [item for item in walk_syntax(node) if isinstance(item, ast.Name)]
 
 
 def level_of(level: sp.Expr) -> ir.Level:

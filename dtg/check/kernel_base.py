@@ -36,6 +36,7 @@ class KernelBase:
         builder: symbolic.SympyBuilder,
         scope: Callable[..., Scope],
         source: str,
+        schedule_defs: dict[str, Any],
     ) -> None:
         self.model = model
         self.statements = statements
@@ -46,7 +47,7 @@ class KernelBase:
         self.builder = builder
         self.scope = scope
         self.source = source
-        self.schedule_defs: dict[str, Any] = {}  # set by the checker once schedules are lowered
+        self.schedule_defs = schedule_defs  # the lowered schedules, for the sympy fold
 
     def sympy(self, expr: Any, levels: dict[str, sp.Symbol] | None = None) -> sp.Expr:
         """A lowered IR expression as sympy (``levels``: level key → the symbol it stands for)."""

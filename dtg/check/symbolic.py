@@ -74,15 +74,15 @@ CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
 
 
 class SympyBuilder:
-    """Translate AST expressions to sympy, given what each name means.
+    """Read a level index of the syntax (``x[t-1]``, ``x[T]``, ``x[0]``) as sympy in ``t``.
+
+    Only level indices are read from the syntax, before their expression is lowered; every
+    other expression is built from the IR (:class:`dtg.check.sympy_fold.SympyFold`).
 
     :param steps: the value of ``T``.
     :param steps_name: the name ``T`` was declared with.
     :param schedules: schedule name → (parameter names, body AST), inlined at each call.
-    :param levels: level index (as sympy, in ``t``) → the symbol standing for that level's
-        elements, e.g. ``{t - 1: X_PREV}`` inside a destruction kernel.
     :param message: the message's name (``x``).
-    :param nets: net names; a net call becomes an opaque function ``net_NAME(…)``.
     """
 
     def __init__(
@@ -91,20 +91,11 @@ class SympyBuilder:
         steps_name: str,
         schedules: dict[str, tuple[tuple[str, ...], ast.Expr]],
         message: str | None = None,
-        levels: dict[Any, sp.Symbol] | None = None,
-        nets: frozenset[str] = frozenset(),
     ) -> None:
         self.steps = steps
         self.steps_name = steps_name
         self.schedules = schedules
         self.message = message
-        self.levels = levels or {}
-        self.nets = nets
-
-    def build(self, node: ast.Expr, env: dict[str, sp.Expr] | None = None) -> sp.Expr:
-        """The sympy expression for ``node``; ``env`` binds parameter names (``t`` → ``T_SYMBOL``)."""
-        env = env if env is not None else {"t": T_SYMBOL}
-        return self._build(node, env)
 
     def index(self, node: ast.Expr) -> sp.Expr:
         """A level index (``t-1``, ``T``, ``0``) as a sympy expression in ``t``."""
@@ -135,11 +126,7 @@ class SympyBuilder:
                 and node.base.id == self.message
                 and len(node.indices) == 1
             ):
-                level = self.index(node.indices[0])
-                for key, symbol in self.levels.items():
-                    if sp.simplify(level - key) == 0:
-                        return symbol
-                return sp.Symbol(f"x[{level}]")
+                return sp.Symbol(f"x[{self.index(node.indices[0])}]")
             base = self._build(node.base, env)
             parts = [self._slice_text(i, env) for i in node.indices]
             return sp.Function(f"({base})[{', '.join(parts)}]")(*base.free_symbols)
@@ -157,8 +144,7 @@ class SympyBuilder:
                 total = _guarded(lambda *a: sp.Add(*a), *items)
                 return total if node.func == "sum" else _guarded(_divide, total, len(items))
             kwargs = [self._build(k.value, env) for k in node.kwargs]
-            prefix = "net_" if node.func in self.nets else ""
-            return sp.Function(f"{prefix}{node.func}")(*args, *kwargs)
+            return sp.Function(node.func)(*args, *kwargs)
         if isinstance(node, ast.Vector):
             return sp.Function("vector")(*[self._build(i, env) for i in node.items])
         if isinstance(node, ast.String):

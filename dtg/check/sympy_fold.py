@@ -17,8 +17,8 @@ __all__ = ["SympyFold"]
 
 
 class SympyFold(ir.ExprFold[sp.Expr]):
-    """Translate typed IR expressions to sympy: the same trees :class:`SympyBuilder` makes from
-    the syntax, for the algebra (linearity, telescoping) and the float64 tables.
+    """Translate typed IR expressions to sympy, for the algebra (linearity, telescoping) and
+    the float64 tables (the trees the syntax-based builder made before the IR existed).
 
     :param steps: the value of ``T``.
     :param schedules: the model's schedule definitions, inlined at each call.
