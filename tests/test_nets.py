@@ -17,7 +17,6 @@ from dtg.ir.space import Space
 from dtg.nets import (
     MAX_PARAMETERS,
     NetConfigError,
-    Signature,
     build_net,
     count_parameters,
     sinusoidal_embedding,
@@ -236,16 +235,11 @@ def test_module_moves_with_to():
 # ---------------------------------------------------------------- the torch-free half
 
 
-def test_signature_is_the_one_space_type():
-    assert Signature is Space
-    assert Signature("real", (2,)) == REAL2
-
-
 def test_spec_imports_without_torch():
     """The checker's half of dtg.nets (and dtg.targets, dtg.plugins) leaves torch unloaded."""
     code = (
         "import sys; import dtg.nets, dtg.targets, dtg.plugins; "
-        "from dtg.nets import count_parameters, NetConfigError, MAX_PARAMETERS, Signature; "
+        "from dtg.nets import count_parameters, NetConfigError, MAX_PARAMETERS; "
         "print(sorted(m for m in ('torch', 'pyro') if m in sys.modules))"
     )
     done = subprocess.run(

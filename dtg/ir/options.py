@@ -141,9 +141,7 @@ def check_option(spec: OptionSpec, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionValueError("a number")
     if spec.kind == "int":
-        if isinstance(value, float) and not math.isfinite(value):
-            raise OptionValueError("a whole number")
-        if not float(value).is_integer():
+        if not float(value).is_integer():  # nan and ±inf are not whole numbers either
             raise OptionValueError("a whole number")
         value = int(value)
         if abs(value) >= 2**63:  # torch and numpy take 64-bit integers

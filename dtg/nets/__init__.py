@@ -30,20 +30,11 @@ __all__ = [
     "MAX_PARAMETERS",
     "TIME_SCALE",
     "NetConfigError",
-    "Signature",
     "Space",
     "build_net",
     "count_parameters",
     "sinusoidal_embedding",
 ]
-
-Signature = Space
-"""The old name of a net's input or output type, now the one :class:`~dtg.ir.space.Space`.
-
-Kept for the call sites that still construct ``Signature(kind, shape, vocab)`` (the checker,
-``runtime/compiled.py``, ``objectives/balance.py`` and the source ``backends/pyro_source.py``
-emits); new code uses :class:`Space`.
-"""
 
 #: The torch-backed names, imported on first access.
 _LAZY = frozenset({"build_net", "sinusoidal_embedding", "TIME_SCALE"})

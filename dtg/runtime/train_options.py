@@ -50,10 +50,6 @@ def coerce_option(key: str, value: Any) -> int | float:
         number = math.nan
     if not math.isfinite(number):
         raise OptionError(f"train option '{key}' must be a finite number, got {value!r}")
-    if spec.kind == "int" and number.is_integer():
-        number = int(number)  # exactly, also above 2^53, for the range check
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            number = int(value)
     try:
         return check_option(spec, number)
     except OptionValueError as error:
