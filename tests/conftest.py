@@ -33,3 +33,15 @@ def example_paths() -> list[Path]:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: small nets run faster and steadier on a shared 2-core machine, and
+    reductions round as when the regression record was made (threads split them differently)."""
+    import torch  # heavy: only the tests that ask for this fixture need torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -275,15 +275,6 @@ model mdlm_small {
 """
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: small nets run faster, and far steadier on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_training_mdlm_lowers_bits_per_token(one_thread) -> None:
     before, after = train_bits(MDLM_SMALL, steps=150)
     assert before > math.log2(17) - 0.3

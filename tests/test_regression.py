@@ -179,13 +179,6 @@ def compare(example: str, recorded: dict[str, Any], now: dict[str, Any]) -> Repo
 
 
 # ------------------------------------------------------------------ the record holds
-@pytest.fixture
-def one_thread():
-    """The record was made on one thread: reductions split across threads round differently."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("example", sorted(RECORD))
