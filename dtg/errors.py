@@ -31,6 +31,8 @@ __all__ = [
     "DtgObjectiveError",
     "DtgDataError",
     "DtgRuntimeError",
+    "DtgOutputError",
+    "output_error",
     "did_you_mean",
 ]
 
@@ -140,6 +142,22 @@ class DtgDataError(DtgError):
 
 class DtgRuntimeError(DtgError):
     """A failure while training or sampling that the user can act on (NaN, missing checkpoint…)."""
+
+
+class DtgOutputError(DtgError):
+    """A file dtg was asked to write cannot be written (read-only folder, full disk, a link …)."""
+
+
+def output_error(path: object, reason: OSError | str) -> DtgOutputError:
+    """The one error for an output that cannot be written: it names the path and the OS reason.
+
+    :param path: the file or folder dtg tried to write.
+    :param reason: the :class:`OSError` met (its ``strerror`` is shown), or a sentence.
+    :returns: the error, for the caller to raise (``from None``: the OS reason is in the text).
+    """
+    if isinstance(reason, OSError):
+        reason = reason.strerror or str(reason)
+    return DtgOutputError(f"cannot write {path}: {reason}")
 
 
 def _display_width(text: str) -> int:
