@@ -2,13 +2,19 @@
 
 The checks: what is written reads back; a writer that raises (or is interrupted) leaves the old
 file byte for byte and no temporary file; a process killed in the middle of a write leaves the
-old file and a temporary that :func:`remove_stale_temporaries` clears; permissions are kept;
-and the module runs without torch.
+old file and a temporary that :func:`remove_stale_temporaries` clears; permissions are kept or
+follow the umask; a link, a folder, a device, a named pipe or a socket is never replaced; every
+failure to write (a missing or read-only folder, a path under a file, a full disk) is one
+:class:`~dtg.errors.DtgOutputError` naming the path and the OS reason, with the old file intact;
+and the module runs without torch. The command-line side is in ``tests/test_outputs.py``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +22,35 @@ from types import SimpleNamespace
 
 import pytest
 
-import dtg.atomic
-from dtg.atomic import atomic_writer, remove_stale_temporaries, write_atomic
+from dtg.atomic import (
+    atomic_writer,
+    make_folder,
+    open_append,
+    remove_stale_temporaries,
+    write_atomic,
+)
+from dtg.errors import DtgOutputError
 
 OLD = b"old contents\n" * 100
-#: Python that loads dtg/atomic.py as ``module`` by itself (not through the package).
-LOAD_ALONE = (
-    "import importlib.util, os, sys\n"
-    f"spec = importlib.util.spec_from_file_location('atomic', {dtg.atomic.__file__!r})\n"
-    "module = importlib.util.module_from_spec(spec)\n"
-    "spec.loader.exec_module(module)\n"
-)
+#: Python that imports dtg.atomic as ``module`` (in a child process).
+LOAD_ALONE = "import os, sys\nimport dtg.atomic as module\n"
+
+
+def permissions_enforced(folder: Path) -> bool:
+    """Whether a read-only folder refuses a new file here (not for root, nor with
+    CAP_DAC_OVERRIDE): the read-only cases only mean something where it does."""
+    probe = folder / "probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        (probe / "x").touch()
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o755)
+        (probe / "x").unlink(missing_ok=True)
+        probe.rmdir()
+    return False
 
 
 def names(folder: Path) -> list[str]:
@@ -89,26 +113,38 @@ def test_a_killed_writer_leaves_the_old_file_and_a_temporary_to_clean(tmp_path: 
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_permissions_are_kept_or_follow_the_umask(tmp_path: Path) -> None:
+def test_permissions_are_kept(tmp_path: Path) -> None:
     kept = tmp_path / "kept.dtg"
     kept.write_text("old")
     kept.chmod(0o640)
     write_atomic(kept, "new")
     assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "new"
-    umask = os.umask(0o022)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize(("umask", "expected"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_files_follow_the_umask(tmp_path: Path, umask: int, expected: int) -> None:
+    saved = os.umask(umask)
     try:
         write_atomic(tmp_path / "fresh.txt", "x")
+        with open_append(tmp_path / "log.jsonl") as log:
+            log.write("{}\n")
         reference = tmp_path / "reference.txt"
         reference.write_text("x")  # what a plain open(…, "w") gives
     finally:
-        os.umask(umask)
-    fresh_mode = (tmp_path / "fresh.txt").stat().st_mode & 0o777
-    assert fresh_mode == reference.stat().st_mode & 0o777 == 0o644
+        os.umask(saved)
+    assert reference.stat().st_mode & 0o777 == expected  # the reference itself
+    assert (tmp_path / "fresh.txt").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "log.jsonl").stat().st_mode & 0o777 == expected
 
 
 def test_bad_calls_are_refused_before_writing(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        write_atomic(tmp_path / "missing" / "a.txt", "x")
+    missing = tmp_path / "missing" / "a.txt"
+    with pytest.raises(DtgOutputError) as info:
+        write_atomic(missing, "x")
+    assert (
+        info.value.message == f"cannot write {missing}: its folder {missing.parent} does not exist"
+    )
     with pytest.raises(ValueError, match="mode 'w' or 'wb'"):
         with atomic_writer(tmp_path / "a.txt", "a"):
             pass
@@ -118,7 +154,7 @@ def test_bad_calls_are_refused_before_writing(tmp_path: Path) -> None:
 
 
 def test_the_module_imports_nothing_heavy() -> None:
-    code = f"{LOAD_ALONE}heavy = {{'torch', 'numpy', 'dtg'}} & set(sys.modules)\nassert not heavy, heavy\n"
+    code = f"{LOAD_ALONE}heavy = {{'torch', 'matplotlib'}} & set(sys.modules)\nassert not heavy, heavy\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
@@ -137,3 +173,185 @@ def test_plots_are_written_atomically(tmp_path: Path) -> None:
         plot_samples(points, space, tmp_path / "old.xyz")
     assert (tmp_path / "old.xyz").read_bytes() == OLD
     assert names(tmp_path) == ["old.xyz", "samples.png"]
+
+
+# ------------------------------------------------------------------ targets that are not files
+
+
+def refused(path: Path, *says: str) -> DtgOutputError:
+    """Writing ``path`` (both ways) raises one DtgOutputError naming it and saying ``says``."""
+    for attempt in (lambda: write_atomic(path, b"new"), lambda: open_append(path)):
+        with pytest.raises(DtgOutputError) as info:
+            attempt()
+        assert info.value.message.startswith(f"cannot write {path}: ")
+        for text in says:
+            assert text in info.value.message
+    return info.value
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX links")
+def test_a_link_is_never_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "real.npy"
+    target.write_bytes(OLD)
+    (tmp_path / "link.npy").symlink_to("real.npy")
+    (tmp_path / "dangling.npy").symlink_to("nowhere.npy")
+    (tmp_path / "device.npy").symlink_to(os.devnull)
+    error = refused(tmp_path / "link.npy", "is a symbolic link to real.npy", "will not replace a")
+    assert "write to the link's target or remove the link" in error.message
+    refused(tmp_path / "dangling.npy", "symbolic link to nowhere.npy (which does not exist)")
+    refused(tmp_path / "device.npy", f"symbolic link to {os.devnull} (a character device)")
+    assert os.readlink(tmp_path / "link.npy") == "real.npy" and target.read_bytes() == OLD
+    assert os.readlink(tmp_path / "dangling.npy") == "nowhere.npy"
+    assert names(tmp_path) == ["dangling.npy", "device.npy", "link.npy", "real.npy"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX special files")
+def test_special_files_are_refused_by_kind_without_opening_them(
+    tmp_path: Path, monkeypatch
+) -> None:
+    os.mkfifo(tmp_path / "pipe")  # opening it for writing would wait for a reader forever
+    (tmp_path / "folder").mkdir()
+    monkeypatch.chdir(tmp_path)  # a socket's path is limited to ~100 bytes: bind a short one
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind("sock")
+        refused(tmp_path / "sock", "is a socket, not a regular file")
+    finally:
+        server.close()
+    refused(tmp_path / "pipe", "is a named pipe (FIFO), not a regular file")
+    refused(tmp_path / "folder", "is a folder, not a file")
+    refused(Path(os.devnull), "is a character device, not a regular file")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # as root, a rename would have replaced it
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
+    assert not [n for n in os.listdir("/dev") if n.startswith(".null.")]
+    assert names(tmp_path) == ["folder", "pipe", "sock"]
+
+
+# ------------------------------------------------------------------ unwritable outputs
+
+
+def test_a_path_under_a_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    for path in (tmp_path / "afile" / "out.npy", tmp_path / "afile" / "run" / "checkpoint.pt"):
+        with pytest.raises(DtgOutputError) as info:
+            write_atomic(path, "x")
+        assert (
+            info.value.message
+            == f"cannot write {path}: {tmp_path / 'afile'} is a file, not a folder"
+        )
+    with pytest.raises(DtgOutputError, match="afile is a file, not a folder"):
+        make_folder(tmp_path / "afile" / "run")
+    with pytest.raises(DtgOutputError) as info:
+        make_folder(tmp_path / "afile")
+    assert info.value.message == f"cannot write {tmp_path / 'afile'}: it is a file, not a folder"
+    assert make_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert make_folder(tmp_path / "a" / "b").is_dir()  # an existing folder is fine
+    assert names(tmp_path) == ["a", "afile"] and (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_read_only_folders_and_files(tmp_path: Path) -> None:
+    if not permissions_enforced(tmp_path):
+        pytest.skip("permission bits are not enforced for this user (root)")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "old.npy").write_bytes(OLD)
+    (tmp_path / "locked.txt").write_bytes(OLD)
+    (tmp_path / "locked.txt").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        for path in (folder / "new.npy", folder / "old.npy"):
+            with pytest.raises(DtgOutputError) as info:
+                write_atomic(path, b"new")
+            assert info.value.message == f"cannot write {path}: Permission denied"
+        with pytest.raises(DtgOutputError, match=r"ro/run: Permission denied"):
+            make_folder(folder / "run")
+        with pytest.raises(DtgOutputError, match=r"ro/new.jsonl: Permission denied"):
+            open_append(folder / "new.jsonl")
+        assert names(folder) == ["old.npy"] and (folder / "old.npy").read_bytes() == OLD
+    finally:
+        folder.chmod(0o755)
+    with pytest.raises(
+        DtgOutputError, match=r"locked.txt: Permission denied \(the file is read-only"
+    ):
+        write_atomic(tmp_path / "locked.txt", b"new")
+    assert (tmp_path / "locked.txt").read_bytes() == OLD
+
+
+def no_space(*args: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["fsync", "write", "replace"])
+def test_a_full_disk_leaves_the_old_file(tmp_path: Path, monkeypatch, where: str) -> None:
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(OLD)
+    if where == "write":  # what file.write (or torch.save into the file) raises on a full disk
+
+        def writer() -> None:
+            with atomic_writer(target) as file:
+                file.write(b"half")
+                no_space()
+
+    else:
+        monkeypatch.setattr(os, where, no_space)
+
+        def writer() -> None:
+            write_atomic(target, b"new" * 1000)
+
+    with pytest.raises(DtgOutputError) as info:
+        writer()
+    monkeypatch.undo()
+    assert info.value.message == f"cannot write {target}: No space left on device"
+    assert target.read_bytes() == OLD and names(tmp_path) == ["checkpoint.pt"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE and SIGXFSZ")
+def test_a_real_write_error_from_the_kernel(tmp_path: Path) -> None:
+    """The file-size limit (``ulimit -f``) makes the kernel fail a write with EFBIG, as a full
+    disk fails it with ENOSPC: the buffered write, the flush or the close meets it."""
+    target = tmp_path / "samples.npy"
+    target.write_bytes(OLD)
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))\n"
+        "from dtg.atomic import write_atomic, open_append\n"
+        "from dtg.errors import DtgOutputError\n"
+        "for attempt in (lambda: write_atomic(sys.argv[1], b'x' * 100_000),\n"
+        "                lambda: open_append(sys.argv[2]).write('y' * 100_000)):\n"
+        "    try:\n"
+        "        attempt()\n"
+        "    except DtgOutputError as error:\n"
+        "        print(error.message)\n"
+    )
+    log = tmp_path / "metrics.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(target), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"cannot write {target}: File too large",
+        f"cannot write {log}: File too large",
+    ]
+    assert target.read_bytes() == OLD
+    assert names(tmp_path) == ["metrics.jsonl", "samples.npy"]
+
+
+def test_appending_reports_a_full_disk_at_the_write(tmp_path: Path, monkeypatch) -> None:
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 1}\n')
+    with open_append(log) as file:
+        file.write('{"step": 2}\n')
+        file.flush()
+        monkeypatch.setattr(os, "write", no_space)
+        with pytest.raises(DtgOutputError) as info:
+            file.write('{"step": 3}\n')
+        monkeypatch.undo()
+    assert file.closed
+    file.close()  # a second close does nothing
+    assert info.value.message == f"cannot write {log}: No space left on device"
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\n'
