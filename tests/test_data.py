@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -327,6 +330,56 @@ def test_error_missing_and_folder(tmp_path: Path) -> None:
     assert "no such file" in e.message and str(tmp_path) in e.message
     (tmp_path / "dir.npy").mkdir()
     assert "folder" in _err(tmp_path, "dir.npy", R2).message
+
+
+def _err_in_time(tmp_path: Path, name: str, space: Space) -> DataError:
+    """:func:`_err`, failing (not hanging) when the load blocks: opening a named pipe for reading
+    waits for a writer, so a loader that opens one before checking what it is never returns."""
+    found: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            _load(tmp_path, name, space)
+        except BaseException as error:  # noqa: BLE001 - handed to the test below
+            found.append(error)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # release the blocked open, then fail
+        os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"loading {name} blocked")
+    assert len(found) == 1 and isinstance(found[0], DataError), found
+    assert name in found[0].message
+    return found[0]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="named pipes, devices and sockets")
+def test_error_special_files_say_what_they_are(tmp_path: Path, monkeypatch) -> None:
+    os.mkfifo(tmp_path / "pipe.npy")
+    os.mkfifo(tmp_path / "pipe.csv")
+    (tmp_path / "null.npy").symlink_to(os.devnull)
+    (tmp_path / "zeros.csv").symlink_to("/dev/zero")
+    (tmp_path / "gone.npy").symlink_to("removed.npy")
+    for name in ("pipe.npy", "pipe.csv"):
+        error = _err_in_time(tmp_path, name, R2)
+        assert error.message == f"{name}: is a named pipe (FIFO), not a data file"
+        assert "regular .npy, .npz, .csv or .pt file" in (error.hint or "")
+    for name in ("null.npy", "zeros.csv", "/dev/null", "/dev/zero"):
+        assert _err(tmp_path, name, R2).message == f"{name}: is a character device, not a data file"
+    assert _err(tmp_path, "gone.npy", R2).message == (
+        "gone.npy: is a symbolic link to removed.npy, which does not exist"
+    )
+    monkeypatch.chdir(tmp_path)  # a socket's path is limited to ~100 bytes: bind a short one
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind("s.npy")
+        assert _err(tmp_path, "s.npy", R2).message == "s.npy: is a socket, not a data file"
+    finally:
+        server.close()
+    np.save(tmp_path / "real.npy", _arr(d=2))  # a link to a regular file is followed
+    (tmp_path / "link.npy").symlink_to("real.npy")
+    assert _load(tmp_path, "link.npy", R2).n_train == 18
 
 
 def test_error_unsupported_and_empty(tmp_path: Path) -> None:

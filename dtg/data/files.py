@@ -3,19 +3,23 @@
 ``.npy``, ``.npz`` (the single array, or ``key``), ``.csv`` (numeric, a non-numeric header row
 is skipped; a row may be flattened to the declared shape) or ``.pt`` (a tensor, or a dict of
 tensors with ``key``; loaded with ``weights_only=True``, never unpickled). The first axis indexes
-rows; each row must have the declared shape. ``path`` is relative to the ``.dtg`` file's folder.
+rows; each row must have the declared shape. ``path`` is relative to the ``.dtg`` file's folder;
+it must name a regular file (a link to one is followed): a folder, a device, a named pipe or a
+socket is refused by its kind, without opening it.
 10% of the rows (at least one) are held out as test, chosen by the seed.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import kind_of
 from ..ir.space import Space, SpaceKind
 from .errors import DataError
 from .readers import READERS, first_line, read_array
@@ -44,21 +48,30 @@ def _resolve(raw: str, base_dir: Path | None) -> Path:
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = (base_dir if base_dir is not None else Path.cwd()) / path
-    if not path.exists():
-        raise DataError(f"{raw}: no such file (looked for {path.absolute()})")
-    if path.is_dir():
-        raise DataError(f"{raw}: is a folder, not a data file")
+    try:
+        status = path.stat()  # never open(): opening a named pipe waits for a writer
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(
+                f"{raw}: is a symbolic link to {os.readlink(path)}, which does not exist"
+            ) from None
+        raise DataError(f"{raw}: no such file (looked for {path.absolute()})") from None
+    except OSError as e:
+        raise DataError(f"{raw}: cannot read: {first_line(e)}") from None
+    kind = kind_of(status.st_mode)
+    if kind is not None:
+        raise DataError(
+            f"{raw}: is {kind}, not a data file",
+            "a data source reads a regular .npy, .npz, .csv or .pt file",
+        )
     suffix = path.suffix.lower()
     if suffix not in READERS and suffix != ".csv":
         raise DataError(
             f"{raw}: unsupported file type {suffix or '(no extension)'!r}",
             "use a .npy, .npz, .csv or .pt file",
         )
-    try:
-        if path.stat().st_size == 0:
-            raise DataError(f"{raw}: the file is empty")
-    except OSError as e:
-        raise DataError(f"{raw}: cannot read: {first_line(e)}") from None
+    if status.st_size == 0:
+        raise DataError(f"{raw}: the file is empty")
     return path
 
 

@@ -203,3 +203,5 @@ def read_array(path: Path, shown: str, key: str | None) -> tuple[np.ndarray, lis
         return READERS[path.suffix.lower()](path, shown, key), None
     except PermissionError:
         raise DataError(f"{shown}: permission denied") from None
+    except OSError as e:  # an I/O error, or the file replaced by a folder since it was checked
+        raise DataError(f"{shown}: cannot read: {e.strerror or first_line(e)}") from None
