@@ -57,6 +57,11 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def leftovers(folder: Path) -> list[str]:
+    """The temporary files a writer left in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
 def test_bytes_and_text_read_back(tmp_path: Path) -> None:
     target = tmp_path / "a.bin"
     assert write_atomic(target, b"\x00\x01binary") == target
@@ -189,6 +194,20 @@ def refused(path: Path, *says: str) -> DtgOutputError:
     return info.value
 
 
+def a_device(folder: Path) -> Path:
+    """A character device to write to: a copy of /dev/null's node in ``folder`` where this user
+    may make one (root), else /dev/null itself where its folder is not writable. So a broken
+    writer that renames over its target replaces the copy, never the machine's /dev/null."""
+    node = folder / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.stat(os.devnull).st_rdev)
+    except OSError:  # not root: /dev is not writable either
+        if os.access(os.path.dirname(os.devnull), os.W_OK):
+            pytest.skip("no device node can be made here, and /dev is writable")
+        return Path(os.devnull)
+    return node
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX links")
 def test_a_link_is_never_replaced(tmp_path: Path) -> None:
     target = tmp_path / "real.npy"
@@ -220,11 +239,12 @@ def test_special_files_are_refused_by_kind_without_opening_them(
         server.close()
     refused(tmp_path / "pipe", "is a named pipe (FIFO), not a regular file")
     refused(tmp_path / "folder", "is a folder, not a file")
-    refused(Path(os.devnull), "is a character device, not a regular file")
-    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # as root, a rename would have replaced it
+    device = a_device(tmp_path)  # never the real /dev/null where a bug could replace it
+    refused(device, "is a character device, not a regular file")
+    assert stat.S_ISCHR(os.stat(device).st_mode)  # a rename would have replaced the node
     assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
-    assert not [n for n in os.listdir("/dev") if n.startswith(".null.")]
-    assert names(tmp_path) == ["folder", "pipe", "sock"]
+    assert leftovers(device.parent) == []
+    assert set(names(tmp_path)) - {"null"} == {"folder", "pipe", "sock"}
 
 
 # ------------------------------------------------------------------ unwritable outputs

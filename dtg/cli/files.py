@@ -2,7 +2,9 @@
 
 A missing, unreadable or misnamed file is a usage error (exit 2), not a traceback. Every file the
 CLI writes goes through :func:`write_atomic`, so an interrupted ``dtg fmt`` or ``dtg sample``
-leaves the old file or the new one whole, never half of one.
+leaves the old file or the new one whole, never half of one; a target that is a link, a device, a
+pipe or a socket is refused, and a failure to write (a read-only folder, a full disk) is a
+:class:`~dtg.errors.DtgOutputError` naming the path (exit 1). See ``docs/outputs.md``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def write_output(text: str, output: str | None) -> None:
     :param text: what to write.
     :param output: the ``-o`` value; ``None`` or ``-`` means standard output.
     :raises UsageError: when the folder of ``output`` does not exist or ``output`` is a folder.
+    :raises DtgOutputError: when ``output`` is not a regular file (a link, a device …) or cannot
+        be written (a read-only folder, a path under a file, a full disk).
     """
     if output is None or output == "-":
         sys.stdout.write(text)

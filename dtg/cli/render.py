@@ -47,6 +47,8 @@ def _output(args: argparse.Namespace, formats: tuple[str, ...]) -> Path:
         raise usage(f"cannot write '{out}': the diagram formats are {names}")
     if not out.parent.exists():
         raise usage(f"the folder of {out} does not exist")
+    if out.is_dir():
+        raise usage(f"{out} is a directory")
     if suffix == "tex" and args.view == "zoom":
         raise usage("the zoomed-in view has no .tex export; use .svg, .png, .pdf or .dot")
     return out
@@ -58,8 +60,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     :param args: the parsed arguments (``file``, ``output``, ``view``, ``labels``, ``model``,
         ``equations``).
     :returns: the exit status (0).
-    :raises UsageError: for a missing file, an unknown ``--model``, an unsupported suffix, or a
-        zoom on a space that is not tiny.
+    :raises UsageError: for a missing file, an unknown ``--model``, an unsupported suffix, an
+        output that is a folder, or a zoom on a space that is not tiny.
+    :raises DtgOutputError: when the output cannot be written (:mod:`dtg.atomic`).
     """
     stage = _stage()
     out = _output(args, stage.FORMATS)

@@ -106,6 +106,8 @@ def render(
     :returns: the path written.
     :raises ValueError: for an unknown suffix, view or labels, or a zoom the model cannot have.
     :raises DtgError: for an image format when Graphviz is not installed.
+    :raises DtgOutputError: when ``path`` is a link, a folder, a device, a pipe or a socket, or
+        cannot be written (a missing or read-only folder, a full disk); the old file stays.
     """
     model, path = as_model(ir), Path(path)
     fmt = path.suffix.lower().lstrip(".")

@@ -104,6 +104,8 @@ def plot_samples(
     :param title: the figure's title.
     :returns: ``path``.
     :raises ValueError: for a suffix matplotlib cannot write (checked before anything is written).
+    :raises DtgOutputError: when ``path`` is not a regular file or cannot be written (a read-only
+        folder, a full disk): :func:`~dtg.atomic.atomic_writer`; the old picture stays.
     """
     # matplotlib is heavy (about 0.4 s): imported only when a picture is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
