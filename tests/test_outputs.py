@@ -278,3 +278,8 @@ def test_sample_outputs(trained: Path, tmp_path: Path, capsys, monkeypatch) -> N
     assert leftovers(tmp_path) == []
     assert dtg(capsys, *sample(trained, "-o", str(tmp_path / "real.npy")))[0] == 0
     assert (tmp_path / "real.npy").read_bytes().startswith(b"\x93NUMPY")
+
+
+def test_a_device_as_the_dtg_file_is_refused_not_read(capsys) -> None:
+    status, err = dtg(capsys, "check", "/dev/zero")  # reading it would never end
+    assert status == 2 and err == "dtg: error: /dev/zero is a character device, not a .dtg file\n"

@@ -9,10 +9,11 @@ pipe or a socket is refused, and a failure to write (a read-only folder, a full 
 
 from __future__ import annotations
 
+import stat
 import sys
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ..atomic import kind_of, write_atomic
 from ..ir import ModelIR
 from ..program import Program
 from .errors import usage
@@ -25,13 +26,17 @@ def read_source(path: str) -> bytes:
 
     :param path: the file as given on the command line.
     :returns: its contents.
-    :raises UsageError: when it does not exist, is a directory or cannot be read.
+    :raises UsageError: when it does not exist, is a directory, a device or a socket, or cannot
+        be read (a named pipe is read: ``dtg check <(…)`` gives one).
     """
     file = Path(path)
     if not file.exists():
         raise usage(f"no such file: {path}")
     if file.is_dir():
         raise usage(f"{path} is a directory, not a .dtg file")
+    mode = file.stat().st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):  # /dev/zero never ends
+        raise usage(f"{path} is {kind_of(mode)}, not a .dtg file")
     try:
         return file.read_bytes()
     except OSError as error:
