@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ..atomic import write_atomic
 from ..errors import DtgRuntimeError
 from .checkpoint import CHECKPOINT
+from .diagnose import first_non_finite_gradient, largest_gradient
 
 __all__ = ["Monitor", "METRICS", "checks_every_step"]
 
@@ -89,26 +90,53 @@ class Monitor:
     def check(self, step: int, what: str, value: torch.Tensor | float, data: Any) -> float:
         """:returns: ``value`` as a float.
 
-        :raises DtgRuntimeError: when ``value`` is NaN or infinite, naming ``step``.
+        :raises DtgRuntimeError: when ``value`` is NaN or infinite, naming ``step``, where the
+            first non-finite value comes from (a channel at a level, or a parameter), the last
+            good checkpoint and what to try.
         """
         number = float(value.detach() if isinstance(value, torch.Tensor) else value)
         if math.isfinite(number):
             return number
-        hints, diagnose = [], getattr(self.model, "diagnose_nan", None)
-        if diagnose is not None and data is not None:
-            try:
-                found = diagnose(data)
-            except Exception as error:  # a diagnosis must never hide the real error
-                found = f"(diagnosis failed: {error})"
-            hints += [f"first non-finite value: {found}"] if found else []
+        hints = self.diagnose(what, data)
         good = f"{self.checkpoint} (step {self.good})" if self.good else "none was written"
-        hints += [
-            f"the last good checkpoint: {good}",
-            "lower the learning rate (--lr), set "
-            "grad_clip, or find the operation with --detect-anomaly (slow)",
-        ]
+        hints += [f"the last good checkpoint: {good}", self.advice()]
         raise DtgRuntimeError(
             f"training stopped at step {step}: the {what} became {number}", hints=hints
+        )
+
+    def diagnose(self, what: str, data: Any) -> list[str]:
+        """Where the non-finite ``what`` ("loss" or "gradient norm") of the batch ``data``
+        comes from: the model's ``diagnose_nan`` replay, then for a gradient the replay with
+        gradients (:mod:`dtg.runtime.diagnose`).
+
+        :returns: the hints that say so (none when nothing is found).
+        """
+        diagnose = getattr(self.model, "diagnose_nan", None)
+        if data is None or diagnose is None:
+            return []
+        gradient = what == "gradient norm" and hasattr(self.model, "ir")
+        try:
+            found = diagnose(data)
+            if found is None and gradient:
+                found = first_non_finite_gradient(self.model, data)
+            if found is None and gradient:
+                largest = largest_gradient(self.model, data)
+                return [f"every gradient of a replay is finite; the largest: {largest}"]
+        except Exception as error:  # a diagnosis must never hide the real error
+            found = f"(diagnosis failed: {type(error).__name__}: {error})"
+        return [f"first non-finite value: {found}"] if found else []
+
+    def advice(self) -> str:
+        """What to try; ``grad_clip`` only when it is off (it is 1 by default)."""
+        clip = float(self.opts.get("grad_clip") or 0.0)
+        if clip > 0:
+            return (
+                f"lower the learning rate (--lr) (gradients are already clipped to norm {clip:g}"
+                " by grad_clip), or find the operation with --detect-anomaly (slow)"
+            )
+        return (
+            "lower the learning rate (--lr), set grad_clip (--set grad_clip=1), or find the "
+            "operation with --detect-anomaly (slow)"
         )
 
     def record(
