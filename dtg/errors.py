@@ -16,6 +16,7 @@ prints :meth:`~DtgError.format` and exits with status 1.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ __all__ = [
     "DtgOutputError",
     "output_error",
     "did_you_mean",
+    "plural",
 ]
 
 
@@ -160,42 +162,133 @@ def output_error(path: object, reason: OSError | str) -> DtgOutputError:
     return DtgOutputError(f"cannot write {path}: {reason}")
 
 
-def _display_width(text: str) -> int:
-    return len(text.expandtabs(4))
+#: The widest excerpt line, in terminal columns; longer lines are shown as a window around
+#: the offending text, cut with "…".
+EXCERPT_WIDTH = 200
+#: When a line is windowed, how many columns of it are shown before the offending text.
+_WINDOW_LEAD = 60
+_TAB = 4
+_CUT = "… "
+
+
+def _cell(char: str, column: int) -> tuple[str, int]:
+    """How one character is shown at display ``column``: its text and its width in columns.
+
+    Tabs go to the next multiple of 4; control characters are shown as their Unicode control
+    picture (U+2400 …) and other invisible format characters (bidirectional overrides …) as
+    U+FFFD, so an excerpt never sends a control sequence to the terminal; East Asian wide
+    characters take two columns and combining marks none.
+    """
+    if char == "\t":
+        width = _TAB - column % _TAB
+        return " " * width, width
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code), 1
+    if code == 0x7F:
+        return "\u2421", 1
+    category = unicodedata.category(char)
+    if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+        return "\ufffd", 1
+    if category in ("Mn", "Me"):
+        return char, 0
+    return char, 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _cells(line: str) -> list[tuple[int, str, int]]:
+    """Each character of ``line`` as ``(display column, text, width)``."""
+    cells = []
+    column = 0
+    for char in line:
+        text, width = _cell(char, column)
+        cells.append((column, text, width))
+        column += width
+    return cells
+
+
+def _column_of(cells: list[tuple[int, str, int]], index: int) -> int:
+    """The display column where character ``index`` (0-based) starts; past the end, one
+    column per missing character."""
+    if index < len(cells):
+        return cells[index][0]
+    end = cells[-1][0] + cells[-1][2] if cells else 0
+    return end + index - len(cells)
+
+
+def _shown(cells: list[tuple[int, str, int]], window: int) -> str:
+    """The characters of one line inside ``[window, window + EXCERPT_WIDTH)`` display columns,
+    cut marks where the line goes on."""
+    parts = [_CUT] if window > 0 else []
+    position = window
+    for column, text, width in cells:
+        if column < window:
+            continue
+        if column + width > window + EXCERPT_WIDTH:
+            parts.append(" " * (column - position) + " …")
+            break
+        parts.append(" " * (column - position) + text)
+        position = column + width
+    return "".join(parts)
 
 
 def excerpt(source: str, span: Span, context: int = 1) -> list[str]:
     """Source lines around ``span`` with a caret line under the offending columns.
+
+    A line wider than :data:`EXCERPT_WIDTH` columns is shown as a window that contains the
+    start of the span (the same window on every line of the span, so carets stay aligned;
+    context lines are shown from their start); tabs, wide characters and control characters
+    are measured as a terminal shows them.
 
     :param source: the whole file.
     :param span: the region to underline.
     :param context: how many lines to show before the first line of the span.
     :returns: formatted lines (no trailing newline).
     """
-    all_lines = source.split("\n")
-    first = max(1, span.line - context)
-    last = min(len(all_lines), span.end_line if span.end_line >= span.line else span.line)
-    last = min(last, span.line + 3)  # a long span shows its first lines only
-    if span.line > len(all_lines):
+    # A CRLF file's "\r" ends its line: it is not shown.
+    all_lines = [line.removesuffix("\r") for line in source.split("\n")]
+    if span.line > len(all_lines) or span.line < 1:
         return []
+    first = max(1, span.line - context)
+    last = min(len(all_lines), max(span.end_line, span.line))
+    last = min(last, span.line + 3)  # a long span shows its first lines only
     gutter = len(str(last))
+    first_cells = _cells(all_lines[span.line - 1])
+    lead = _column_of(first_cells, span.column - 1)
+    line_width = _column_of(first_cells, len(first_cells))
+    window = 0
+    if max(line_width, lead + 1) > EXCERPT_WIDTH and lead + 20 > EXCERPT_WIDTH - len(_CUT):
+        window = lead - _WINDOW_LEAD
+        # Start on a character boundary at or after that column.
+        window = next((c for c, _, _ in first_cells if c >= window), lead)
+    indent = len(_CUT) if window > 0 else 0
     out = [" " * (gutter + 1) + "|"]
     for number in range(first, last + 1):
-        text = all_lines[number - 1]
-        if len(text) > 200:
-            text = text[:200] + " …"
-        out.append(f"{number:>{gutter}} | {text.expandtabs(4)}")
-        if span.line <= number <= span.end_line:
-            line_text = all_lines[number - 1]
-            start = span.column if number == span.line else 1
-            stop = span.end_column if number == span.end_line else len(line_text) + 1
-            stop = max(stop, start + 1)
-            lead = _display_width(line_text[: start - 1])
-            width = max(1, _display_width(line_text[start - 1 : stop - 1]))
-            if lead > 200:
-                continue
-            out.append(" " * (gutter + 1) + "| " + " " * lead + "^" * min(width, 200 - lead + 1))
+        cells = _cells(all_lines[number - 1])
+        if not span.line <= number <= span.end_line:  # context: shown from its start
+            out.append(f"{number:>{gutter}} | {_shown(cells, 0)}")
+            continue
+        out.append(f"{number:>{gutter}} | {_shown(cells, window)}")
+        start = span.column - 1 if number == span.line else 0
+        stop = span.end_column - 1 if number == span.end_line else len(cells)
+        begin = _column_of(cells, start)
+        end = max(_column_of(cells, max(stop, start + 1)), begin + 1)
+        begin, end = max(begin, window), min(end, window + EXCERPT_WIDTH)
+        if end <= begin:
+            continue
+        carets = " " * (indent + begin - window) + "^" * (end - begin)
+        out.append(" " * (gutter + 1) + "| " + carets)
     return out
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``count`` and the noun, singular or plural: ``1 index``, ``2 indices``, ``0 arguments``.
+
+    :param count: how many.
+    :param word: the singular.
+    :param words: the plural (default: ``word + "s"``).
+    :returns: the count and the noun, for a message.
+    """
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str | None:

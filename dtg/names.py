@@ -17,7 +17,9 @@ __all__ = [
     "MATH_FUNCTIONS",
     "REDUCTIONS",
     "RESERVED_NAMES",
+    "RESERVED_PREFIX",
     "VALUE_NAMES",
+    "is_reserved",
 ]
 
 #: Elementwise functions of one argument (their sympy meaning is in :mod:`dtg.check.symbolic`).
@@ -38,3 +40,15 @@ CONSTANT_NAMES = ("pi", "e")
 VALUE_NAMES = ("masked", "true", "false")
 #: Names a user may not give to a Python reward (targets aside: see :data:`dtg.targets.TARGETS`).
 RESERVED_NAMES = frozenset({*BUILTIN_FUNCTIONS, *CHANNELS, *CONSTANT_NAMES, *VALUE_NAMES})
+#: Names beginning with this are Python's (``__import__``, ``__class__``): refused everywhere, as
+#: the name of any declaration and in any expression.
+RESERVED_PREFIX = "__"
+
+
+def is_reserved(name: str) -> bool:
+    """Whether ``name`` begins with :data:`RESERVED_PREFIX` and so may not appear in a ``.dtg``.
+
+    :param name: a name as written.
+    :returns: ``True`` for ``__import__``, ``__x`` …
+    """
+    return name.startswith(RESERVED_PREFIX)

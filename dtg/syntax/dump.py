@@ -11,17 +11,39 @@ __all__ = ["dump_ast"]
 
 
 def dump_ast(node: Any, indent: int = 0) -> str:
-    """The AST as an indented tree: one node per line with its fields and its location."""
+    """The AST as an indented tree: one node per line with its fields and its location.
+
+    Iterative (an explicit stack), so a long chain ``a + b + c + …`` dumps like any tree.
+    """
+    lines: list[str] = []
+    stack: list[tuple[Any, int] | str] = [(node, indent)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            lines.append(item)
+            continue
+        current, level = item
+        if isinstance(current, ast.Module):
+            stack.extend((m, level) for m in reversed(current.models))
+            continue
+        line, children = _node(current, level)
+        lines.append(line)
+        for name, items in reversed(children):
+            stack.extend((child, level + 2) for child in reversed(items))
+            stack.append(f"{'  ' * level}  .{name}")
+    return "\n".join(lines)
+
+
+def _node(node: Any, indent: int) -> tuple[str, list[tuple[str, list[Any]]]]:
+    """One node's line and its children by field."""
     pad = "  " * indent
-    if isinstance(node, ast.Module):
-        return "\n".join(dump_ast(m, indent) for m in node.models)
     if isinstance(node, (ast.Number, ast.Name, ast.String)):
         value = (
             node.text if isinstance(node, ast.Number) else getattr(node, "id", None) or node.value
         )
-        return f"{pad}{type(node).__name__} {value!s}  @{node.span.line}:{node.span.column}"
+        return f"{pad}{type(node).__name__} {value!s}  @{node.span.line}:{node.span.column}", []
     if not dataclasses.is_dataclass(node):
-        return f"{pad}{node!r}"
+        return f"{pad}{node!r}", []
     span = getattr(node, "span", None)
     where = f"  @{span.line}:{span.column}" if span is not None and span.line else ""
     scalars, children = [], []
@@ -35,8 +57,4 @@ def dump_ast(node: Any, indent: int = 0) -> str:
             children.append((field.name, list(value)))
         elif value is not None and value != ():
             scalars.append(f"{field.name}={value!r}")
-    lines = [f"{pad}{type(node).__name__}{' ' if scalars else ''}{' '.join(scalars)}{where}"]
-    for name, items in children:
-        lines.append(f"{pad}  .{name}")
-        lines.extend(dump_ast(item, indent + 2) for item in items)
-    return "\n".join(lines)
+    return f"{pad}{type(node).__name__}{' ' if scalars else ''}{' '.join(scalars)}{where}", children

@@ -5,6 +5,7 @@ state where a few broken examples fail."""
 from __future__ import annotations
 
 import functools
+import re
 
 from lark import Token
 from lark.exceptions import (
@@ -89,29 +90,84 @@ def _end_span(text: str, file: str) -> Span:
     return Span(file, line, column, line, column + 1)
 
 
-def _unclosed_brace(text: str, file: str) -> Span | None:
-    """The span of the last ``{`` left open, ignoring comments and strings."""
+_CLOSER = {"{": "}", "(": ")", "[": "]"}
+_CLOSER_TERMINAL = {"{": "RBRACE", "(": "RPAR", "[": "RSQB"}
+_OPENED = {"{": "the block opened here", "(": "the '(' opened here", "[": "the '[' opened here"}
+
+
+def _open_brackets(text: str, end: int) -> list[int]:
+    """Offsets of the brackets ``{ ( [`` still open at offset ``end`` (comments and strings
+    skipped), innermost last. The text before a parse error is a valid prefix, so its brackets
+    nest properly."""
     opened: list[int] = []
-    in_comment = in_string = False
-    for offset, char in enumerate(text):
-        if in_comment:
-            in_comment = char != "\n"
-        elif in_string:
-            in_string = char != '"'
-        elif char == "#":
-            in_comment = True
+    offset = 0
+    while offset < end:
+        char = text[offset]
+        if char == "#":
+            newline = text.find("\n", offset)
+            offset = end if newline < 0 else newline
         elif char == '"':
-            in_string = True
-        elif char == "{":
+            offset += 1
+            while offset < end and text[offset] not in '"\n':
+                offset += 2 if text[offset] == "\\" else 1
+        elif char in _CLOSER:
             opened.append(offset)
-        elif char == "}" and opened:
+        elif char in "})]" and opened:
             opened.pop()
+        offset += 1
+    return opened
+
+
+def _unclosed(
+    text: str, file: str, end: int, expected: set[str] | None = None
+) -> tuple[str, Span] | None:
+    """The innermost bracket open at offset ``end`` and its span, when it is worth naming: at
+    the end of the file always; at a token, when that bracket's closer is what the parser
+    expected."""
+    opened = _open_brackets(text, end)
     if not opened:
         return None
     offset = opened[-1]
+    char = text[offset]
+    if expected is not None and _CLOSER_TERMINAL[char] not in expected:
+        return None
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return Span(file, line, column, line, column + 1)
+    return char, Span(file, line, column, line, column + 1)
+
+
+def _unclosed_error(where: str, char: str, bracket: Span, span: Span, text: str) -> DtgSyntaxError:
+    """``WHERE: a '(' is never closed``, with a note at the bracket (as for ``{``)."""
+    what = "the block" if char == "{" else f"the '{char}'"
+    return DtgSyntaxError(
+        f"{where}: a '{char}' is never closed",
+        span,
+        text,
+        hints=[f"add '{_CLOSER[char]}' to close {what} opened at line {bracket.line}"],
+        related=[(bracket, _OPENED[char])],
+    )
+
+
+#: A number whose exponent has no digits (``1e``, ``2.5E+``): the lexer reads ``1`` and a name.
+_BAD_EXPONENT = re.compile(r"(?<![\w.])(?:\d+\.?\d*|\.\d+)[eE][+-]?(?![\w.])")
+
+
+def _malformed_number(token: Token, text: str, file: str) -> DtgSyntaxError | None:
+    """``1e``, ``1e+``, ``2.5e``: a number followed, with no space, by a bare ``e``."""
+    if token.type != "NAME" or str(token) not in ("e", "E") or token.start_pos is None:
+        return None
+    line_start = text.rfind("\n", 0, token.start_pos) + 1
+    for found in _BAD_EXPONENT.finditer(text, line_start, token.end_pos + 1):
+        if found.start() < token.start_pos < found.end():
+            line = token.line
+            column = found.start() - line_start + 1
+            return DtgSyntaxError(
+                f"malformed number '{found.group()}': the exponent has no digits",
+                Span(file, line, column, line, column + len(found.group())),
+                text,
+                hints=["write the exponent's digits, e.g. 1e-3 or 2.5e+4, or leave out the 'e'"],
+            )
+    return None
 
 
 def translate(error: UnexpectedInput, text: str, file: str) -> DtgSyntaxError:
@@ -135,7 +191,7 @@ def translate(error: UnexpectedInput, text: str, file: str) -> DtgSyntaxError:
         isinstance(error, UnexpectedToken) and error.token.type == "$END"
     ):
         expected = set(getattr(error, "expected", ()) or ())
-        brace = _unclosed_brace(text, file)
+        bracket = _unclosed(text, file, len(text))
         if not text.strip():
             return DtgSyntaxError(
                 "the file is empty: expected at least one model",
@@ -143,13 +199,10 @@ def translate(error: UnexpectedInput, text: str, file: str) -> DtgSyntaxError:
                 text,
                 hints=["a model starts with: model NAME { … }"],
             )
-        if brace is not None:
-            return DtgSyntaxError(
-                "unexpected end of file: a '{' is never closed",
-                _end_span(text, file),
-                text,
-                hints=[f"add '}}' to close the block opened at line {brace.line}"],
-                related=[(brace, "the block opened here")],
+        if bracket is not None:
+            char, where = bracket
+            return _unclosed_error(
+                "unexpected end of file", char, where, _end_span(text, file), text
             )
         return DtgSyntaxError(
             "unexpected end of file",
@@ -162,6 +215,16 @@ def translate(error: UnexpectedInput, text: str, file: str) -> DtgSyntaxError:
     token = error.token
     expected = set(error.accepts or error.expected)
     span = _token_span(token, text, file)
+    malformed = _malformed_number(token, text, file)
+    if malformed is not None:
+        return malformed
+    # A closing bracket of another kind, or the next statement, where ')' or ']' was expected.
+    ends_group = str(token) in (")", "]", "}", "model", *STATEMENT_KEYWORDS)
+    if token.start_pos is not None and ends_group:
+        bracket = _unclosed(text, file, token.start_pos, expected)
+        if bracket is not None and bracket[0] != "{":
+            char, where = bracket
+            return _unclosed_error(f"unexpected {_token_text(token)}", char, where, span, text)
     specific = _specific_message(error, token, expected, text, file)
     if specific is not None:
         message, hints = specific

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import ast
 
-__all__ = ["to_source", "expr_to_source"]
+__all__ = ["to_source", "expr_to_source", "index_to_source", "brief", "statement_to_source"]
 
 # Binding strength of each operator (higher binds tighter). Unary minus sits between * and ^.
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
@@ -51,12 +51,19 @@ def expr_to_source(node: ast.Expr | ast.Slice) -> str:
         if node.op == "^":
             # Right-associative; the left operand must be a postfix expression (an atom).
             return f"{_wrap(node.left, _ATOM)}^{_wrap(node.right, _PRECEDENCE['neg'])}"
-        # Left-associative: the right operand needs parentheses at equal strength.
-        return f"{_wrap(node.left, strength)} {node.op} {_wrap(node.right, strength + 1)}"
+        # Left-associative: the right operand needs parentheses at equal strength. A chain
+        # a + b + c + … is printed along its left spine in a loop, not by recursion.
+        spine = [node]
+        while isinstance(spine[-1].left, ast.Binary) and _strength(spine[-1].left) == strength:
+            spine.append(spine[-1].left)
+        text = _wrap(spine[-1].left, strength)
+        for item in reversed(spine):
+            text = f"{text} {item.op} {_wrap(item.right, strength + 1)}"
+        return text
     if isinstance(node, ast.Call):
         return f"{node.func}({_args(node.args, node.kwargs)})"
     if isinstance(node, ast.Subscript):
-        indices = ", ".join(_index_source(i) for i in node.indices)
+        indices = ", ".join(index_to_source(i) for i in node.indices)
         return f"{_wrap(node.base, _ATOM)}[{indices}]"
     if isinstance(node, ast.Slice):
         start = expr_to_source(node.start) if node.start is not None else ""
@@ -67,11 +74,34 @@ def expr_to_source(node: ast.Expr | ast.Slice) -> str:
     raise TypeError(f"not an expression: {node!r}")
 
 
-def _index_source(node: ast.Expr | ast.Slice) -> str:
-    """Level indices print tight, as people write them: ``x[t-1]``, ``x[T]``."""
-    if isinstance(node, ast.Binary) and node.op in "+-" and _strength(node.right) == _ATOM:
-        return f"{_index_source(node.left)}{node.op}{expr_to_source(node.right)}"
-    return expr_to_source(node)
+def _tight(node: ast.Expr | ast.Slice) -> bool:
+    return isinstance(node, ast.Binary) and node.op in "+-" and _strength(node.right) == _ATOM
+
+
+def index_to_source(node: ast.Expr | ast.Slice) -> str:
+    """A level index as people write it, tight: ``t-1``, ``T``, ``t+1`` (``x[t-1]``).
+
+    :param node: the index expression.
+    :returns: its text.
+    """
+    spine = []
+    while _tight(node):
+        spine.append(node)
+        node = node.left
+    text = expr_to_source(node)
+    for item in reversed(spine):
+        text = f"{text}{item.op}{expr_to_source(item.right)}"
+    return text
+
+
+def brief(text: str, limit: int = 60) -> str:
+    """``text`` cut to about ``limit`` characters with "…", for quoting source in a message.
+
+    :param text: printed source.
+    :param limit: the most characters kept.
+    :returns: the text, or its start and "…".
+    """
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _space(node: ast.SpaceType) -> str:
@@ -83,7 +113,7 @@ def _space(node: ast.SpaceType) -> str:
 
 
 def _level(node: ast.Level) -> str:
-    return f"{node.message}[{_index_source(node.index)}]"
+    return f"{node.message}[{index_to_source(node.index)}]"
 
 
 def _kernel(node: ast.Kernel) -> str:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, v_args
+from lark.visitors import Transformer_NonRecursive
 
-from ..errors import DtgSyntaxError, Span
+from ..errors import DtgNameError, DtgSyntaxError, Span
+from ..names import RESERVED_PREFIX, is_reserved
 from . import ast
 
-__all__ = ["ToAst"]
+__all__ = ["ToAst", "quote_number"]
 
 
 @v_args(meta=True)
-class ToAst(Transformer):
+class ToAst(Transformer_NonRecursive):
     """Build :class:`dtg.syntax.ast.Module` from a parse tree.
 
     :param file: the file name used in spans.
@@ -42,19 +44,42 @@ class ToAst(Transformer):
         text = str(token)
         if not text.isdigit():
             raise DtgSyntaxError(
-                f"bad number '{text}': {what} must be a whole number",
+                f"bad number {quote_number(text)}: {what} must be a whole number",
                 self._tok(token),
                 self.source,
                 hints=[f"write it without a decimal point or exponent, e.g. {int(float(text))}"]
                 if _finite(text)
                 else [],
             )
-        value = int(text)
+        # Compared as text first: int() refuses strings of more than 4,300 digits.
+        digits = text.lstrip("0") or "0"
+        if len(digits) > len(_INT64_LIMIT) or int(digits) >= int(_INT64_LIMIT):
+            raise DtgSyntaxError(
+                f"bad number {quote_number(text)}: {what} must be a whole number below 2^63",
+                self._tok(token),
+                self.source,
+            )
+        value = int(digits)
         if value <= 0:
             raise DtgSyntaxError(
-                f"bad number '{text}': {what} must be positive", self._tok(token), self.source
+                f"bad number {quote_number(text)}: {what} must be positive",
+                self._tok(token),
+                self.source,
             )
         return value
+
+    def _declared(self, token: Token, what: str) -> str:
+        """The name a declaration gives, refused when it begins with ``__`` (the one check of
+        declared names: models, messages, steps, schedules, nets, rewards and parameters)."""
+        name = str(token)
+        if is_reserved(name):
+            raise DtgNameError(
+                f"'{name}' cannot name {what}: names beginning with '{RESERVED_PREFIX}' are "
+                "reserved",
+                self._tok(token),
+                self.source,
+            )
+        return name
 
     # ------------------------------------------------------------------ module and model
     def start(self, meta, children):
@@ -63,7 +88,7 @@ class ToAst(Transformer):
     def model(self, meta, children):
         name, parent, *statements = children
         return ast.Model(
-            str(name),
+            self._declared(name, "a model"),
             str(parent) if parent is not None else None,
             tuple(statements),
             span=self._span(meta),
@@ -74,26 +99,30 @@ class ToAst(Transformer):
     # ------------------------------------------------------------------ statements
     def data_stmt(self, meta, children):
         name, space, _tilde, source = children
-        return ast.Data(str(name), space, source, span=self._span(meta))
+        return ast.Data(self._declared(name, "the message"), space, source, span=self._span(meta))
 
     def space_stmt(self, meta, children):
         name, space = children
-        return ast.SpaceDecl(str(name), space, span=self._span(meta))
+        return ast.SpaceDecl(self._declared(name, "the message"), space, span=self._span(meta))
 
     def steps_stmt(self, meta, children):
         name, value = children
-        return ast.Steps(str(name), self._int(value, "the number of steps"), span=self._span(meta))
+        return ast.Steps(
+            self._declared(name, "the number of steps"),
+            self._int(value, "the number of steps"),
+            span=self._span(meta),
+        )
 
     def schedule_stmt(self, meta, children):
         name, params, body = children
-        return ast.Schedule(str(name), params, body, span=self._span(meta))
+        return ast.Schedule(self._declared(name, "a schedule"), params, body, span=self._span(meta))
 
     def net_stmt(self, meta, children):
         name, *rest = children
         arch = rest[-1]
         output = rest[-2]
         inputs = tuple(t for t in rest[:-2] if t is not None)
-        return ast.Net(str(name), inputs, output, arch, span=self._span(meta))
+        return ast.Net(self._declared(name, "a net"), inputs, output, arch, span=self._span(meta))
 
     def destroy_stmt(self, meta, children):
         level, kernel = children
@@ -105,7 +134,7 @@ class ToAst(Transformer):
 
     def reward_stmt(self, meta, children):
         name, params, body = children
-        return ast.Reward(str(name), params, body, span=self._span(meta))
+        return ast.Reward(self._declared(name, "a reward"), params, body, span=self._span(meta))
 
     def objective_stmt(self, meta, children):
         name, args = children
@@ -128,7 +157,7 @@ class ToAst(Transformer):
         return ast.Option(str(name), value, span=self._span(meta))
 
     def params(self, meta, children):
-        return tuple(str(c) for c in children if c is not None)
+        return tuple(self._declared(c, "a parameter") for c in children if c is not None)
 
     def level(self, meta, children):
         name, index = children
@@ -183,7 +212,9 @@ class ToAst(Transformer):
         value = float(text)
         if value != value or value in (float("inf"), float("-inf")):
             raise DtgSyntaxError(
-                f"bad number '{text}': it overflows a 64-bit float", self._tok(token), self.source
+                f"bad number {quote_number(text)}: it overflows a 64-bit float",
+                self._tok(token),
+                self.source,
             )
         return ast.Number(value, text, span=self._tok(token))
 
@@ -248,6 +279,24 @@ class ToAst(Transformer):
 
 def _node_span(node: Any, file: str) -> Span:
     return getattr(node, "span", Span(file, 0, 0, 0, 0))
+
+
+#: 2^63: whole numbers of the grammar (steps, dimensions, vocabularies) are 64-bit integers.
+_INT64_LIMIT = str(2**63)
+#: Numbers longer than this are quoted by their first digits and their length.
+_QUOTE_CHARS = 30
+
+
+def quote_number(text: str) -> str:
+    """A number as written, in quotes for a message; a very long one is cut with its length.
+
+    :param text: the number's text.
+    :returns: ``'12.5'``, or ``'99999999999999999999…' (5,000 digits)``.
+    """
+    if len(text) <= _QUOTE_CHARS:
+        return f"'{text}'"
+    unit = "digits" if text.isdigit() else "characters"
+    return f"'{text[:20]}…' ({len(text):,} {unit})"
 
 
 def _finite(text: str) -> bool:
