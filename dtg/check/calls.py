@@ -162,5 +162,3 @@ class CallLowering:
                 )
         self.nets_called.append(net.name)
         return ir.NetCall(net.name, tuple(args), space=net.output, span=node.span)
-
-

@@ -41,6 +41,7 @@ from . import symbolic
 from .collect import collect
 from .declarations import (
     check_data_source,
+    check_inlined_depth,
     check_reward,
     check_schedule_cycles,
     net_spec,
@@ -206,6 +207,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
 
     schedules = {s.name: s for k, s in statements.items() if k.startswith("schedule ")}
     check_schedule_cycles(schedules, source)
+    check_inlined_depth(statements, schedules, source, model.span.file)
     nets = {s.name: net_spec(s, source) for k, s in statements.items() if k.startswith("net ")}
     targets = {name: target.dim for name, target in TARGETS.items()}
     builder = symbolic.SympyBuilder(
@@ -361,5 +363,6 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         span=model.span,
         syntax=model,
     )
+
 
 __all__ += ["option_value"]

@@ -23,6 +23,8 @@ from ..ir import (
 from ..ir import expr as ir
 from ..nets import MAX_PARAMETERS, NetConfigError, count_parameters
 from ..syntax import ast
+from ..syntax.depth import Depth, expressions, first_too_deep, measure
+from ..syntax.parser import MAX_DEPTH, MAX_LENGTH, depth_error
 from ..syntax.printer import expr_to_source
 from .collect import walk_syntax
 from .exprs import ExprChecker
@@ -31,17 +33,23 @@ from .scope import Scope
 __all__ = [
     "space_of",
     "check_schedule_cycles",
+    "check_inlined_depth",
     "option_value",
     "net_spec",
     "check_data_source",
     "check_reward",
     "MAX_SCHEDULE_DEPTH",
     "MAX_INLINED_NODES",
+    "INLINED_LIMIT",
 ]
 
 #: How deep schedules may call schedules, and how large one may grow once calls are inlined.
 MAX_SCHEDULE_DEPTH = 64
 MAX_INLINED_NODES = 20_000
+#: The parser's limits (:data:`dtg.syntax.parser.MAX_DEPTH`, ``MAX_LENGTH``) with room for the
+#: statement that calls a schedule at those limits; sympy (which writes ``sigmoid`` as four
+#: nodes) and the torch closures recurse on what is left once schedules are written out.
+INLINED_LIMIT = Depth(MAX_DEPTH + 20, MAX_LENGTH + 100)
 
 
 def space_of(node: ast.SpaceType) -> Space:
@@ -105,6 +113,37 @@ def check_schedule_cycles(schedules: dict[str, ast.Schedule], source: str) -> No
                 stack.append(iter(dict.fromkeys(calls[callee])))
 
 
+def check_inlined_depth(
+    statements: dict[str, Any], schedules: dict[str, ast.Schedule], source: str, file: str
+) -> None:
+    """Refuse an expression that nests deeper or chains longer than :data:`INLINED_LIMIT` once
+    the schedules it calls are written out, as sympy and the backends write them. Run after
+    :func:`check_schedule_cycles`: the calls form no cycle and go at most
+    :data:`MAX_SCHEDULE_DEPTH` deep.
+
+    :param statements: the model's statements (through ``extends``).
+    :param schedules: the model's schedules by name.
+    :param source: the file's text.
+    :param file: the file name.
+    """
+    sizes: dict[str, Depth] = {}
+
+    def checked(root: ast.Expr) -> None:
+        for node in walk_syntax(root):
+            if isinstance(node, ast.Call) and node.func in schedules and node.func not in sizes:
+                body = schedules[node.func].body
+                checked(body)  # at most MAX_SCHEDULE_DEPTH calls deep
+                sizes[node.func] = measure(body, sizes)
+        found = first_too_deep(root, INLINED_LIMIT, sizes)
+        if found is not None:
+            raise depth_error(*found, source, file, INLINED_LIMIT, inlined=True)
+
+    for statement in statements.values():
+        if isinstance(statement, (ast.Schedule, ast.Destroy, ast.Generate, ast.Reward)):
+            for root in expressions(statement):
+                checked(root)
+
+
 def option_value(node: ast.Expr, checker: ExprChecker) -> Any:
     """A constant option value: a number, a bool, a name (as a string), a string or a list."""
     value = checker.constant(node)
@@ -143,9 +182,7 @@ def net_spec(statement: ast.Net, source: str) -> NetSpec:
     options = {k.name: option_value(k.value, checker) for k in statement.arch.kwargs}
 
     try:
-        count = count_parameters(
-            statement.arch.func, options, inputs, output
-        )
+        count = count_parameters(statement.arch.func, options, inputs, output)
     except NetConfigError as error:
         span = statement.arch.func_span
         for keyword in statement.arch.kwargs:

@@ -85,7 +85,8 @@ class DestroyKernels(KernelBase):
         linear = a is not None and not symbolic.nets_in(std) and not std.has(symbolic.X_PREV)
         if linear:
             params = {"a": a, "s": std}
-            tables["a"] = self._table(a, "the mean coefficient a(t)", args["mean"].span)
+            what = f"the coefficient of {self.message}[t-1] in the mean"
+            tables["a"] = self._table(a, what, args["mean"].span)
             tables["s"] = self._table(std, "the std", args["std"].span)
             family = Family.LINEAR_GAUSSIAN
         else:

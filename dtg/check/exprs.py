@@ -13,10 +13,12 @@ import math
 
 import sympy as sp
 
-from ..errors import DtgLevelError, DtgNameError, DtgTypeError, Span, did_you_mean
+from ..errors import DtgLevelError, DtgNameError, DtgTypeError, Span, did_you_mean, plural
 from ..ir import Space
 from ..ir import expr as ir
+from ..names import is_reserved
 from ..syntax import ast
+from ..syntax.printer import brief, index_to_source
 from .calls import CallLowering
 from .collect import walk_syntax
 from .scope import CONSTANT_NAMES, SCALAR, VALUE_NAMES, Scope
@@ -121,7 +123,7 @@ class ExprChecker(CallLowering):
         raise self.unknown(name, node.span)
 
     def unknown(self, name: str, span: Span, what: str = "name") -> DtgNameError:
-        if name.startswith("__") or "." in name:
+        if is_reserved(name) or "." in name:
             return self.error(DtgNameError, f"'{name}' is not allowed in dtg expressions", span)
         hint = did_you_mean(name, self.scope.known_names())
         return self.error(DtgNameError, f"unknown {what} '{name}'", span, [hint] if hint else [])
@@ -135,7 +137,17 @@ class ExprChecker(CallLowering):
         return ir.Neg(operand, space=operand.space, span=node.span)
 
     def _binary(self, node: ast.Binary) -> ir.Expr:
-        lowered_left, lowered_right = self.lower(node.left), self.lower(node.right)
+        # A chain a + b + c + … is lowered along its left spine in a loop: its length costs no
+        # recursion (only true nesting does; see dtg.syntax.depth).
+        spine = [node]
+        while isinstance(spine[-1].left, ast.Binary):
+            spine.append(spine[-1].left)
+        lowered = self.lower(spine[-1].left)
+        for item in reversed(spine):
+            lowered = self._combine(item, lowered, self.lower(item.right))
+        return lowered
+
+    def _combine(self, node: ast.Binary, lowered_left: ir.Expr, lowered_right: ir.Expr) -> ir.Expr:
         left, right = lowered_left.space, lowered_right.space
         self._require_real(left, node.left, "arithmetic")
         self._require_real(right, node.right, "arithmetic")
@@ -178,7 +190,7 @@ class ExprChecker(CallLowering):
         if len(node.indices) > len(space.shape):
             raise self.error(
                 DtgTypeError,
-                f"{len(node.indices)} indices into a value of space {space}",
+                f"{plural(len(node.indices), 'index', 'indices')} into a value of space {space}",
                 node.span,
             )
         shape: list[int] = []
@@ -231,10 +243,9 @@ class ExprChecker(CallLowering):
         for allowed, space in scope.levels.items():
             if sp.simplify(level - allowed) == 0:
                 return ir.LevelRef(scope.message, level_of(level), space=space, span=node.span)
-        shown = str(level).replace(" ", "")
         raise self.error(
             DtgLevelError,
-            f"{scope.message}[{shown}] cannot be read here",
+            f"{scope.message}[{brief(index_to_source(index_node))}] cannot be read here",
             node.span,
             hints=[scope.level_rule] if scope.level_rule else [],
         )
@@ -247,6 +258,7 @@ class ExprChecker(CallLowering):
                     f"a level index may use only t, {self.scope.steps_name} and numbers, not '{name.id}'",
                     name.span,
                 )
+
 
 def names_in(node: ast.Expr) -> list[ast.Name]:
     """Every name written in ``node`` (a level index, when checking what it may use)."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from ..errors import DtgRangeError, DtgTypeError, Span, did_you_mean
 from ..ir import Channel, Direction, Family, Space
 from ..ir.options import Predict, Variance
 from ..syntax import ast
-from ..syntax.printer import expr_to_source
+from ..syntax.printer import brief, expr_to_source
 from . import symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
@@ -97,10 +98,17 @@ class GenerateKernels(KernelBase):
                     raise self.err(
                         DtgTypeError, f"the start's {name} must be a constant", args[name].span
                     )
-            if not (std.is_number and float(std) > 0):
-                raise self.err(
-                    DtgRangeError, f"the start's std must be positive, got {std}", args["std"].span
-                )
+                # nan for a complex or undefined value (sqrt(-1), 1/0).
+                value = symbolic.table(expr, 0)[0]
+                if not np.isfinite(value) or (name == "std" and value <= 0):
+                    shown = brief(expr_to_source(args[name]))
+                    rule = "a positive number" if name == "std" else "a finite number"
+                    got = f"it is {value:.6g}" if np.isfinite(value) else "it has no real value"
+                    raise self.err(
+                        DtgRangeError,
+                        f"the start's {name} must be {rule}, but {shown} is not ({got})",
+                        args[name].span,
+                    )
             return Channel(
                 Direction.GENERATE,
                 Family.NORMAL,

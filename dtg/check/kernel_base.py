@@ -9,9 +9,18 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ..errors import DtgCheckError, DtgLevelError, DtgRangeError, DtgTypeError, Span, did_you_mean
+from ..errors import (
+    DtgCheckError,
+    DtgLevelError,
+    DtgRangeError,
+    DtgTypeError,
+    Span,
+    did_you_mean,
+    plural,
+)
 from ..ir import Space
 from ..syntax import ast
+from ..syntax.printer import brief, index_to_source
 from . import symbolic
 from .exprs import ExprChecker
 from .scope import Scope
@@ -78,7 +87,7 @@ class KernelBase:
         checker._check_index_names(level.index)
         index = self.builder.index(level.index)
         if sp.simplify(index - expected) != 0:
-            shown = str(index).replace(" ", "")
+            shown = brief(index_to_source(level.index))
             raise self.err(DtgLevelError, f"{rule}, not {self.message}[{shown}]", level.span)
 
     def _call(self, kernel: ast.Kernel, allowed: tuple[str, ...], where: str) -> ast.Call:
@@ -97,7 +106,7 @@ class KernelBase:
         if len(call.args) > len(names):
             raise self.err(
                 DtgTypeError,
-                f"{call.func} takes at most {len(names)} arguments ({', '.join(names)})",
+                f"{call.func} takes at most {plural(len(names), 'argument')} ({', '.join(names)})",
                 call.span,
             )
         bound = dict(zip(names, call.args, strict=False))

@@ -17,7 +17,10 @@ import sympy as sp
 
 from ..errors import DtgRangeError
 from ..ir import Channel, Family
+from ..ir.printer import to_text
 from ..marginals import discrete_alpha, gaussian_tables
+from ..syntax.printer import brief
+from . import symbolic
 from .destroy import DestroyKernels
 from .generate import PREDICT, VARIANCE, GenerateKernels
 from .kernel_base import T
@@ -62,11 +65,18 @@ class KernelChecker(DestroyKernels, GenerateKernels):
             elif destroy.family is Family.NORMAL:
                 std_at_end = sp.simplify(destroy.params["std"].subs(T, final))
                 if std_at_end != 0:
+                    shown = brief(to_text(destroy.args["std"], self.steps_name))
+                    if std_at_end.free_symbols or symbolic.nets_in(std_at_end):
+                        value = f"it depends on {self.message}[t-1] or a net there"
+                    else:
+                        value = f"it is {symbolic.table(std_at_end, 0)[0]:.6g} there"
                     raise self.err(
                         DtgRangeError,
-                        "generation starts at a point, but the destroy std at t = T is not 0 "
-                        f"(it is {std_at_end})",
+                        f"generation starts at a point, but the destroy std {shown} is not 0 at "
+                        f"t = {self.steps_name} ({value})",
                         start.span,
+                        "the last destroy step must be deterministic into the point: std = 0 "
+                        f"at t = {self.steps_name}",
                     )
         if start.params.get("value") == "masked":
             if destroy.family is Family.MASK and destroy.tables["keep"][final] != 0:

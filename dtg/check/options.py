@@ -11,6 +11,7 @@ from ..errors import (
     DtgTypeError,
     Span,
     did_you_mean,
+    plural,
 )
 from ..ir import (
     ObjectiveKind,
@@ -18,6 +19,7 @@ from ..ir import (
 )
 from ..ir.options import OptionValueError, check_option
 from ..syntax import ast
+from ..syntax.printer import brief, expr_to_source
 from .declarations import option_value
 from .exprs import ExprChecker
 from .objectives import (
@@ -44,7 +46,9 @@ def check_options(
     names = list(specs)
     if len(positional) > len(names):
         raise DtgTypeError(
-            f"{what} takes at most {len(names)} positional option(s)", positional[-1].span, source
+            f"{what} takes at most {plural(len(names), 'positional option')}",
+            positional[-1].span,
+            source,
         )
     pairs = [(names[i], node, node.span) for i, node in enumerate(positional)]
     pairs += [(o.name, o.value, o.span) for o in given]
@@ -61,20 +65,19 @@ def check_options(
         if name in seen:
             raise DtgNameError(f"option '{name}' given twice", where, source)
         seen.add(name)
-        values[name] = _option(
-            name, option_value(node, checker), specs[name], what, node.span, source
-        )
+        values[name] = _option(name, option_value(node, checker), specs[name], what, node, source)
     return values
 
 
-def _option(name: str, value: Any, spec: OptionSpec, what: str, span: Span, source: str) -> Any:
-    """``value`` checked by the one option validator, its refusal located at ``span``."""
+def _option(name: str, value: Any, spec: OptionSpec, what: str, node: ast.Expr, source: str) -> Any:
+    """``value`` checked by the one option validator, its refusal located at ``node`` and
+    quoting it as the user wrote it."""
     try:
         return check_option(spec, value)
     except OptionValueError as error:
         raise DtgTypeError(
-            f"{what} option '{name}' must be {error.expected}, got {value!r}",
-            span,
+            f"{what} option '{name}' must be {error.expected}, got {brief(expr_to_source(node))}",
+            node.span,
             source,
             hints=[error.hint] if error.hint else [],
         ) from None

@@ -120,7 +120,11 @@ class Level:
             return "prev" if self.offset == -1 else "next"
         if self.anchor is LevelAnchor.ABSOLUTE and self.offset == 0:
             return "zero"
-        return f"{self.anchor.value}{self.offset:+d}" if self.anchor is LevelAnchor.CURRENT else f"@{self.offset}"
+        return (
+            f"{self.anchor.value}{self.offset:+d}"
+            if self.anchor is LevelAnchor.CURRENT
+            else f"@{self.offset}"
+        )
 
     def text(self) -> str:
         """The index as people write it: ``t-1``, ``t``, ``0``."""
@@ -296,11 +300,29 @@ class ExprFold(Generic[R]):
     """
 
     def fold(self, node: Expr) -> R:
-        results = [self.fold(child) for child in node.children()]
-        method = getattr(self, _METHOD[type(node)], None)
-        if method is None:
-            raise NotImplementedError(f"{type(self).__name__} has no rule for {type(node).__name__}")
-        return method(node, *results)
+        """The fold of ``node``: children first, left to right, then the node.
+
+        Iterative, so a long chain ``a + b + c + …`` costs no recursion.
+        """
+        results: list[R] = []
+        stack: list[tuple[Expr, bool]] = [(node, False)]
+        while stack:
+            item, ready = stack.pop()
+            children = item.children()
+            if not ready and children:
+                stack.append((item, True))
+                stack.extend((child, False) for child in reversed(children))
+                continue
+            method = getattr(self, _METHOD[type(item)], None)
+            if method is None:
+                raise NotImplementedError(
+                    f"{type(self).__name__} has no rule for {type(item).__name__}"
+                )
+            count = len(children)
+            args = results[len(results) - count :] if count else []
+            del results[len(results) - count :]
+            results.append(method(item, *args))
+        return results[0]
 
 
 _METHOD = {
