@@ -16,19 +16,26 @@ or in a file they pass on the command line, ``dtg train finetune.dtg --plugin my
 which dtg imports (runs) before reading the ``.dtg`` file. The model then calls it by name in a
 reward statement only: ``reward r(x) = smiley(x)``. Without the plug-in, the same file is an
 "unknown function" error; nothing in a ``.dtg`` file can name a Python file to import.
+
+A plug-in that fails, on import or when its reward is called, is the user's error, reported with
+the file, the line and what happened: an exception, or a call of ``sys.exit`` (``SystemExit``,
+which would otherwise end dtg silently with its status). Ctrl-C stays an interrupt.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import keyword
 import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING
 
+from .errors import DtgError, DtgRuntimeError
 from .names import RESERVED_NAMES
 from .targets import TARGETS
 
@@ -69,10 +76,46 @@ def register_reward(
     def register(function: RewardFn) -> RewardFn:
         if not callable(function):
             raise PluginError(f"register_reward('{name}', …) needs a function")
-        _REWARDS[name] = function
+        _REWARDS[name] = _guarded(name, function)
         return function
 
     return register(fn) if fn is not None else register
+
+
+#: What a plug-in may raise that is its own failure: not Ctrl-C (``KeyboardInterrupt``).
+_FAILURES = (Exception, SystemExit, GeneratorExit)
+
+
+def _failure(error: BaseException, file: str | None) -> str:
+    """What went wrong, in words: "called sys.exit(1)" or "failed: KeyError: 'x'", with the
+    line of ``file`` where it happened when the traceback passes through it."""
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == file]
+    at = f" (line {lines[-1]})" if lines else ""
+    if isinstance(error, SystemExit):
+        code = "" if error.code is None else repr(error.code)
+        return f"called sys.exit({code}){at}; a plug-in must not exit"
+    detail = f": {error}" if str(error) else ""
+    return f"failed: {type(error).__name__}{detail}{at}"
+
+
+def _guarded(name: str, function: RewardFn) -> RewardFn:
+    """``function``, whose failures (``sys.exit`` included) become a :class:`DtgRuntimeError`
+    naming the reward and its file."""
+    file = getattr(getattr(function, "__code__", None), "co_filename", None)
+
+    @functools.wraps(function)
+    def reward(x: Tensor) -> Tensor:
+        try:
+            return function(x)
+        except DtgError:
+            raise
+        except _FAILURES as error:  # the user's code: say so, not "internal error"
+            where = f" in {file}" if file else ""
+            raise DtgRuntimeError(
+                f"the plug-in reward '{name}'{where} {_failure(error, file)}"
+            ) from error
+
+    return reward
 
 
 def unregister_reward(name: str) -> None:
@@ -89,7 +132,7 @@ def load_plugin(path: str | Path) -> ModuleType:
     """Import the Python file ``path`` (it registers rewards when imported).
 
     :raises PluginError: when the file is missing, is not a ``.py`` file, or fails to import
-        (the message names the file and the error).
+        (the message names the file and the error, or the ``sys.exit`` it called).
     """
     path = Path(path)
     if not path.is_file():
@@ -104,7 +147,7 @@ def load_plugin(path: str | Path) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)  # the user named this file: running it is the point
-    except Exception as error:  # noqa: BLE001 - reported with the file's name
+    except _FAILURES as error:  # reported with the file's name; Ctrl-C stays an interrupt
         sys.modules.pop(module_name, None)
-        raise PluginError(f"the plug-in {path} failed: {type(error).__name__}: {error}") from None
+        raise PluginError(f"the plug-in {path} {_failure(error, spec.origin)}") from None
     return module

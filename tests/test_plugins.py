@@ -145,3 +145,83 @@ def test_plugins_import_nothing_from_the_checker() -> None:
     assert "names" in imported  # the reserved names come from dtg.names
     assert not [m for m in imported if m.startswith(("check", "dtg.check"))]
     assert not [m for m in imported if m.split(".")[0] in ("torch", "pyro")]
+
+
+# ---------------------------------------------------------------- sys.exit in a plug-in (issue 18)
+
+
+@pytest.mark.parametrize(
+    ("body", "called"),
+    [
+        ("import sys\n\nsys.exit(0)\n", "called sys.exit(0) (line 3)"),
+        ("raise SystemExit\n", "called sys.exit() (line 1)"),
+        ("import sys\nsys.exit('bye')\n", "called sys.exit('bye') (line 2)"),
+    ],
+)
+def test_a_plugin_that_exits_on_import_is_a_plugin_failure(
+    tmp_path: Path, capsys, body: str, called: str
+) -> None:
+    # before issue 18: SystemExit went through, and `dtg check` ended silently with status 0
+    plugin = tmp_path / "quits.py"
+    plugin.write_text(body)
+    program = tmp_path / "base.dtg"
+    program.write_text(SMALL_SAMPLER)
+    assert main(["check", str(program), "--plugin", str(plugin)]) == 2
+    err = capsys.readouterr().err
+    assert f"the plug-in {plugin} {called}; a plug-in must not exit" in err
+    assert "Traceback" not in err
+
+
+def test_load_plugin_reports_generator_exit(tmp_path: Path) -> None:
+    plugin = tmp_path / "odd.py"
+    plugin.write_text("x = 1\nraise GeneratorExit\n")
+    with pytest.raises(PluginError, match=r"odd\.py failed: GeneratorExit \(line 2\)"):
+        dtg.load_plugin(plugin)
+
+
+def test_ctrl_c_while_a_plugin_loads_stays_an_interrupt(tmp_path: Path, capsys) -> None:
+    plugin = tmp_path / "slow.py"
+    plugin.write_text("raise KeyboardInterrupt\n")
+    program = tmp_path / "base.dtg"
+    program.write_text(SMALL_SAMPLER)
+    assert main(["check", str(program), "--plugin", str(plugin)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+QUITTING_REWARD = """
+import sys
+
+import dtg
+
+
+@dtg.register_reward("near_one")
+def near_one(x):
+    sys.exit(3)
+"""
+
+
+def test_a_reward_that_exits_while_training_is_a_user_error(tmp_path: Path, capsys) -> None:
+    plugin = tmp_path / "quits.py"
+    plugin.write_text(QUITTING_REWARD)
+    program = tmp_path / "base.dtg"
+    program.write_text(SMALL_SAMPLER.replace("-0.5 * sum(x^2)", "near_one(x)"))
+    argv = ["train", str(program), "--plugin", str(plugin), "--steps", "2", "--batch", "4"]
+    status = main([*argv, "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert f"the plug-in reward 'near_one' in {plugin} called sys.exit(3) (line 9)" in err
+    assert "internal error" not in err
+
+
+def test_a_reward_that_raises_names_its_file_and_line() -> None:
+    def broken(x):
+        return {}["missing"]
+
+    line = broken.__code__.co_firstlineno + 1
+    dtg.register_reward("near_one", broken)
+    model = dtg.loads(CHILD).compile("cpu", model="child")
+    with pytest.raises(dtg.DtgRuntimeError) as info:
+        model.reward_fn(torch.zeros(3, 2))
+    message = info.value.message
+    assert "the plug-in reward 'near_one' in " in message and __file__ in message
+    assert f"failed: KeyError: 'missing' (line {line})" in message
