@@ -169,6 +169,8 @@ EXCERPT_WIDTH = 200
 _WINDOW_LEAD = 60
 _TAB = 4
 _CUT = "… "
+#: The most characters of one line an excerpt measures (around the span's start).
+_SLICE = 4 * EXCERPT_WIDTH
 
 
 def _cell(char: str, column: int) -> tuple[str, int]:
@@ -215,20 +217,30 @@ def _column_of(cells: list[tuple[int, str, int]], index: int) -> int:
     return end + index - len(cells)
 
 
-def _shown(cells: list[tuple[int, str, int]], window: int) -> str:
+def _shown(cells: list[tuple[int, str, int]], window: int, left: bool, right: bool) -> str:
     """The characters of one line inside ``[window, window + EXCERPT_WIDTH)`` display columns,
-    cut marks where the line goes on."""
-    parts = [_CUT] if window > 0 else []
+    with cut marks where the line goes on (``left``/``right``: it goes on beyond ``cells``)."""
+    parts = [_CUT] if window > 0 or left else []
     position = window
     for column, text, width in cells:
         if column < window:
             continue
         if column + width > window + EXCERPT_WIDTH:
-            parts.append(" " * (column - position) + " …")
+            right = True
             break
         parts.append(" " * (column - position) + text)
         position = column + width
+    if right:
+        parts.append(" …")
     return "".join(parts)
+
+
+def _view(line: str, offset: int) -> tuple[list[tuple[int, str, int]], bool, bool]:
+    """The cells of the characters of ``line`` from ``offset`` on, as many as an excerpt can
+    show (a line of megabytes is measured no further), and whether the line goes on to the
+    left and to the right."""
+    end = offset + _SLICE
+    return _cells(line[offset:end]), offset > 0, len(line) > end
 
 
 def excerpt(source: str, span: Span, context: int = 1) -> list[str]:
@@ -252,24 +264,32 @@ def excerpt(source: str, span: Span, context: int = 1) -> list[str]:
     last = min(len(all_lines), max(span.end_line, span.line))
     last = min(last, span.line + 3)  # a long span shows its first lines only
     gutter = len(str(last))
-    first_cells = _cells(all_lines[span.line - 1])
-    lead = _column_of(first_cells, span.column - 1)
+    # Characters, then display columns, are counted from ``offset``: far enough before the span
+    # for the window, and near enough that a line of megabytes costs no more than a short one.
+    offset = max(0, span.column - 1 - _SLICE // 2)
+    first_cells, left, _ = _view(all_lines[span.line - 1], offset)
+    lead = _column_of(first_cells, span.column - 1 - offset)
     line_width = _column_of(first_cells, len(first_cells))
     window = 0
-    if max(line_width, lead + 1) > EXCERPT_WIDTH and lead + 20 > EXCERPT_WIDTH - len(_CUT):
-        window = lead - _WINDOW_LEAD
+    if left or (
+        max(line_width, lead + 1) > EXCERPT_WIDTH and lead + 20 > EXCERPT_WIDTH - len(_CUT)
+    ):
+        window = max(0, lead - _WINDOW_LEAD)
         # Start on a character boundary at or after that column.
         window = next((c for c, _, _ in first_cells if c >= window), lead)
-    indent = len(_CUT) if window > 0 else 0
+    indent = len(_CUT) if window > 0 or left else 0
     out = [" " * (gutter + 1) + "|"]
     for number in range(first, last + 1):
-        cells = _cells(all_lines[number - 1])
+        line = all_lines[number - 1]
         if not span.line <= number <= span.end_line:  # context: shown from its start
-            out.append(f"{number:>{gutter}} | {_shown(cells, 0)}")
+            cells, _, right = _view(line, 0)
+            out.append(f"{number:>{gutter}} | {_shown(cells, 0, False, right)}")
             continue
-        out.append(f"{number:>{gutter}} | {_shown(cells, window)}")
-        start = span.column - 1 if number == span.line else 0
-        stop = span.end_column - 1 if number == span.end_line else len(cells)
+        cells, left, right = _view(line, offset)
+        out.append(f"{number:>{gutter}} | {_shown(cells, window, left, right)}")
+        start = span.column - 1 - offset if number == span.line else 0
+        stop = span.end_column - 1 - offset if number == span.end_line else len(cells)
+        start, stop = max(start, 0), max(stop, 0)
         begin = _column_of(cells, start)
         end = max(_column_of(cells, max(stop, start + 1)), begin + 1)
         begin, end = max(begin, window), min(end, window + EXCERPT_WIDTH)

@@ -356,7 +356,6 @@ _HUGE = "9" * 5000
 @pytest.mark.parametrize(
     ("old", "new", "what"),
     [
-        ("steps T = 10", f"steps T = {_HUGE}", "the number of steps"),
         ("data x : real[2]", f"data x : real[{_HUGE}]", "a dimension"),
         ("-> real[2] =", f"-> real[{_HUGE}] =", "a dimension"),
         ("data x : real[2] ~ moons()", f"data x : token({_HUGE})[2]", "a vocabulary size"),
@@ -370,6 +369,18 @@ def test_integers_of_thousands_of_digits_are_a_clean_number_error(old, new, what
         f"bad number '{'9' * 20}…' (5,000 digits): {what} must be a whole number below 2^63"
     )
     assert error.span.end_column - error.span.column == 5000
+    assert len(error.format()) < 2000
+
+
+@pytest.mark.parametrize("digits", [25, 400, 5000])
+def test_steps_of_thousands_of_digits_are_too_many(digits) -> None:
+    """5,000 digits were a ``VisitError`` traceback; the steps' own limit is the message, as for
+    a trillion steps."""
+    text = "1" + "0" * (digits - 1)
+    error = error_of(GAUSSIAN.replace("steps T = 10", f"steps T = {text}"))
+    assert isinstance(error, dtg.DtgRangeError)
+    shown = text if digits <= 30 else f"{text[:20]}… ({digits:,} digits)"
+    assert error.message == f"steps T = {shown} is too many (at most 100,000)"
     assert len(error.format()) < 2000
 
 

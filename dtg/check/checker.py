@@ -36,6 +36,7 @@ from ..ir import (
 from ..ir.options import Role
 from ..syntax import ast
 from ..syntax.printer import expr_to_source
+from ..syntax.transform import short_number
 from ..targets import TARGETS
 from . import symbolic
 from .collect import collect
@@ -176,7 +177,8 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         )
     if steps_statement.value > MAX_STEPS:
         raise DtgRangeError(
-            f"steps {steps_statement.name} = {steps_statement.value} is too many "
+            f"steps {steps_statement.name} = "
+            f"{short_number(steps_statement.text or str(steps_statement.value))} is too many "
             f"(at most {MAX_STEPS:,})",
             steps_statement.span,
             source,

@@ -236,11 +236,13 @@ class SpaceDecl(Node):
 
 @dataclass(frozen=True)
 class Steps(Node):
-    """``steps T = 100``."""
+    """``steps T = 100``. ``text`` keeps the number as written: a value beyond 2^63 (far past
+    any limit) is held as 2^63, and messages and the printer show the text."""
 
     name: str
     value: int
     span: Span = _span()
+    text: str = field(compare=False, default="")
 
 
 @dataclass(frozen=True)

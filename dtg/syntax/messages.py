@@ -95,26 +95,21 @@ _CLOSER_TERMINAL = {"{": "RBRACE", "(": "RPAR", "[": "RSQB"}
 _OPENED = {"{": "the block opened here", "(": "the '(' opened here", "[": "the '[' opened here"}
 
 
+#: What the bracket scan looks at: comments and strings (skipped whole) and brackets.
+_BRACKET_SCAN = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"?|[{}()\[\]]')
+
+
 def _open_brackets(text: str, end: int) -> list[int]:
     """Offsets of the brackets ``{ ( [`` still open at offset ``end`` (comments and strings
     skipped), innermost last. The text before a parse error is a valid prefix, so its brackets
     nest properly."""
     opened: list[int] = []
-    offset = 0
-    while offset < end:
-        char = text[offset]
-        if char == "#":
-            newline = text.find("\n", offset)
-            offset = end if newline < 0 else newline
-        elif char == '"':
-            offset += 1
-            while offset < end and text[offset] not in '"\n':
-                offset += 2 if text[offset] == "\\" else 1
-        elif char in _CLOSER:
-            opened.append(offset)
+    for found in _BRACKET_SCAN.finditer(text, 0, end):
+        char = found.group()
+        if char in _CLOSER:
+            opened.append(found.start())
         elif char in "})]" and opened:
             opened.pop()
-        offset += 1
     return opened
 
 

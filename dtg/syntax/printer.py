@@ -128,7 +128,9 @@ def statement_to_source(node: ast.Statement) -> str:
     if isinstance(node, ast.SpaceDecl):
         return f"space {node.name} : {_space(node.space)}"
     if isinstance(node, ast.Steps):
-        return f"steps {node.name} = {node.value}"
+        # A value held as 2^63 (see ast.Steps) prints as written.
+        value = node.value if node.value < 2**63 or not node.text else node.text
+        return f"steps {node.name} = {value}"
     if isinstance(node, ast.Schedule):
         return f"schedule {node.name}({', '.join(node.params)}) = {expr_to_source(node.body)}"
     if isinstance(node, ast.Net):

@@ -15,7 +15,7 @@ from ..errors import DtgNameError, DtgSyntaxError, Span
 from ..names import RESERVED_PREFIX, is_reserved
 from . import ast
 
-__all__ = ["ToAst", "quote_number"]
+__all__ = ["ToAst", "quote_number", "short_number"]
 
 
 @v_args(meta=True)
@@ -40,7 +40,12 @@ class ToAst(Transformer_NonRecursive):
     def _tok(self, token: Token) -> Span:
         return Span(self.file, token.line, token.column, token.end_line, token.end_column)
 
-    def _int(self, token: Token, what: str) -> int:
+    def _int(self, token: Token, what: str, bounded: bool = True) -> int:
+        """A whole number of the grammar (steps, a dimension, a vocabulary size).
+
+        :param bounded: refuse a value of 2^63 or more here; otherwise (the steps, whose limit
+            the checker gives) such a value is returned as 2^63, far past any limit.
+        """
         text = str(token)
         if not text.isdigit():
             raise DtgSyntaxError(
@@ -54,6 +59,8 @@ class ToAst(Transformer_NonRecursive):
         # Compared as text first: int() refuses strings of more than 4,300 digits.
         digits = text.lstrip("0") or "0"
         if len(digits) > len(_INT64_LIMIT) or int(digits) >= int(_INT64_LIMIT):
+            if not bounded:
+                return int(_INT64_LIMIT)
             raise DtgSyntaxError(
                 f"bad number {quote_number(text)}: {what} must be a whole number below 2^63",
                 self._tok(token),
@@ -109,8 +116,9 @@ class ToAst(Transformer_NonRecursive):
         name, value = children
         return ast.Steps(
             self._declared(name, "the number of steps"),
-            self._int(value, "the number of steps"),
+            self._int(value, "the number of steps", bounded=False),
             span=self._span(meta),
+            text=str(value),
         )
 
     def schedule_stmt(self, meta, children):
@@ -287,16 +295,28 @@ _INT64_LIMIT = str(2**63)
 _QUOTE_CHARS = 30
 
 
-def quote_number(text: str) -> str:
-    """A number as written, in quotes for a message; a very long one is cut with its length.
+def short_number(text: str) -> str:
+    """A number as written, for a message; a very long one is cut, with its length.
 
     :param text: the number's text.
-    :returns: ``'12.5'``, or ``'99999999999999999999…' (5,000 digits)``.
+    :returns: ``12.5``, or ``99999999999999999999… (5,000 digits)``.
+    """
+    if len(text) <= _QUOTE_CHARS:
+        return text
+    unit = "digits" if text.isdigit() else "characters"
+    return f"{text[:20]}… ({len(text):,} {unit})"
+
+
+def quote_number(text: str) -> str:
+    """:func:`short_number` in quotes: ``'12.5'``, ``'99999999999999999999…' (5,000 digits)``.
+
+    :param text: the number's text.
+    :returns: the quoted number.
     """
     if len(text) <= _QUOTE_CHARS:
         return f"'{text}'"
-    unit = "digits" if text.isdigit() else "characters"
-    return f"'{text[:20]}…' ({len(text):,} {unit})"
+    head, _, length = short_number(text).partition(" ")
+    return f"'{head}' {length}"
 
 
 def _finite(text: str) -> bool:
