@@ -3,30 +3,73 @@
 Write how information is withheld from data (a destruction chain) and how a model guesses it
 back (a generation chain); dtg checks the file, compiles it to PyTorch objectives and Pyro
 programs, trains and samples it, and draws it as a generative commutative diagram.
+
+The names below are imported when first used (PEP 562), so that ``import dtg.entry`` — the
+``dtg`` command's first step — loads nothing else and a Ctrl-C during start-up is caught there.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from importlib import import_module
 
 from ._version import __version__
-from .errors import (
-    DtgCheckError,
-    DtgDataError,
-    DtgError,
-    DtgLevelError,
-    DtgNameError,
-    DtgObjectiveError,
-    DtgRangeError,
-    DtgRuntimeError,
-    DtgSyntaxError,
-    DtgTypeError,
-)
-from .plugins import load_plugin, register_reward
-from .program import Program, load, loads
 
-if TYPE_CHECKING:  # for the annotation only: importing the runtime would import torch
+TYPE_CHECKING = False  # not typing's: importing typing alone takes a noticeable moment
+if TYPE_CHECKING:  # for the annotations only; at run time the names load on first use
+    from typing import Any
+
+    from .errors import (
+        DtgCheckError,
+        DtgDataError,
+        DtgError,
+        DtgLevelError,
+        DtgNameError,
+        DtgObjectiveError,
+        DtgRangeError,
+        DtgRuntimeError,
+        DtgSyntaxError,
+        DtgTypeError,
+    )
+    from .plugins import load_plugin, register_reward
+    from .program import Program, load, loads
     from .runtime.train import Run
+
+#: Where each public name lives.
+_HOMES = {
+    "load": "program",
+    "loads": "program",
+    "Program": "program",
+    "register_reward": "plugins",
+    "load_plugin": "plugins",
+    **{
+        name: "errors"
+        for name in (
+            "DtgError",
+            "DtgSyntaxError",
+            "DtgCheckError",
+            "DtgNameError",
+            "DtgTypeError",
+            "DtgLevelError",
+            "DtgRangeError",
+            "DtgObjectiveError",
+            "DtgDataError",
+            "DtgRuntimeError",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'dtg' has no attribute '{name}'")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value  # later uses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
 
 
 def train(model: Any, **options: Any) -> Run:

@@ -1,5 +1,5 @@
 """``python -m dtg`` runs the command-line interface."""
 
-from .cli import main
+from .entry import main
 
 raise SystemExit(main())

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .atomic import atomic_writer
+from .atomic import atomic_writer, make_folder
+from .errors import DtgOutputError
 
 __all__ = ["cache_dir", "digits_classifier", "log_prob_classes", "MIN_ACCURACY"]
 
@@ -108,9 +109,12 @@ def digits_classifier(device: torch.device | str = "cpu") -> nn.Module:
             raise RuntimeError(
                 f"the digits classifier reached only {accuracy:.1%} held-out accuracy"
             ) from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as file:  # a concurrent reader sees the old cache or the new
-            torch.save({"weights": net.state_dict(), "accuracy": accuracy}, file)
+        try:  # the cache saves the next run half a minute; without it, nothing is lost
+            make_folder(path.parent)
+            with atomic_writer(path) as file:  # a concurrent reader sees the old cache or new
+                torch.save({"weights": net.state_dict(), "accuracy": accuracy}, file)
+        except DtgOutputError:
+            pass
     net = net.eval().requires_grad_(False).to(device)
     _LOADED[key] = net
     return net

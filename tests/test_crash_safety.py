@@ -2,8 +2,8 @@
 
 The tests run ``python -m dtg train`` in a child process on a tiny model and stop it from
 outside: SIGKILL at random moments (nothing can run on the way out, so only the atomic
-checkpoint write protects the file), and SIGINT (Ctrl-C: a checkpoint of the last whole step,
-exit status 130).
+checkpoint write protects the file), SIGINT (Ctrl-C) and SIGTERM (a checkpoint of the last whole
+step, exit status 130 or 143), a second Ctrl-C, and signals during start-up.
 """
 
 from __future__ import annotations
@@ -112,19 +112,84 @@ def test_sigkill_at_random_moments_never_leaves_a_bad_checkpoint(tmp_path: Path)
     assert not list((tmp_path / "run").glob(".checkpoint.pt.*"))  # stale writes cleaned up
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "signum, status, said",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped by SIGTERM")],
+)
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_128_plus_signal(
+    tmp_path: Path, signum: int, status: int, said: str
+) -> None:
     (tmp_path / "tiny.dtg").write_text(TINY)
     metrics = tmp_path / "run" / "metrics.jsonl"
     process = start(tmp_path, "--set", "checkpoint_every=100000", "--set", "log_every=1")
     wait_for(metrics, process)
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
+    sent = time.monotonic()
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert time.monotonic() - sent < 10.0  # SLURM's grace is 30 s; the save must fit well in it
+    assert process.returncode == status, stderr
     assert "checkpoint saved" in stderr and "--resume" in stderr, stderr
-    step = int(stderr.split("interrupted after step ")[1].split(";")[0])
+    assert "Traceback" not in stderr, stderr
+    step = int(stderr.split(f"{said} after step ")[1].split(";")[0])
     content = load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))
     assert content["step"] == step > 0
     resumed = resume_to(tmp_path, step + 3)
     assert resumed.returncode == 0, resumed.stderr
     assert f"trained steps {step + 1}-{step + 3}" in resumed.stdout
+
+
+def test_a_second_ctrl_c_quits_at_once_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "tiny.dtg").write_text(TINY)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    # A checkpoint every step: the second signal lands in the step or in the save.
+    process = start(tmp_path, "--set", "checkpoint_every=1", "--set", "log_every=1")
+    wait_for(metrics, process)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    content = load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))
+    assert content["step"] >= 1  # whatever was saved is whole
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_start_up_exits_cleanly(tmp_path: Path, signum: int, status: int) -> None:
+    (tmp_path / "tiny.dtg").write_text(TINY)
+    process = start(tmp_path)
+    time.sleep(1.0)  # past the interpreter's own start, inside dtg's imports or the compile
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == status, stderr
+    assert "Traceback" not in stderr, stderr
+
+
+def test_ctrl_c_while_the_cli_is_imported_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from dtg import entry
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        if name == "cli" and level == 1:
+            raise KeyboardInterrupt
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    assert entry.main() == 130
+
+
+def test_ctrl_c_while_loading_the_program_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from dtg.cli import main, train
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "load_program", interrupted)
+    (tmp_path / "tiny.dtg").write_text(TINY)
+    assert main(["train", str(tmp_path / "tiny.dtg"), "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err.strip() == "dtg: interrupted"

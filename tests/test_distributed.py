@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 MOONS = """
@@ -137,3 +138,34 @@ def test_a_dying_rank_stops_the_job_without_a_partial_checkpoint(tmp_path: Path)
     if checkpoint.exists():  # the step-6 checkpoint is complete and loads
         assert torch.load(checkpoint, weights_only=True)["step"] == 6
     assert not list((tmp_path / "dead").glob("*.tmp*"))
+
+
+@pytest.mark.slow
+def test_sigterm_under_nproc_saves_on_rank_0_and_exits_143(tmp_path: Path) -> None:
+    """SIGTERM to ``dtg train --nproc 2`` (what SLURM sends): the launcher forwards it, the ranks
+    agree on a step, rank 0 saves it, and the job exits 143 with one resume hint, within 10 s."""
+    (tmp_path / "moons.dtg").write_text(MOONS.replace("steps = 12", "steps = 1000000"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dtg", "train", "moons.dtg", "--out", "run", "--nproc", "2",
+         "--no-progress", "--set", "checkpoint_every=1000000", "--set", "log_every=1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "the ranks did not start training"
+        time.sleep(0.1)
+    process.terminate()
+    sent = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 10.0, stderr
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.count("checkpoint saved") == 1, stderr  # rank 0 reports, once
+    step = int(stderr.split("stopped by SIGTERM after step ")[1].split(";")[0])
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == step > 0

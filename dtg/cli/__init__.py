@@ -7,7 +7,7 @@ parser imports no heavy stage: a command imports torch, pyro or graphviz only wh
 through the CLI. Command modules import :mod:`dtg.cli.errors`, never this package.
 
 Exit codes: 0 success, 1 a user error in a ``.dtg`` file, the data or a checkpoint, 2 bad
-command-line usage, 3 a bug in dtg, 130 interrupted. A user mistake never prints a Python
+command-line usage, 3 a bug in dtg, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. A user mistake never prints a Python
 traceback; set ``DTG_DEBUG=1`` to see one anyway.
 """
 
@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DtgError
+from ..interrupt import exit_status, signal_name, stop_now
 from ..plugins import PluginError, load_plugin
 from . import check, fmt, new, render, sample, train
 from . import compile as compile_
 from . import eval as eval_
-from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_USER, UsageError, usage
+from .errors import EXIT_BUG, EXIT_USAGE, EXIT_USER, UsageError, usage
 from .parser import Parser
 
 __all__ = ["main", "build_parser", "UsageError", "COMMANDS", "PLUGIN_COMMANDS"]
@@ -81,17 +84,24 @@ def _load_plugins(args: argparse.Namespace) -> None:
 
 
 def _interrupted(interrupt: KeyboardInterrupt) -> int:
-    """Say where an interrupted run left its checkpoint (training saves one after Ctrl-C)."""
+    """Say where an interrupted run left its checkpoint (training saves one after a signal).
+
+    :returns: ``128 + signal``, as a shell reports a process ended by it (130 for Ctrl-C).
+    """
+    signum = getattr(interrupt, "signum", signal.SIGINT)
     checkpoint = getattr(interrupt, "checkpoint", None)
-    if checkpoint is not None:
+    by = "interrupted" if signum == signal.SIGINT else f"stopped by {signal_name(signum)}"
+    if os.environ.get("RANK", "0") != "0":
+        pass  # a distributed job: rank 0 reports for all of its ranks
+    elif checkpoint is not None:
         print(
-            f"dtg: interrupted after step {getattr(interrupt, 'step', '?')}; checkpoint saved:"
+            f"dtg: {by} after step {getattr(interrupt, 'step', '?')}; checkpoint saved:"
             f" {checkpoint} (continue with --resume)",
             file=sys.stderr,
         )
     else:
-        print("dtg: interrupted", file=sys.stderr)
-    return EXIT_INTERRUPTED
+        print(f"dtg: {by}", file=sys.stderr)
+    return exit_status(interrupt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,9 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: the arguments after ``dtg`` (default: ``sys.argv[1:]``).
     :returns: the exit status (see the module docstring).
     """
-    parser = build_parser()
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        previous = signal.signal(signal.SIGTERM, stop_now)  # training puts its own over it
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         _load_plugins(args)
         return int(args.run(args))
     except UsageError as error:
@@ -119,3 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dtg: internal error (this is a bug in dtg, please report it):", file=sys.stderr)
         traceback.print_exc()
         return EXIT_BUG
+    finally:
+        if main_thread:  # a late SIGTERM (at exit) ends the process as usual, not in a handler
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is stop_now else previous)

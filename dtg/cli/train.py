@@ -57,6 +57,12 @@ def _flags(args: argparse.Namespace, keys: tuple[str, ...]) -> dict[str, Any]:
     return flags
 
 
+def _check_nproc(nproc: int | None) -> None:
+    """Refuse ``--nproc`` below 1 or past 2^63, as a ``.dtg`` file refuses such counts."""
+    if nproc is not None and not 1 <= nproc < 2**63:
+        raise usage(f"--nproc must be a whole number of processes ≥ 1, got {nproc}")
+
+
 def _without_nproc(argv: list[str]) -> list[str]:
     """The command line without ``--nproc N`` / ``--nproc=N`` (for torchrun to re-run)."""
     out, skip = [], False
@@ -82,19 +88,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = parse_sets(args.overrides)  # cheap checks first: loading FILE takes a moment
     flags = _flags(args, ("steps", "batch", "lr", "seed"))
+    for key in flags.keys() & overrides.keys():
+        if flags[key] != overrides[key]:
+            raise usage(f"--{key} {flags[key]} and --set {key}={overrides[key]} disagree: give one")
+    _check_nproc(args.nproc)
     program, ir = load_program(args)
     out = Path(args.out) if args.out else Path("runs") / ir.name
     if out.exists() and not out.is_dir():
         raise usage(f"--out {out} is a file, not a folder")
     if args.resume and not (out / CHECKPOINT).is_file():
         raise usage(f"nothing to resume: no checkpoint at {out / CHECKPOINT}")
+    if not args.resume and not args.force and (out / CHECKPOINT).is_file():
+        raise usage(
+            f"{out} already holds a checkpoint: continue it with --resume, or start a new run "
+            f"over it with --force (or choose another --out)"
+        )
     if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         from ..runtime.distributed import launch  # heavy: imports torch.distributed
 
         return launch(_without_nproc(sys.argv[1:]), args.nproc)
     if args.init and not Path(args.init).is_file():
         raise usage(f"no such checkpoint for --init: {args.init}")
-    seed_everything(int(flags.get("seed", overrides.get("seed", ir.train.get("seed", 0)))))
+    options = {**overrides, **flags}  # the flags win (dtg.runtime.train_options: the order)
+    seed_everything(int(options.get("seed", ir.train.get("seed", 0))))
     model = compile_model(program, ir, args.device)  # seeded: the initial weights reproduce
     if args.init and not args.resume:
         _init_from(model, args.init)
@@ -103,10 +119,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         out=out,
         resume=args.resume,
         progress=not args.no_progress,
-        overrides=overrides,
+        overrides=options,
         detect_anomaly=args.detect_anomaly,
         force=args.force,
-        **flags,
     )
     if os.environ.get("RANK", "0") != "0":
         return 0  # rank 0 reports for the whole job
@@ -149,7 +164,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--out", metavar="DIR", help="run folder (default: runs/<model>)")
     train.add_argument("--seed", type=int, metavar="S", help="random seed")
     train.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
-    train.add_argument("--force", action="store_true", help="resume even if FILE changed")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even if FILE changed; without --resume, train afresh over DIR's checkpoint",
+    )
     train.add_argument(
         "--set",
         dest="overrides",

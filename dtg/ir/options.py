@@ -141,7 +141,9 @@ def check_option(spec: OptionSpec, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionValueError("a number")
     if spec.kind == "int":
-        if not float(value).is_integer():  # nan and ±inf are not whole numbers either
+        # nan and ±inf are not whole numbers either; a Python int is (float() of a huge one
+        # would overflow, so it is not converted)
+        if isinstance(value, float) and not value.is_integer():
             raise OptionValueError("a whole number")
         value = int(value)
         if abs(value) >= 2**63:  # torch and numpy take 64-bit integers

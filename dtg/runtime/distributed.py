@@ -1,6 +1,6 @@
 """Multi-process training on ``torch.distributed`` (torchrun and DDP; nothing home-made).
 
-``dtg train FILE --nproc N`` re-runs itself under ``torch.distributed.run`` (torchrun) with N
+``dtg train FILE --nproc N`` re-runs itself under torchrun (:mod:`dtg.runtime.torchrun`) with N
 local processes; ``dtg train`` started by torchrun on several machines reads the usual
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR`` environment. The backend is ``nccl`` on
 CUDA and ``gloo`` on CPU; DDP averages gradients (log Z included).
@@ -20,11 +20,13 @@ checkpoint (atomically) and ``metrics.jsonl``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from types import FrameType
 
 import torch
 import torch.distributed as dist
@@ -68,6 +70,24 @@ class Context:
         dist.all_reduce(value)
         return value / self.world
 
+    def any_rank(self, flag: int) -> int:
+        """The largest of ``flag`` over ranks (a host sync: called at sync points only).
+
+        :param flag: this rank's value (e.g. the number of a signal received, or 0).
+        :returns: the maximum over all ranks (``flag`` itself in a single process).
+        """
+        if not self.active:
+            return flag
+        value = torch.tensor([flag], dtype=torch.int64, device=self.device_of_group())
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return int(value.item())
+
+    def device_of_group(self) -> torch.device:
+        """Where the group's collectives run: this rank's CUDA device under nccl, else the CPU."""
+        if dist.is_initialized() and dist.get_backend() == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
@@ -103,11 +123,12 @@ def launch(argv: Sequence[str], nproc: int) -> int:
 
     :param argv: the ``dtg`` arguments without ``--nproc``.
     :returns: torchrun's exit status (non-zero when any rank failed).
+        A SIGTERM is forwarded to the ranks (``128 + 15`` once they have saved and stopped).
     """
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "dtg.runtime.torchrun",
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
@@ -115,4 +136,19 @@ def launch(argv: Sequence[str], nproc: int) -> int:
         *argv,
     ]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    return subprocess.call(command, env=env)
+    process = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        process.send_signal(signum)  # torchrun passes it on to every rank; rank 0 saves
+
+    # SIGTERM is forwarded; Ctrl-C reaches torchrun and the ranks from the terminal already
+    # (one process group), so this process only waits for them to save and stop.
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    }
+    try:
+        return process.wait()  # 128 + signal after one (rank 0 has said where it saved)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -7,7 +7,7 @@ steps a JSON line goes to ``OUT/metrics.jsonl`` (:mod:`dtg.runtime.monitor`); ev
 ``checkpoint_every`` steps and at the end ``OUT/checkpoint.pt`` is rewritten atomically
 (:mod:`dtg.runtime.checkpoint`). A NaN/inf loss or gradient stops training with a
 :class:`~dtg.errors.DtgRuntimeError` naming the step; the last good checkpoint stays on disk.
-Ctrl-C stops after the current step with a checkpoint (:mod:`dtg.runtime.interrupt`), and
+Ctrl-C or SIGTERM stops after the current step with a checkpoint (:mod:`dtg.interrupt`), and
 callbacks run after every step (:mod:`dtg.runtime.step_callbacks`).
 """
 
@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..atomic import remove_stale_temporaries
+from ..atomic import make_folder, remove_stale_temporaries
 from ..errors import DtgRuntimeError
+from ..interrupt import Interrupted, StopOnInterrupt
 from .checkpoint import (
     CHECKPOINT,
     check_source,
@@ -37,7 +38,6 @@ from .checkpoint import (
 )
 from .distributed import Context, context_from_env, shard_seed
 from .ema import EMA
-from .interrupt import Interrupted, StopOnInterrupt
 from .monitor import Monitor, checks_every_step
 from .step_callbacks import StepCallback, StepEvent, step_callbacks
 from .train_options import resolve_options
@@ -98,15 +98,19 @@ def train(
         states and the data stream all continue, so the result equals an uninterrupted run.
         Options not given now are the checkpoint's.
     :param progress: a tqdm bar on a terminal, else a line every ``log_every`` steps (stderr).
-    :param overrides: more train options (``--set KEY=VALUE``), checked against ``TRAIN_OPTIONS``.
+    :param overrides: more train options (``--set KEY=VALUE``), checked against ``TRAIN_OPTIONS``;
+        ``steps``, ``batch``, ``lr`` and ``seed`` given as keywords (not ``None``) win over them
+        (see :mod:`dtg.runtime.train_options` for the whole order).
     :param detect_anomaly: run under ``torch.autograd.set_detect_anomaly`` (slow; finds NaNs).
-    :param force: resume even when the program's source changed since the checkpoint.
+    :param force: resume even when the program's source changed since the checkpoint; without
+        ``resume``, start a fresh run in a folder that holds a checkpoint (replaced at the
+        first save).
     :param on_step: a callable (or several) called with a
         :class:`~dtg.runtime.step_callbacks.StepEvent` after every step, after those registered
         with :func:`~dtg.runtime.step_callbacks.add_step_callback`; one that raises stops training.
     :returns: a :class:`Run`.
     :raises DtgRuntimeError: bad options, a bad checkpoint, or a NaN/inf loss or gradient.
-    :raises Interrupted: after Ctrl-C, once the step's checkpoint is written.
+    :raises Interrupted: after Ctrl-C or SIGTERM, once the step's checkpoint is written.
     """
     callbacks = step_callbacks(on_step)
     out = Path(out) if out is not None else Path("runs") / model.ir.name
@@ -114,9 +118,18 @@ def train(
     saved = load_checkpoint(ckpt_path, model.device) if resume else None
     if saved is not None:
         check_source(saved, model.program, force)
-    explicit = {**(overrides or {}), "steps": steps, "batch": batch, "lr": lr, "seed": seed}
+    elif ckpt_path.is_file() and not force:
+        raise DtgRuntimeError(
+            f"{out} already holds a checkpoint ({ckpt_path}); a fresh run would replace it",
+            hints=[
+                "continue that run with resume=True (--resume), or start over with "
+                "force=True (--force)"
+            ],
+        )
+    keywords = {"steps": steps, "batch": batch, "lr": lr, "seed": seed}
+    explicit = {**(overrides or {}), **{k: v for k, v in keywords.items() if v is not None}}
     opts = resolve_options(model.ir.train, saved["train_options"] if saved else None, explicit)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     remove_stale_temporaries(ckpt_path)  # a write cut short by a kill
 
     ctx = context_from_env(model.device)
@@ -163,7 +176,8 @@ def train(
         resumed=saved is not None,
         sync_every=1 if per_step else int(opts["log_every"]),
     )
-    stop = StopOnInterrupt(enabled=not ctx.active)
+    stop = StopOnInterrupt(repeat_quits=not ctx.active, announce=ctx.main)
+    agree_every = 1 if per_step else int(opts["log_every"])  # ranks agree at the sync points
     try:
         with torch.autograd.set_detect_anomaly(True) if detect_anomaly else nullcontext():
             while step < total:
@@ -193,15 +207,19 @@ def train(
                         callback(event)
                 monitor.record(step, loss, norm, data, optimizer.param_groups[0]["lr"])
                 due = step % opts["checkpoint_every"] == 0 or step == total
-                if ctx.main and (due or stop.requested):
+                stopping = stop.requested
+                if ctx.active:  # the ranks stop together, at a step where they compare flags
+                    agree = step % agree_every == 0 or due
+                    stopping = (ctx.any_rank(stopping or 0) or None) if agree else None
+                if ctx.main and (due or stopping):
                     monitor.flush()
                     shadow = ema.shadow if ema is not None else None
                     seconds = monitor.elapsed()
                     state = training_state(model, optimizer, shadow, step, data_gen, opts, seconds)
                     save_checkpoint(ckpt_path, state)
                     monitor.good = step
-                if stop.requested:
-                    raise Interrupted(step, ckpt_path)
+                if stopping:
+                    raise Interrupted(step, ckpt_path, stopping)
     finally:
         stop.close()
         monitor.close()

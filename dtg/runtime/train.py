@@ -5,7 +5,7 @@ The pieces live in modules of their own; this one gathers the names callers use:
 * :mod:`dtg.runtime.loop`: :func:`train` (the loop) and :class:`Run` (its outcome);
 * :mod:`dtg.runtime.train_options`: :func:`coerce_option`, :class:`OptionError`;
 * :mod:`dtg.runtime.monitor`: NaN checks, ``metrics.jsonl`` (:data:`METRICS`), progress;
-* :mod:`dtg.runtime.interrupt`: Ctrl-C, :class:`Interrupted`;
+* :mod:`dtg.interrupt`: Ctrl-C and SIGTERM, :class:`Interrupted`;
 * :mod:`dtg.runtime.step_callbacks`: code run after every step (``on_step``, plug-ins);
 * :mod:`dtg.runtime.checkpoint` (:data:`CHECKPOINT`, :func:`seed_everything`),
   :mod:`dtg.runtime.ema`, :mod:`dtg.runtime.device`.
@@ -13,10 +13,10 @@ The pieces live in modules of their own; this one gathers the names callers use:
 
 from __future__ import annotations
 
+from ..interrupt import Interrupted
 from .checkpoint import CHECKPOINT, seed_everything
 from .device import resolve_device
 from .ema import EMA
-from .interrupt import Interrupted
 from .loop import DATA_SPLIT_SEED, Run, train
 from .monitor import METRICS
 from .step_callbacks import StepEvent, add_step_callback, remove_step_callback

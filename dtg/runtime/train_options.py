@@ -1,10 +1,16 @@
 """The options of a training run: checked against ``dtg.ir.options.TRAIN_OPTIONS`` and merged.
 
-A run's options come, from weakest to strongest, from the table's defaults, the model's
-``train { … }`` block, the checkpoint a run resumes, and what the caller passes (``--steps``,
-``--set KEY=VALUE``, keyword arguments of :func:`dtg.runtime.train.train`). The ``.dtg`` block is
-checked by the checker; values from the command line or Python are checked here, against the same
-table, by :func:`coerce_option`.
+A run's options come, from weakest to strongest, from
+
+1. the table's defaults,
+2. the model's ``train { … }`` block,
+3. the checkpoint a run resumes (``--resume``),
+4. ``--set KEY=VALUE`` (the ``overrides`` of :func:`dtg.runtime.train.train`),
+5. the dedicated flags ``--steps``, ``--batch``, ``--lr``, ``--seed`` (its keyword arguments).
+
+A value given twice on one command line (``--steps 10 --set steps=20``) is refused by the CLI.
+The ``.dtg`` block is checked by the checker; values from the command line or Python are checked
+here, against the same table, by :func:`coerce_option`.
 """
 
 from __future__ import annotations
@@ -44,16 +50,38 @@ def coerce_option(key: str, value: Any) -> int | float:
             f"unknown train option '{key}' (options: {', '.join(TRAIN_OPTIONS)})",
             did_you_mean(key, TRAIN_OPTIONS),
         )
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number):
-        raise OptionError(f"train option '{key}' must be a finite number, got {value!r}")
+    number = _number(value)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise OptionError(f"train option '{key}' must be a finite number, got {_shown(value)}")
     try:
         return check_option(spec, number)
     except OptionValueError as error:
-        raise OptionError(f"train option '{key}' must be {error.expected}, got {value}") from None
+        expected = error.expected
+        raise OptionError(f"train option '{key}' must be {expected}, got {_shown(value)}") from None
+
+
+def _number(value: Any) -> int | float:
+    """``value`` as a number: text of a whole number stays an exact ``int`` (however long),
+    other text is read as a float; anything else (a bool, ``None``, a list) is NaN."""
+    if isinstance(value, bool):
+        return math.nan
+    if isinstance(value, (int, float)):
+        return value
+    text = str(value).strip()
+    digits = text.lstrip("+-")
+    if digits.isascii() and digits.isdigit():
+        # int() refuses more than 4,300 digits; such a number is far past every range anyway
+        return int(text) if len(digits) <= 4000 else (-1 if text.startswith("-") else 1) * 2**63
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` for a message: at most ``limit`` characters (a 5,000-digit number is cut)."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[: limit - 12]}… ({len(text)} characters)"
 
 
 def resolve_options(
