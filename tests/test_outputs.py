@@ -227,7 +227,6 @@ def test_a_full_disk_while_appending_metrics(trained: Path, tmp_path: Path, caps
     assert (folder / "run" / "checkpoint.pt").read_bytes() == checkpoint
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: loop.py must create --out with make_folder")
 def test_a_run_folder_under_a_file(trained: Path, tmp_path: Path, capsys) -> None:
     (tmp_path / "afile").write_bytes(OLD)
     status, err = dtg(capsys, "train", str(trained / "tiny.dtg"), "--out",
