@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -200,3 +202,13 @@ def test_tables_match_lambdify(expr: sp.Expr) -> None:
     got = symbolic.table(expr, 50)
     assert np.allclose(got, expected, rtol=1e-12, equal_nan=True)
     assert np.array_equal(np.isnan(got), np.isnan(expected))
+
+
+def test_a_power_of_an_opaque_constant_is_undefined_at_once() -> None:
+    """``([1, 2, 3][-1])^10000`` in a schedule: an index into a vector is an opaque function of
+    no arguments, and ``complex(f()^10000)`` expanded a 10000th power (a hang found by the fuzz
+    run with seed 99, issue 18)."""
+    start = time.process_time()
+    values = symbolic.table(sp.Function("f")() ** 10000, 3)
+    assert time.process_time() - start < 1.0
+    assert np.isnan(values).all()

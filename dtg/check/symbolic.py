@@ -271,6 +271,10 @@ def table(expr: sp.Expr, steps: int, start: int = 0) -> np.ndarray:
     out = np.full(steps + 1, np.nan)
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         return out  # undefined everywhere (e.g. a division by t - t)
+    if expr.atoms(AppliedUndef):
+        # An opaque function (a net, a vector, an index into one): nothing numeric to tabulate.
+        # Checked before a constant's evalf: complex(f()^10000) expands a 10000th power.
+        return out
     if not expr.has(T_SYMBOL):
         try:
             value = complex(expr.evalf())
@@ -278,8 +282,6 @@ def table(expr: sp.Expr, steps: int, start: int = 0) -> np.ndarray:
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
             pass
         return out
-    if expr.atoms(AppliedUndef):
-        return out  # an opaque function (a net, a vector): nothing numeric to tabulate
     with np.errstate(all="ignore"):
         try:
             values = np.asarray(_numeric(expr, levels[start:]), dtype=np.complex128)
