@@ -2072,7 +2072,7 @@ def test_a_reduction_in_a_schedule_is_tabulated_quickly(worker: Worker) -> None:
 @pytest.mark.parametrize("schedule", ["sum([0.05, 0.05])", "mean([0.1, 0.1])", "0.1 * mean([1])"])
 def test_a_reduction_in_a_schedule_has_its_value(worker: Worker, schedule: str) -> None:
     """The checker accepts ``sum``/``mean`` of a vector as a scalar, but the tables are nan:
-    "the mean coefficient a(t) is not a finite number at level t = 1 (value nan)"."""
+    "the coefficient of x[t-1] in the mean is not a finite number at level t = 1 (value nan)"."""
     outcome = expect(worker, gaussian(schedule=schedule))
     assert outcome.kind == "ok", outcome
 

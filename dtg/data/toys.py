@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import plural
 from ..ir.space import Space, SpaceKind
 from .errors import DataError
 from .options import as_float, check_n, check_noise
@@ -109,7 +110,7 @@ def check_categorical(options: dict[str, Any], space: Space) -> None:
     check_n("categorical", options)
     if space.kind != SpaceKind.TOKEN or space.vocab != len(values):
         raise DataError(
-            f"categorical() gives tokens with {len(values)} values, but the data is "
+            f"categorical() gives tokens with {plural(len(values), 'value')}, but the data is "
             f"declared {space}",
             f"declare the data as token({len(values)})[L]",
         )

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import did_you_mean
+from ..errors import did_you_mean, plural
 from ..ir.space import Space, SpaceKind
 
 __all__ = [
@@ -230,7 +230,7 @@ def check_inputs(inputs: Sequence[Space], args: Sequence[Any]) -> None:
     :raises ValueError: for a wrong shape (the message names the input).
     """
     if len(args) != len(inputs):
-        raise TypeError(f"net expects {len(inputs)} inputs, got {len(args)}")
+        raise TypeError(f"net expects {plural(len(inputs), 'input')}, got {len(args)}")
     for i, (space, x) in enumerate(zip(inputs, args, strict=True)):
         if x.dim() != 1 + len(space.shape) or tuple(x.shape[1:]) != space.shape:
             raise ValueError(
