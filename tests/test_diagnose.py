@@ -251,3 +251,21 @@ def test_healthy_models_of_every_family_replay_clean() -> None:
         model = example(name)
         data = model.dataset(0).train[:8] if model.needs_data else 8
         assert model.diagnose_nan(data) is None, name
+
+
+def test_an_overflowing_norm_of_finite_gradients_names_the_largest(tmp_path: Path) -> None:
+    from dtg.runtime.monitor import Monitor
+
+    model = example("gmm25_tb")  # healthy: every value and gradient of a replay is finite
+    opts = {"steps": 10, "log_every": 5, "grad_clip": 0.0}
+    monitor = Monitor(model, opts, tmp_path, 0, 0.0, False, resumed=False, sync_every=1)
+    try:  # a norm that overflowed float32 although each gradient is finite
+        with pytest.raises(dtg.DtgRuntimeError) as info:
+            monitor.check(3, "gradient norm", torch.tensor(math.inf), 8)
+    finally:
+        monitor.close()
+    text = info.value.format()
+    assert "training stopped at step 3: the gradient norm became inf" in text
+    assert "every gradient of a replay is finite; the largest: norm " in text
+    assert "level t = " in text and "with respect to nets.drift." in text
+    assert "set grad_clip" in text  # grad_clip = 0: clipping is off

@@ -30,6 +30,8 @@ __all__ = ["Monitor", "METRICS", "checks_every_step"]
 
 #: The metrics file's name in a run folder: one JSON object per line.
 METRICS = "metrics.jsonl"
+#: Examples replayed with gradients, one backward pass per level (a slice keeps this short).
+GRADIENT_REPLAY = 16
 
 
 def checks_every_step(device: torch.device) -> bool:
@@ -118,10 +120,11 @@ class Monitor:
         try:
             found = diagnose(data)
             if found is None and gradient:
-                found = first_non_finite_gradient(self.model, data)
+                found = first_non_finite_gradient(self.model, data, GRADIENT_REPLAY)
             if found is None and gradient:
-                largest = largest_gradient(self.model, data)
-                return [f"every gradient of a replay is finite; the largest: {largest}"]
+                largest = largest_gradient(self.model, data, GRADIENT_REPLAY)
+                finite = "every gradient of a replay is finite; the largest: "
+                return [finite + largest] if largest is not None else []
         except Exception as error:  # a diagnosis must never hide the real error
             found = f"(diagnosis failed: {type(error).__name__}: {error})"
         return [f"first non-finite value: {found}"] if found else []
