@@ -23,8 +23,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     :returns: 0.
     :raises UsageError: for a missing checkpoint or file, or ``-n``/``--max-examples`` below 1.
     """
+    from ..runtime.checkpoint import checkpoint_file  # heavy: imports torch
     from ..runtime.evaluate import evaluate  # heavy: imports torch
 
+    checkpoint_file(args.checkpoint)  # a folder is said to be one, not "no such checkpoint"
     _, model, content = restore(args)
     if args.max_examples is not None and args.max_examples < 1:
         raise usage(f"--max-examples must be at least 1, got {args.max_examples}")

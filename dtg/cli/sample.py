@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DtgRuntimeError
 from ..targets import TARGETS
 from .errors import usage
 from .files import write_atomic
@@ -42,6 +43,25 @@ def _npy_bytes(array: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _refuse_non_finite(samples: Any, checkpoint: str, content: dict[str, Any]) -> None:
+    """No NaN or infinite sample is written: the weights (finite, as the checkpoint's schema
+    requires) may still overflow, and a file of NaNs is no answer.
+
+    :raises DtgRuntimeError: naming the checkpoint and how many values are not finite.
+    """
+    import torch  # heavy: torch itself
+
+    if not samples.is_floating_point():
+        return
+    bad = int((~torch.isfinite(samples)).sum())
+    if bad:
+        raise DtgRuntimeError(
+            f"the model of checkpoint {checkpoint} (step {content['step']}) sampled {bad} NaN or "
+            f"infinite value{'s' if bad != 1 else ''} of {samples.numel()}; nothing was written",
+            hints=["its weights overflow: sample from an earlier checkpoint, or retrain"],
+        )
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Draw ``-n`` samples and write them (and a picture with ``--plot``).
 
@@ -49,15 +69,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     :returns: 0.
     :raises UsageError: for a missing output folder, checkpoint or file, or ``-n`` below 1.
     """
-    from ..runtime.checkpoint import seed_everything  # heavy: imports torch
+    from ..runtime.checkpoint import checkpoint_file, seed_everything  # heavy: imports torch
     from ..runtime.plots import plot_samples  # heavy: imports torch
 
     for target in (args.output, args.plot):
         if target and not Path(target).resolve().parent.is_dir():
             raise usage(f"the folder of {target} does not exist")
+    checkpoint_file(args.checkpoint)  # a folder is said to be one, not "no such checkpoint"
     _, model, content = restore(args)
     seed_everything(args.seed)
     samples = model.sample(args.n)
+    _refuse_non_finite(samples, args.checkpoint, content)
     output = args.output or (
         None if args.plot else str(Path(args.checkpoint).parent / "samples.npy")
     )

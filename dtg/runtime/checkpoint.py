@@ -5,13 +5,20 @@ strings), so it loads with ``torch.load(..., weights_only=True)``: a file that w
 refused, never executed. It holds everything a resumed run needs to continue *bitwise* as if it
 had never stopped (on CPU): the weights, the optimizer and EMA state, the step, the random states
 of torch (CPU and CUDA), numpy and Python, and the data stream's generator; plus the program's
-source text and its sha256 (to notice an edited file), the model's name and the train options.
+source text and its sha256 (to notice an edited file), the model's name, the sha256 of its IR
+(``program_sha256``, its identity) and the train options.
+
+Format version 2 (``docs/checkpoints.md``): :func:`load_checkpoint` checks every field once, at
+load (:mod:`dtg.runtime.checkpoint_schema`), and the restore functions check the checkpoint
+against the compiled model before copying anything (:mod:`dtg.runtime.checkpoint_fit`); every
+refusal is a :class:`~dtg.errors.DtgRuntimeError` naming the field. Version-1 files are read.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +27,21 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..atomic import atomic_writer
+from ..atomic import atomic_writer, kind_of
 from ..errors import DtgRuntimeError
+from .checkpoint_fit import check_ema, check_optimizer, check_tables, weight_differences
+from .checkpoint_schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    check_content,
+    program_sha256,
+    source_sha256,
+)
+from .checkpoint_values import SchemaError, describe
 
 __all__ = [
     "CHECKPOINT",
+    "checkpoint_file",
     "effective_state",
     "FORMAT",
     "FORMAT_VERSION",
@@ -42,14 +59,7 @@ __all__ = [
 
 #: The checkpoint's file name in a run folder (beside ``metrics.jsonl``).
 CHECKPOINT = "checkpoint.pt"
-FORMAT = "dtg-checkpoint"
-FORMAT_VERSION = 1
-_REQUIRED = ("format_version", "model", "step", "model_name", "source_sha256")
-
-
-def source_sha256(text: str | None) -> str:
-    """:returns: the hex sha256 of a program's source text (of ``""`` when there is none)."""
-    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+_HINT = "it was not written by dtg train, or was edited or damaged since: use another checkpoint"
 
 
 def seed_everything(seed: int) -> None:
@@ -82,12 +92,19 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    """Set the global random states from :func:`capture_rng` output (moved back to the CPU)."""
+    """Set the global random states from :func:`capture_rng` output (moved back to the CPU).
+
+    :param state: checked by :mod:`dtg.runtime.checkpoint_schema` (``load_checkpoint``).
+    :raises SchemaError: for CUDA states this machine's CUDA does not take.
+    """
     torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") and torch.cuda.is_available():
         cuda = [s.cpu() for s in state["cuda"]]
         if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
+            try:
+                torch.cuda.set_rng_state_all(cuda)
+            except RuntimeError:  # a state of another size than this CUDA's generators
+                raise SchemaError("rng.cuda", "is not a state of this machine's CUDA") from None
     np_state = state["numpy"]
     keys = np_state["keys"].cpu().numpy().astype(np.uint32)
     np.random.set_state(
@@ -114,15 +131,62 @@ def save_checkpoint(path: str | Path, content: dict[str, Any]) -> Path:
     return path
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """Refuse a checkpoint path that exists but is not a file (``--checkpoint DIR``).
+
+    :returns: ``path`` (which may not exist: the caller says so).
+    :raises DtgRuntimeError: for a folder (suggesting its ``checkpoint.pt``), a pipe, a device …
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path
+    kind = kind_of(mode)
+    if kind == "a folder":
+        inside = path / CHECKPOINT
+        hint = f"did you mean {inside}?" if inside.is_file() else f"it holds no {CHECKPOINT}"
+        raise DtgRuntimeError(f"checkpoint {path} is a folder, not a checkpoint file", hints=[hint])
+    if kind is not None:
+        raise DtgRuntimeError(f"checkpoint {path} is {kind}, not a checkpoint file")
+    return path
+
+
+def _unreadable(path: Path, error: Exception) -> DtgRuntimeError:
+    """The refusal of a file ``torch.load(weights_only=True)`` would not read, in dtg's words
+    (never torch's advice to load it with ``weights_only=False``)."""
+    said = str(error).strip()
+    if type(error).__name__ == "UnpicklingError" or "WeightsUnpickler" in said:
+        names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", said)))
+        operand = re.search(r"Unsupported operand \d+", said)
+        if names or not operand:
+            what = f" ({', '.join(names)})" if names else ""
+            hint = f"it holds Python objects{what}, not only plain data: dtg reads plain data only"
+        else:  # e.g. an integer of more than 64 bits
+            hint = f"it holds a value the safe reader does not take ({operand.group(0)})"
+    else:
+        first = said.splitlines()[0] if said else type(error).__name__
+        quoted = "weights_only" not in said.lower().replace(" ", "_")
+        hint = f"torch.load said: {first[:300]}" if quoted else type(error).__name__
+    return DtgRuntimeError(
+        f"cannot read checkpoint {path}: the file is corrupted, truncated or not a dtg "
+        "checkpoint (nothing in it was run)",
+        hints=[hint],
+    )
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only=True``: no code in the file is ever run).
+    """Read a checkpoint safely (``weights_only=True``: no code in the file is ever run) and
+    check it against the schema (:mod:`dtg.runtime.checkpoint_schema`): every field's type,
+    shape, range and finiteness, and the fields' agreement with each other.
 
     :param path: the checkpoint file.
     :param device: where its tensors are placed (``map_location``).
-    :returns: the checkpoint's content.
-    :raises DtgRuntimeError: for a missing, unreadable, truncated, corrupted or foreign file.
+    :returns: the checkpoint's content (``program_sha256`` is ``None`` in a version-1 file).
+    :raises DtgRuntimeError: for a missing, unreadable, truncated, corrupted or foreign file,
+        a folder, a newer format, or a field that breaks the schema (the message names it).
     """
-    path = Path(path)
+    path = checkpoint_file(path)
     if not path.is_file():
         raise DtgRuntimeError(
             f"no checkpoint at {path}",
@@ -131,52 +195,33 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     try:
         content = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # truncated zip, random bytes, a pickle that wants to run code …
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DtgRuntimeError(
-            f"cannot read checkpoint {path}: the file is corrupted, truncated or not a dtg "
-            "checkpoint (nothing in it was run)",
-            hints=[f"torch.load said: {first[:300]}"],
-        ) from None
+        raise _unreadable(path, error) from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise DtgRuntimeError(f"{path} is not a dtg checkpoint")
-    missing = [key for key in _REQUIRED if key not in content]
-    if missing:
-        raise DtgRuntimeError(f"checkpoint {path} is incomplete (missing {', '.join(missing)})")
-    if content["format_version"] > FORMAT_VERSION:
+    version = content.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        written = content.get("dtg_version")
+        by = f"dtg {written}" if isinstance(written, str) else "a newer dtg"
         raise DtgRuntimeError(
-            f"checkpoint {path} has format version {content['format_version']}, newer than this "
+            f"checkpoint {path}: field 'format_version' is {describe(version)}, newer than this "
             f"dtg reads ({FORMAT_VERSION})",
-            hints=[f"it was written by dtg {content.get('dtg_version', '?')}; upgrade dtg"],
+            hints=[f"it was written by {by}; upgrade dtg"],
         )
+    try:
+        check_content(content)
+    except SchemaError as error:
+        raise DtgRuntimeError(f"checkpoint {path}: {error}", hints=[_HINT]) from None
     content["path"] = str(path)
     return content
 
 
-def _state_differences(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    own = model.state_dict()
-    lines = [
-        f"missing from the checkpoint: {k} {tuple(own[k].shape)}" for k in own if k not in state
-    ]
-    lines += [f"not in this model: {k} {tuple(state[k].shape)}" for k in state if k not in own]
-    lines += [
-        f"shape of {k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and tuple(own[k].shape) != tuple(state[k].shape)
-    ]
-    return lines
+def _refuse(content: dict[str, Any], error: SchemaError) -> DtgRuntimeError:
+    return DtgRuntimeError(f"checkpoint {content.get('path', '')}: {error}", hints=[_HINT])
 
 
-def restore_model(model: nn.Module, content: dict[str, Any], use_ema: bool = False) -> None:
-    """Load a checkpoint's weights into ``model``, in place.
-
-    :param model: the compiled model (its ``state_dict`` keys and shapes must match).
-    :param content: from :func:`load_checkpoint`.
-    :param use_ema: load the EMA weights instead of the raw ones, when the checkpoint has them.
-    :raises DtgRuntimeError: when the checkpoint belongs to a different model, listing the
-        differences (at most 12).
-    """
-    state = content["model"]
-    differences = _state_differences(model, state)
+def _check_weights(model: nn.Module, content: dict[str, Any]) -> None:
+    """The checkpoint's weights, tables and EMA weights fit ``model`` (nothing is copied)."""
+    differences = weight_differences(model, content["model"])
     if differences:
         name, ours = content.get("model_name"), getattr(getattr(model, "ir", None), "name", None)
         hints = [f"checkpoint of model '{name}', this is '{ours}'"] if name != ours else []
@@ -188,13 +233,31 @@ def restore_model(model: nn.Module, content: dict[str, Any], use_ema: bool = Fal
             f"({len(differences)} difference{'s' if len(differences) != 1 else ''})",
             hints=shown + hints + ["was the net or the model changed? use --model, or retrain"],
         )
-    model.load_state_dict(state)
+    try:
+        check_tables(model, content["model"])
+        if content.get("ema"):
+            check_ema(model, content["ema"], every=False)
+    except SchemaError as error:
+        raise _refuse(content, error) from None
+
+
+def restore_model(model: nn.Module, content: dict[str, Any], use_ema: bool = False) -> None:
+    """Load a checkpoint's weights into ``model``, in place.
+
+    :param model: the compiled model (its ``state_dict`` names, shapes and dtypes must match,
+        and its tables equal the checkpoint's).
+    :param content: from :func:`load_checkpoint`.
+    :param use_ema: load the EMA weights instead of the raw ones, when the checkpoint has them.
+    :raises DtgRuntimeError: when the checkpoint belongs to a different model, listing the
+        differences (at most 12), or its tables or EMA weights do not fit.
+    """
+    _check_weights(model, content)
+    model.load_state_dict(content["model"])
     if use_ema and content.get("ema"):
         params = dict(model.named_parameters())
         with torch.no_grad():
             for name, value in content["ema"].items():
-                if name in params:
-                    params[name].copy_(value)
+                params[name].copy_(value)
 
 
 def effective_state(content: dict[str, Any], use_ema: bool = True) -> dict[str, torch.Tensor]:
@@ -242,9 +305,11 @@ def training_state(
     options: dict[str, Any],
     elapsed: float,
 ) -> dict[str, Any]:
-    """Everything a resumed run needs, as plain data (see the module docstring).
+    """Everything a resumed run needs, as plain data (see the module docstring and
+    ``docs/checkpoints.md``).
 
-    :param model: the compiled model (``ir.name``, ``program.source``/``file`` are recorded).
+    :param model: the compiled model (``ir.name``, ``program.source``/``file`` are recorded, and
+        the sha256 of its IR, :func:`~dtg.runtime.checkpoint_schema.program_sha256`).
     :param ema: the EMA weights by parameter name, or ``None``.
     :param elapsed: seconds of training so far (continued by a resumed run's ``time``).
     """
@@ -252,6 +317,7 @@ def training_state(
     return {
         "dtg_version": __version__,
         "model_name": model.ir.name,
+        "program_sha256": program_sha256(model.ir),
         "step": int(step),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -272,25 +338,33 @@ def restore_training(
     optimizer: torch.optim.Optimizer,
     data_generator: torch.Generator,
 ) -> tuple[int, float]:
-    """Put a run back where :func:`training_state` left it (weights, optimizer, random states).
+    """Put a run back where :func:`training_state` left it (weights, optimizer, random states),
+    once everything is checked against ``model`` and ``optimizer`` (a refusal changes nothing).
 
     :returns: ``(step, elapsed seconds)``.
-    :raises DtgRuntimeError: when the weights or the optimizer's groups do not fit.
+    :raises DtgRuntimeError: when the weights, the EMA weights or the optimizer's groups and
+        moments do not fit (the message names the field).
     """
-    restore_model(model, content)
+    _check_weights(model, content)
     state = content.get("optimizer")
+    try:
+        if content.get("ema") is not None:
+            check_ema(model, content["ema"], every=True)
+        if state is not None:
+            check_optimizer(optimizer, state)
+    except SchemaError as error:
+        raise _refuse(content, error) from None
+    model.load_state_dict(content["model"])
     if state is not None:
         for entry in state["state"].values():  # Adam keeps its step counts on the CPU
             if isinstance(entry.get("step"), torch.Tensor):
                 entry["step"] = entry["step"].cpu()
-        try:
-            optimizer.load_state_dict(state)
-        except (ValueError, KeyError) as error:
-            raise DtgRuntimeError(
-                f"cannot resume the optimizer from {content.get('path', '')}: {error}"
-            ) from None
+        optimizer.load_state_dict(state)
     if content.get("rng") is not None:
-        restore_rng(content["rng"])
+        try:
+            restore_rng(content["rng"])
+        except SchemaError as error:
+            raise _refuse(content, error) from None
     if content.get("data_generator") is not None:
         data_generator.set_state(content["data_generator"].cpu())
-    return int(content["step"]), float(content.get("elapsed", 0.0))
+    return int(content["step"]), float(content.get("elapsed") or 0.0)
