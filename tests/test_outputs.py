@@ -213,9 +213,6 @@ def test_a_full_disk_while_training_keeps_the_checkpoint(
     assert leftovers(folder / "run") == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 18: monitor.py must append with dtg.atomic.open_append"
-)
 def test_a_full_disk_while_appending_metrics(trained: Path, tmp_path: Path, capsys, monkeypatch):
     folder = copy_run(trained, tmp_path)
     checkpoint = (folder / "run" / "checkpoint.pt").read_bytes()

@@ -103,3 +103,19 @@ def test_callbacks_must_be_callable(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="on_step takes callables"):
         train(GaussModel(), steps=2, out=tmp_path, progress=False, on_step=[print, "no"])
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_a_callback_that_calls_sys_exit_is_a_named_failure(tmp_path: Path) -> None:
+    """A plug-in's step callback calling ``sys.exit`` used to end ``dtg train`` silently."""
+    import sys
+
+    from dtg.errors import DtgRuntimeError
+
+    def leave(event: StepEvent) -> None:
+        if event.step == 3:
+            sys.exit(0)
+
+    with pytest.raises(
+        DtgRuntimeError, match=r"step callback .*leave called sys.exit\(0\) at step 3"
+    ):
+        train(GaussModel(), steps=6, out=tmp_path, progress=False, on_step=leave)

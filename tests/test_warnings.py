@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES, ROOT, SMALL_SAMPLER
 
-from dtg.cli import build_parser, main
+from dtg.cli import main
 from dtg.cli.quiet import CPP_LOG_LEVEL, quiet_warnings
 from dtg.errors import DtgError
 
@@ -109,12 +109,6 @@ def test_a_real_torch_warning_is_hidden_unless_verbose(tmp_path: Path) -> None:
     assert warnings_of_loading(checkpoint, verbose=False) == []
 
 
-wired = pytest.mark.skipif(
-    "--verbose" not in build_parser().format_help(), reason="dtg has no --verbose flag yet"
-)
-
-
-@wired
 def test_the_cli_hides_torchs_warning_unless_verbose(tmp_path: Path, capsys) -> None:
     checkpoint = pickle5_checkpoint(tmp_path)
     command = ["sample", str(EXAMPLES / "ddpm_moons.dtg"), "--checkpoint", str(checkpoint)]
@@ -126,7 +120,6 @@ def test_the_cli_hides_torchs_warning_unless_verbose(tmp_path: Path, capsys) -> 
         assert any(PICKLE_NOTE in str(w.message) for w in caught) == expected
 
 
-@wired
 def test_the_cli_shows_the_plugins_own_warning(tmp_path: Path) -> None:
     program = tmp_path / "base.dtg"
     program.write_text(SMALL_SAMPLER, encoding="utf-8")

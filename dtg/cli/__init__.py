@@ -30,6 +30,7 @@ from . import compile as compile_
 from . import eval as eval_
 from .errors import EXIT_BUG, EXIT_USAGE, EXIT_USER, UsageError, usage
 from .parser import Parser
+from .quiet import quiet_warnings
 
 __all__ = ["main", "build_parser", "UsageError", "COMMANDS", "PLUGIN_COMMANDS"]
 
@@ -49,6 +50,9 @@ COMMANDS = (
 PLUGIN_COMMANDS = ("check", "compile", "render", "train", "sample", "eval")
 
 
+VERBOSE_HELP = "show the warnings of torch, Pyro and other libraries (hidden by default)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per stage (DESIGN.md §5).
 
@@ -61,8 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dtg {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     for register in COMMANDS:
         register(commands)
+    for subparser in commands.choices.values():  # `dtg train F --verbose` works too
+        subparser.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     for name in PLUGIN_COMMANDS:
         commands.choices[name].add_argument(
             "--plugin",
@@ -115,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, stop_now)  # training puts its own over it
     try:
         args = build_parser().parse_args(argv)
-        _load_plugins(args)
-        return int(args.run(args))
+        with quiet_warnings(args.verbose):
+            _load_plugins(args)
+            return int(args.run(args))
     except UsageError as error:
         print(str(error), file=sys.stderr)
         return EXIT_USAGE

@@ -204,7 +204,7 @@ def train(
                 if callbacks:
                     event = StepEvent(step, total, loss.detach(), ctx.rank, ctx.world, out)
                     for callback in callbacks:
-                        callback(event)
+                        _call(callback, event)
                 monitor.record(step, loss, norm, data, optimizer.param_groups[0]["lr"])
                 due = step % opts["checkpoint_every"] == 0 or step == total
                 stopping = stop.requested
@@ -228,6 +228,18 @@ def train(
             shutil.rmtree(monitor_out, ignore_errors=True)
     seconds = monitor.elapsed() - elapsed
     return Run(step, start, monitor.losses, out, ckpt_path, monitor.path, opts, seconds)
+
+
+def _call(callback: StepCallback, event: StepEvent) -> None:
+    """Run one step callback; one that calls ``sys.exit`` is a failure, not a silent stop."""
+    try:
+        callback(event)
+    except SystemExit as exit_:
+        name = getattr(callback, "__qualname__", type(callback).__name__)
+        raise DtgRuntimeError(
+            f"the step callback {name} called sys.exit({exit_.code!r}) at step {event.step}",
+            hints=["raise an exception to stop training (the last checkpoint stays)"],
+        ) from None
 
 
 def _warm_up(optimizer: torch.optim.Optimizer, base_lrs: list[float], step: int, warmup: int):

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ..atomic import write_atomic
+from ..atomic import open_append, write_atomic
 from ..errors import DtgRuntimeError
 from .checkpoint import CHECKPOINT
 from .diagnose import first_non_finite_gradient, largest_gradient
@@ -75,7 +75,7 @@ class Monitor:
         # keep the lines up to the checkpoint (a run that died later wrote more)
         kept = [x for x in lines if _line_step(x) <= step]
         write_atomic(self.path, "".join(x + "\n" for x in kept))
-        self.log = self.path.open("a", encoding="utf-8")
+        self.log = open_append(self.path)
         self.bar = tqdm(
             total=self.total,
             initial=step,
