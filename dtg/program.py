@@ -10,6 +10,7 @@ from pathlib import Path
 from .check import check_module
 from .errors import DtgError
 from .ir import ModelIR
+from .ir.summary import summarize
 from .syntax import ast, parse
 
 __all__ = ["Program", "load", "loads"]
@@ -69,6 +70,14 @@ class Program:
         from .backends.torch import compile_program  # heavy: imports torch
 
         return compile_program(self, model, device)
+
+    def __repr__(self) -> str:
+        """The file and one line per model (name, message, levels, channels, objective)."""
+        lines = [f"model {summarize(ir)}" for ir in self.irs]
+        if len(lines) == 1:
+            return f"<Program {self.file}, {lines[0]}>"
+        body = "".join(f"\n  {line}" for line in lines)
+        return f"<Program {self.file}, {len(lines)} models:{body}>"
 
     def _repr_svg_(self) -> str:
         from .render import svg  # lazy: graphviz is imported only to draw
