@@ -230,8 +230,10 @@ def _train_options(field: str, value: Any) -> None:
     for key, item in mapping(field, value).items():
         if not isinstance(key, str):
             raise SchemaError(field, f"has a key that is not a name: {describe(key)}")
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or abs(item) >= INT64:
-            raise must(f"{field}.{key}", "a number below 2^63", item)
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise must(f"{field}.{key}", "a number", item)
+        if isinstance(item, int) and abs(item) >= INT64:  # coerce_option would take its float
+            raise must(f"{field}.{key}", "a whole number below 2^63", item)
         try:
             checked = coerce_option(key, item)
         except OptionError as error:
