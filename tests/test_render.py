@@ -28,6 +28,7 @@ from dtg.render import (
 )
 from dtg.render import output as render_output
 from dtg.render.names import letter, shown_levels
+from dtg.render.scene import fine_tuned
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz 'dot' is not installed")
@@ -119,10 +120,15 @@ def test_dot_structure(path: Path, view: str) -> None:
             assert ("bold" in attrs.get("style", "")) == channel.learned
             for net in channel.nets:
                 assert net in attrs["label"]
-    (goal,) = [e for e in edges if e[2].get("tooltip") == "goal"]
-    assert goal[:2] == ("d0", "m0") and goal[2]["dir"] == "none" and goal[2]["style"] == "dashed"
-    conditional = ir.objective.kind in (ObjectiveKind.DENOISING, ObjectiveKind.MASKING)
-    assert goal[2]["xlabel"] == ("~|B" if conditional else "~")
+    goals = [e for e in edges if e[2].get("tooltip") == "goal"]
+    if fine_tuned(ir):  # the goal is the tilted prior, not the data (tested below)
+        assert all(g[:2] == ("m0", "p0") for g in goals) and len(goals) <= 1
+    else:
+        (goal,) = goals
+        assert goal[:2] == ("d0", "m0") and goal[2]["dir"] == "none"
+        assert goal[2]["style"] == "dashed"
+        conditional = ir.objective.kind in (ObjectiveKind.DENOISING, ObjectiveKind.MASKING)
+        assert goal[2]["xlabel"] == ("~|B" if conditional else "~")
     stars = [n for n, a in nodes.items() if a.get("label") == "<*>" and not n.startswith("p")]
     assert len(stars) == 1
     if ir.start.family is Family.SINGLETON:
@@ -185,6 +191,71 @@ def test_reward_factor_and_frozen_parent() -> None:
     assert "r = sum(x)" in nodes["reward"]["label"]
 
 
+def _goals(edges):
+    return [(t, h, a["xlabel"]) for t, h, a in edges if a.get("tooltip") == "goal"]
+
+
+def test_a_child_that_only_swaps_the_objective_is_not_drawn_frozen() -> None:
+    text = (EXAMPLES / "ddpm_moons.dtg").read_text() + (
+        "model swap extends ddpm_moons {\n  objective denoising(weight = elbo)\n}\n"
+    )
+    ir = dtg.loads(text).model("swap")
+    assert ir.parent is not None and ir.parent.name == "ddpm_moons"
+    for view in ("compact", "unrolled"):
+        nodes, edges = parse_dot(to_dot(ir, view))
+        assert not [n for n in nodes if n.startswith("p")] and "caption" not in nodes
+        assert "frozen" not in to_dot(ir, view)
+        assert not [a for a in nodes.values() if a.get("style") == "dashed"]
+        assert _goals(edges) == [("d0", "m0", "~|B")]  # it trains on the data, like its parent
+        tex = to_tikz(ir, view)
+        assert "dtg frozen]" not in tex and "dtg frozen," not in tex and "A''" not in tex
+
+
+def test_fine_tuning_goal_is_the_tilted_prior_not_the_data() -> None:
+    for name in ("rtb_even_digits", "rtb_mdlm_even_digits"):
+        nodes, edges = parse_dot(to_dot(ex(name), "unrolled"))
+        assert nodes["p0"]["label"] == "<A″>" and "(frozen)" in nodes["caption"]["label"]
+        # beta = 1: the target is p₀(x)·exp(even(x)), even the log-reward
+        assert _goals(edges) == [("m0", "p0", "~ ∝ exp(even)")]
+    tilted = CHILD.replace("relative_trajectory_balance", "relative_trajectory_balance(beta = 2.5)")
+    ir = dtg.loads((EXAMPLES / "ddpm_moons.dtg").read_text() + tilted.replace(" r(", " my_r("))
+    _, edges = parse_dot(to_dot(ir.model("child")))
+    assert _goals(edges) == [("m0", "p0", "~ ∝ exp(2.5·my_r)")]
+    tex = to_tikz(ir.model("child"))
+    assert r"\sim\ \propto e^{2.5\,\mathrm{my\_r}}" in tex and tex.count("squiggly") == 1
+    # DDPO maximises the reward: no distribution to match, so no goal; with kl, the tilt 1/kl
+    _, edges = parse_dot(to_dot(ex("ddpo_even_digits")))
+    assert _goals(edges) == []
+    penalised = CHILD.replace("relative_trajectory_balance", "policy_gradient(kl = 0.1)")
+    ir = dtg.loads((EXAMPLES / "ddpm_moons.dtg").read_text() + penalised).model("child")
+    assert _goals(parse_dot(to_dot(ir))[1]) == [("m0", "p0", "~ ∝ exp(r/0.1)")]
+
+
+def _compact_model_row(steps: int) -> list[str]:
+    text = (EXAMPLES / "shuffle3.dtg").read_text().replace("steps T = 2", f"steps T = {steps}")
+    nodes, edges = parse_dot(to_dot(dtg.loads(text).model(), "compact"))
+    row = sorted((n for n in nodes if n.startswith("m") and n[1:].isdigit()), key=lambda n: n[1:])
+    labels = [nodes[n]["label"] for n in row]
+    if "ms" in nodes:
+        labels.append(nodes["ms"]["label"])
+    chain = [(t, h, a.get("label", a.get("style"))) for t, h, a in visible(edges) if t[0] == "m"]
+    return labels, chain
+
+
+def test_compact_view_has_an_ellipsis_only_when_levels_lie_between() -> None:
+    # T = 1: B′ is x′[T] itself; T = 2: Z′ = x′[t+1] at most, one step; T = 3: x′[2] may lie between
+    labels, chain = _compact_model_row(1)
+    assert labels == ["<A′>", "<B′>", "<*>"] and ("m1", "m0", "Guess [logits]") in chain
+    labels, chain = _compact_model_row(2)
+    assert labels == ["<A′>", "<B′>", "<Z′>", "<*>"]
+    assert ("m2", "m1", "Guess [logits]") in chain and "dotted" not in str(chain)
+    labels, chain = _compact_model_row(3)
+    assert labels == ["<A′>", "<B′>", "<⋯>", "<Z′>", "<*>"]
+    assert ("m3", "m2", "dotted") in chain and ("m2", "m1", "dotted") in chain
+    text = (EXAMPLES / "shuffle3.dtg").read_text()
+    assert r"\cdots" not in to_tikz(dtg.loads(text).model())  # T = 2
+
+
 def test_program_is_accepted_and_bad_options_rejected() -> None:
     assert to_dot(dtg.load(EXAMPLES / "ddpm_moons.dtg")) == to_dot(ex("ddpm_moons"))
     with pytest.raises(ValueError):
@@ -239,6 +310,63 @@ def test_zoom_mask_is_absorbing_and_rejections() -> None:
             to_digraph(ir, view="zoom")
 
 
+SHUFFLE22 = (
+    MASK3.replace("mask3", "shuffle22")
+    .replace(
+        "token(3)[1] ~ categorical(probs = [0.6, 0.3, 0.1])",
+        "token(2)[2] ~ categorical(probs = [0.6, 0.4])",
+    )
+    .replace("(token(3)[1], time) -> real[1, 3]", "(token(2)[2], time) -> real[2, 2]")
+    .replace("Mask(", "Shuffle(")
+    .replace("= masked", "~ Categorical(logits = 0)")
+)
+
+
+def _pos(attrs: dict) -> tuple[float, float]:
+    x, y = attrs["pos"].rstrip("!").split(",")
+    return float(x), float(y)
+
+
+def _distance(point, tail, head) -> float:
+    """From a point to the segment tail-head (inches)."""
+    (px, py), (ax, ay), (bx, by) = point, tail, head
+    dx, dy = bx - ax, by - ay
+    t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy)))
+    return ((px - ax - t * dx) ** 2 + (py - ay - t * dy) ** 2) ** 0.5
+
+
+@pytest.mark.parametrize("text", [None, MASK3, SHUFFLE22], ids=["shuffle3", "mask3", "2x2"])
+def test_zoom_labels_sit_on_their_own_edge_clear_of_the_others(text) -> None:
+    ir = ex("shuffle3") if text is None else dtg.loads(text).model()
+    nodes, edges = parse_dot(to_dot(ir, view="zoom"))
+    maps = [(t, h, a) for t, h, a in edges if a.get("comment") == "↦"]
+    labels = {n: a for n, a in nodes.items() if n.startswith("p")}
+    assert len(labels) == len(maps) > 0
+    for name, attrs in labels.items():
+        level, i, j = name[1:].split("_")
+        own = (f"z{int(level) - 1}_{i}", f"z{level}_{j}")
+        centre = _pos(attrs)
+        assert _distance(centre, *(_pos(nodes[n]) for n in own)) < 1e-3  # on its edge
+        # A 10-point label: about 0.6 em a character wide and 1.2 em tall, plus its margin.
+        half_w, half_h = (0.6 * 10 * len(attrs["label"]) / 72 + 0.02) / 2, (12 / 72 + 0.02) / 2
+        for t, h, _ in maps:
+            if (t, h) == own or t[1] != own[0][1]:  # other steps lie in other columns
+                continue
+            (ax, ay), (bx, by) = _pos(nodes[t]), _pos(nodes[h])
+            length = ((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5
+            normal = (abs(by - ay) / length, abs(bx - ax) / length)
+            reach = half_w * normal[0] + half_h * normal[1]  # the box's half-extent across it
+            room = _distance(centre, (ax, ay), (bx, by)) - reach
+            assert room > 0.05, (
+                f"label {attrs['label']} of {own}: {t}->{h} passes {room:.3f} in away"
+            )
+    for name, attrs in labels.items():  # the label's tooltip names its edge
+        level, i, j = name[1:].split("_")
+        own = (f"z{int(level) - 1}_{i}", f"z{level}_{j}")
+        (tip,) = [a["tooltip"] for t, h, a in maps if (t, h) == own]
+        assert attrs["tooltip"] == tip and tip.endswith(": " + attrs["label"])
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -286,13 +414,18 @@ def test_tikz_one_arrow_per_channel(path: Path | None, view: str) -> None:
     assert r"\usepackage{tikz-cd}" in tex and r"\usetikzlibrary{decorations.pathmorphing}" in tex
     body = tex[tex.index(r"\begin{tikzcd}") : tex.index(r"\end{tikzcd}")]
     steps = 1 if view == "compact" else (ir.steps if ir.steps <= 5 else 3)
+    # Compact, T = 2: B′ = x′[t] and Z′ = x′[T] are one step apart (no ellipsis between).
+    generate_steps = 2 if view == "compact" and ir.steps == 2 else steps
     start = int(ir.start.family is not Family.SINGLETON)
-    chains = 2 if ir.parent else 1  # a frozen parent repeats the generation chain
+    chains = 2 if fine_tuned(ir) else 1  # a frozen parent repeats the generation chain
     harpoons, plain = body.count("harpoon"), body.count(", ->")
-    assert harpoons == (steps if ir.destroy.stochastic else 0) + (steps + start) * chains
+    destroy = steps if ir.destroy.stochastic else 0
+    assert harpoons == destroy + (generate_steps + start) * chains
     assert plain == (0 if ir.destroy.stochastic else steps)
-    assert body.count("squiggly") == 1 and r"\sim" in body
-    others = 1 + body.count("dotted") + int(ir.reward is not None)  # goal, ellipses, factor
+    goals = body.count("squiggly")
+    assert goals == (0 if ir.objective.kind is ObjectiveKind.POLICY_GRADIENT else 1)
+    assert (r"\sim" in body) == bool(goals)
+    others = goals + body.count("dotted") + int(ir.reward is not None)  # goal, ellipses, factor
     assert body.count(r"\arrow[") == harpoons + plain + others
 
 

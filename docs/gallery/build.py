@@ -121,6 +121,7 @@ def _notation_figures() -> dict[str, Diagram]:
         _level("p1", "B″", "parent", 1, frozen=True),
     ]
     fig("frozen", frozen, [Edge("p1", "p0", "harpoon", "Guess [eps]", nets=("eps",), frozen=True)])
+    fig("tilted", [a1, frozen[0]], [Edge("m0", "p0", "goal", "~ ∝ exp(β·r)")])
     prod = _level("m0", "A × Z′", "model", 1)
     parts = [_level("d0", "A", "data", 2), _level("p0", "Z′", "parent", 2)]
     fig(

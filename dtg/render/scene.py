@@ -3,8 +3,15 @@
 Both back ends (Graphviz in :mod:`dtg.render.dot`, tikz-cd in :mod:`dtg.render.tikz`) draw the
 same :class:`Diagram`, so the picture and the paper export always agree. Rows, top to bottom:
 ``data`` (the destruction chain), ``model`` (the generation chain, primed), ``parent`` (a frozen
-copy of an ``extends`` parent's generation chain). Columns follow the levels left to right;
-column ``-1`` holds the reward factor and the parent's caption.
+copy of an ``extends`` parent's generation chain, drawn only when the objective fine-tunes toward
+the parent, :data:`FINE_TUNING`). Columns follow the levels left to right; column ``-1`` holds the
+reward factor and the parent's caption.
+
+The goal of training is the undirected ``~`` edge: ``A′ ~ A`` (``~|B`` for a conditional
+objective). A fine-tuning objective has no data goal: its target is the frozen prior tilted by the
+reward, so the goal joins ``A′`` to the prior's ``A″`` and says the tilt (``~ ∝ exp(β·r)``);
+``policy_gradient`` without ``kl`` maximises the reward and has no distribution to match, so no
+goal is drawn.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ __all__ = [
     "VIEWS",
     "ROWS",
     "CONDITIONAL",
+    "FINE_TUNING",
     "build",
+    "fine_tuned",
+    "goal_edge",
     "channel_label",
     "reward_name",
     "tex_text",
@@ -32,6 +42,8 @@ __all__ = [
 VIEWS = ("compact", "unrolled", "zoom")
 ROWS = ("data", "model", "parent")
 CONDITIONAL = (ObjectiveKind.DENOISING, ObjectiveKind.MASKING)
+#: Objectives that train a child toward its frozen ``extends`` parent (the prior).
+FINE_TUNING = (ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE, ObjectiveKind.POLICY_GRADIENT)
 _ELLIPSIS = Name("\u22ef", "\u22ef", r"\cdots")
 _STAR = Name("*", "*", r"\ast")
 
@@ -203,7 +215,10 @@ def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagra
         raise ValueError(f"unknown labels {labels!r}: expected 'letters' or 'indexed'")
     d = Diagram(ir.name, view)
     levels: list = ["t-1", "t"] if view == "compact" else shown_levels(ir.steps)
-    model_levels = levels + [None, "T"] if view == "compact" and ir.steps > 1 else levels
+    model_levels = levels
+    if view == "compact" and ir.steps > 1:
+        # B = x[t] and Z = x[T]: levels lie between them only when T > 2.
+        model_levels = levels + ([None, "T"] if ir.steps > 2 else ["T"])
     if view == "compact":
         T = ir.steps_name
         one_step = "A = x[t\u22121], B = x[t],  " if labels == "letters" else ""
@@ -212,17 +227,66 @@ def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagra
         d.note_tex = rf"{one_tex}$t = 1, \dots, {T}$ \quad (${T} = {ir.steps}$)"
     _chain(d, ir, "data", 0, levels, labels)
     _chain(d, ir, "model", 1, model_levels, labels)
-    if ir.parent is not None:
+    if fine_tuned(ir):
+        assert ir.parent is not None
         _chain(d, ir.parent, "parent", 2, model_levels, labels)
         text = f"{ir.parent.name} (frozen)"
         caption = Name(text, f"{ir.parent.name}<BR/>(frozen)", rf"\text{{{tex_text(text)}}}")
         d.nodes.append(Node("caption", caption, "caption", "parent", -1, frozen=True))
     given = level_name(levels[1], ir.steps, ir.steps_name, labels) if len(levels) > 1 else None
-    conditional = ir.objective.kind in CONDITIONAL and given is not None
-    label = f"~|{given.text}" if conditional else "~"
-    tex = rf"\sim|{given.tex}" if conditional else r"\sim"
-    d.edges.append(Edge("d0", "m0", "goal", label, tex))
+    goal = goal_edge(ir, given)
+    if goal is not None:
+        d.edges.append(goal)
     if ir.reward is not None:
         d.nodes.append(Node("reward", reward_name(ir), "factor", "model", -1))
         d.edges.append(Edge("reward", "m0", "factor"))
     return d
+
+
+def fine_tuned(ir: ModelIR) -> bool:
+    """Whether the model fine-tunes its ``extends`` parent (the parent is drawn, frozen).
+
+    A child that only changes the objective (or anything else) and trains on its own is not.
+
+    :param ir: the checked model.
+    :returns: ``True`` for a child whose objective is in :data:`FINE_TUNING`.
+    """
+    return ir.parent is not None and ir.objective.kind in FINE_TUNING
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def goal_edge(ir: ModelIR, given: Name | None) -> Edge | None:
+    """The goal of training as an edge, or ``None`` when the objective matches no distribution.
+
+    ``A′ ~ A`` (``~|B`` given ``B`` for a conditional objective); for fine-tuning, ``A′ ~ A″``
+    tilted by the reward: ``∝ exp(β·r)`` for relative trajectory balance (the target
+    p₀(x)·exp(β·r(x)), ``r`` the reward statement, a log-reward), ``∝ exp(r/kl)`` for
+    ``policy_gradient`` with a KL penalty (the optimum of E[r] − kl·KL(p ‖ p₀)).
+
+    :param ir: the checked model.
+    :param given: the name of level ``t`` (the conditioning node), if drawn.
+    :returns: the edge, or ``None`` (``policy_gradient`` without ``kl``).
+    """
+    if not fine_tuned(ir):
+        if given is not None and ir.objective.kind in CONDITIONAL:
+            return Edge("d0", "m0", "goal", f"~|{given.text}", rf"\sim|{given.tex}")
+        return Edge("d0", "m0", "goal", "~", r"\sim")
+    assert ir.reward is not None  # the checker requires a reward for fine-tuning
+    name = ir.reward.name
+    tex_name = rf"\mathrm{{{name}}}".replace("_", r"\_")
+    options = ir.objective.options
+    if ir.objective.kind is ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE:
+        beta = float(options.get("beta") or 1.0)
+        factor = "" if beta == 1 else _number(beta) + "\u00b7"
+        tilt, tilt_tex = f"{factor}{name}", (_number(beta) + r"\," if beta != 1 else "") + tex_name
+    else:
+        kl = float(options.get("kl") or 0.0)
+        if kl <= 0:
+            return None
+        tilt, tilt_tex = f"{name}/{_number(kl)}", f"{tex_name}/{_number(kl)}"
+    label = f"~ \u221d exp({tilt})"
+    tex = rf"\sim\ \propto e^{{{tilt_tex}}}"
+    return Edge("m0", "p0", "goal", label, tex)

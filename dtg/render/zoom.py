@@ -19,6 +19,7 @@ import graphviz
 
 from ..ir import Family, ModelIR
 from .names import level_name, shown_levels
+from .placement import label_size, place_labels
 
 __all__ = [
     "ZoomStep",
@@ -168,18 +169,23 @@ def fraction(p: float) -> str:
     return str(f) if abs(float(f) - p) < 1e-9 else f"{p:.3f}"
 
 
-def _spacing(n: int) -> float:
-    """Vertical distance between elements: room for every label of a step (see below)."""
-    return max(0.8, 0.22 * (n + 1))
+LABEL_FONT = 10  # points
+NODE_RADIUS = 0.2  # inches (width 0.4)
+
+
+def _spacing(n: int) -> tuple[float, float]:
+    """Vertical distance between elements and horizontal distance between levels (inches):
+    with ``n`` elements a step has up to ``n²`` edges, and their labels need room between them."""
+    return max(1.0, 0.3 * (n + 1)), max(3.2, 0.8 * (n + 1))
 
 
 def zoom_digraph(ir: ModelIR, labels: str = "letters") -> graphviz.Digraph:
     """The zoomed-in diagram: a box per level holding its elements, ``↦`` edges between them.
 
-    Positions are pinned (``layout=neato``): element ``i`` of a level sits at height ``i·s``, and
-    the probability of ``i ↦ j`` is written at the fraction ``1/(n+1)`` of its edge, at height
-    ``s·(i·n + j)/(n+1)``: distinct for every pair, so no two labels collide and every edge
-    passes through its own label only.
+    Positions are pinned (``layout=neato``): element ``i`` of a level sits at height ``i·s``. The
+    probability of ``i ↦ j`` is written on its own edge (the edge runs through the label), at the
+    place along it that stays clearest of every other edge, node and label
+    (:func:`dtg.render.placement.place_labels`), so a label never sits at a crossing.
 
     :param ir: a model with a tiny discrete space.
     :param labels: ``"letters"`` or ``"indexed"`` for the level captions.
@@ -190,7 +196,7 @@ def zoom_digraph(ir: ModelIR, labels: str = "letters") -> graphviz.Digraph:
     levels = shown_levels(ir.steps)
     elements = {s.level: s.targets for s in steps} | {s.level - 1: s.sources for s in steps}
     n = max(len(e) for e in elements.values())
-    gap, dx = _spacing(n), max(2.6, 0.6 * (n + 1))
+    gap, dx = _spacing(n)
     g = graphviz.Digraph(ir.name, comment=f"dtg diagram: {ir.name} (zoom)", engine="neato")
     g.attr(layout="neato", splines="false", outputorder="edgesfirst", pad="0.2")
     g.attr(
@@ -240,9 +246,18 @@ def zoom_digraph(ir: ModelIR, labels: str = "letters") -> graphviz.Digraph:
             g.edge(f"e{col}", f"z{levels[col + 1]}_0", style="dotted", arrowhead="none")
     for step in steps:
         x = levels.index(step.level - 1) * dx
-        for (src, dst), p in step.probs.items():
-            i, j = step.sources.index(src), step.targets.index(dst)
-            text = fraction(p)
+        pairs = list(step.probs.items())
+        index = [(step.sources.index(src), step.targets.index(dst)) for (src, dst), _ in pairs]
+        texts = [fraction(p) for _, p in pairs]
+        spots = place_labels(
+            [((x, -i * gap), (x + dx, -j * gap)) for i, j in index],
+            [label_size(text, LABEL_FONT) for text in texts],
+            [(x, -i * gap) for i in range(len(step.sources))]
+            + [(x + dx, -j * gap) for j in range(len(step.targets))],
+            NODE_RADIUS,
+        )
+        for ((src, dst), p), (i, j), text, (lx, ly) in zip(pairs, index, texts, spots, strict=True):
+            tip = f"{src} {MAPS_TO} {dst}: {text}"
             g.edge(
                 ids[step.level - 1, src],
                 ids[step.level, dst],
@@ -251,19 +266,20 @@ def zoom_digraph(ir: ModelIR, labels: str = "letters") -> graphviz.Digraph:
                 arrowhead="normal",
                 arrowsize="0.6",
                 penwidth=f"{0.5 + 2 * p:.2f}",
-                tooltip=f"{src} {MAPS_TO} {dst}: {text}",
+                tooltip=tip,
                 comment=MAPS_TO,
             )
             g.node(
                 f"p{step.level}_{i}_{j}",
                 text,
                 shape="plaintext",
-                fontsize="10",
+                fontsize=str(LABEL_FONT),
                 fixedsize="false",
                 width="0",
                 height="0",
                 margin="0.01",
                 style="filled",
-                pos=f"{x + dx / (n + 1):.3f},{-gap * (i * n + j) / (n + 1):.3f}!",
+                tooltip=tip,
+                pos=f"{lx:.3f},{ly:.3f}!",
             )
     return g
