@@ -4,7 +4,8 @@ A model is drawn as two chains of levels, left to right: the destruction chain o
 the data node filled) and the generation chain below it (A′ ↽ B′ ↽ …, primed), joined by the goal
 ``A′ ~ A`` (``~|B`` when the objective trains a conditional). Harpoons are stochastic channels,
 full arrows deterministic maps, bold edges learned channels (with their nets named); ``*`` is the
-singleton; a reward is a factor box on A′; an ``extends`` parent is a frozen grey copy.
+singleton; a reward is a factor box on A′; the parent a child fine-tunes is a frozen grey copy
+(A″), and the goal then joins A′ to it, tilted by the reward (``~ ∝ exp(β·r)``).
 
 >>> import dtg
 >>> from dtg import render
