@@ -1,9 +1,21 @@
 """``dtg fmt``: rewrite dtg source in the canonical layout, keeping every comment.
 
-The layout: one statement per line, indented two spaces inside a model, expressions spaced as
-:func:`dtg.syntax.printer.statement_to_source` prints them, one blank line between models, and
-the user's blank lines between groups of statements kept (a run of blank lines becomes one).
-Nothing is aligned across lines.
+The layout: one statement per line, indented two spaces inside a model, one blank line between
+models, and the user's blank lines between groups of statements kept (a run of blank lines
+becomes one). Expressions are spaced as :mod:`dtg.syntax.layout` prints them: as
+:func:`dtg.syntax.printer.statement_to_source` does, except that an operator the user wrote
+tight (``t/T``, ``abar(t-1)``) stays tight.
+
+Columns are aligned as the docs and examples write them. In a run of ``destroy``/``generate``
+statements (consecutive statements, no blank line between; comment lines do not break a run) the
+keywords are padded to the longest and the levels too, so the ``~``/``=`` line up::
+
+    destroy  x[t]   ~ Normal(…)
+    generate x[T]   ~ Normal(0, 1)
+    generate x[t-1] ~ Guess(x[t], eps)
+
+In a run of ``net`` statements the names are padded so the ``:`` line up. Comments that end
+consecutive lines of the same indent start in one column, two spaces after the longest line.
 
 Comments are kept by line: a comment on its own line stays before the statement (or the
 closing ``}``) that follows it; a comment after a statement stays at the end of that statement's
@@ -13,9 +25,12 @@ comment stays next to its option.
 
 A statement longer than :data:`LINE_LIMIT` whose tail is a call (``~ Normal(…)``, ``mlp(…)``,
 ``objective …(…)``) is broken after top-level commas of that call, continuation lines aligned
-just inside its ``(``; a long ``train`` block is printed one option per line; anything else
-stays on one long line. The layout depends only on the syntax tree and the comments, so
-``format_source`` is idempotent, and ``parse(format_source(x)) == parse(x)``.
+just inside its ``(`` (or indented four spaces when the ``(`` is far right); one whose tail is a
+chain ``a + b - c`` (or ``a * b / c``) is broken before the chain's operators, continuation lines
+indented four spaces; a long ``train`` block has its options filled on lines of their own
+between the braces; anything else stays on one long line. The layout depends only on the syntax
+tree, the operators' spacing and the comments, so ``format_source`` is idempotent, and
+``parse(format_source(x)) == parse(x)``.
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .syntax import ast, parse
-from .syntax.printer import expr_to_source, statement_to_source
+from .syntax.layout import SourcePrinter, align_key, tail_expr
 
 __all__ = ["format_source", "find_comments", "Comment", "LINE_LIMIT"]
 
@@ -89,6 +104,10 @@ class _Formatter:
             self.starts.append(self.starts[-1] + len(line) + 1)
         self.anchors: dict[tuple, _Anchor] = {}
         self.tail: list[Comment] = []
+        self.printer = SourcePrinter(text)
+        self.widths: dict[tuple[int, int], tuple[int, ...]] = {}  # aligned columns by statement
+        self.placed: dict[tuple[int, int], tuple[int, int]] = {}  # statement -> output lines
+        self.commented: list[tuple[int, int]] = []  # (output line, code length) of end comments
         self.out: list[str] = []
         self.last_line = 0  # last source line already written
         self.fresh = True  # no blank line before the next unit
@@ -157,6 +176,7 @@ class _Formatter:
             self.out.append("")
         lines = list(lines)
         if trailing:
+            self.commented.append((len(self.out) + len(lines) - 1, len(lines[-1])))
             lines[-1] += "  " + "  ".join(c.text for c in trailing)
         self.out.extend(lines)
         self.last_line = max(self.last_line, last)
@@ -174,6 +194,17 @@ class _Formatter:
         self.unit(lines, anchor.line, anchor.end_line, anchor.trailing)
 
     def render(self) -> str:
+        """The formatted text: written once to find the runs of aligned statements (which
+        depend on where blank lines fall), then again with their columns padded."""
+        self._write()
+        self._align_runs()
+        self._write()
+        self._align_comments()
+        return "\n".join(self.out) + "\n"
+
+    def _write(self) -> None:
+        self.out, self.commented, self.placed = [], [], {}
+        self.last_line, self.fresh, self.force_blank = 0, True, False
         for m, model in enumerate(self.module.models):
             parent = f" extends {model.parent}" if model.parent else ""
             self.anchored(("head", m), [f"model {model.name}{parent} {{"], "")
@@ -181,24 +212,72 @@ class _Formatter:
             for s, stmt in enumerate(model.statements):
                 if isinstance(stmt, ast.Train):
                     self.train(m, s, stmt)
-                else:
-                    self.anchored(("stmt", m, s), _statement_lines(stmt, _INDENT), _INDENT)
+                    continue
+                lines = _statement_lines(self.printer, stmt, _INDENT, self.widths.get((m, s)))
+                self.anchored(("stmt", m, s), lines, _INDENT)
+                self.placed[m, s] = (len(self.out) - len(lines), len(self.out))  # its code
             self.anchored(("close", m), ["}"], _INDENT, closing=True)
             self.force_blank = True
         self.comments(self.tail, "")
-        return "\n".join(self.out) + "\n"
+
+    def _align_runs(self) -> None:
+        """Pad each run of ``destroy``/``generate`` (or ``net``) statements to common columns."""
+        for m, model in enumerate(self.module.models):
+            runs: list[list[int]] = []
+            for s, stmt in enumerate(model.statements):
+                key = align_key(stmt)
+                previous = align_key(model.statements[s - 1]) if s else None
+                joined = (
+                    key is not None
+                    and previous is not None
+                    and key[0] == previous[0]
+                    and "" not in self.out[self.placed[m, s - 1][1] : self.placed[m, s][0]]
+                )
+                if joined:
+                    runs[-1].append(s)
+                elif key is not None:
+                    runs.append([s])
+            for run in runs:
+                keys = [align_key(model.statements[s]) or () for s in run]
+                widths = tuple(max(len(k[i]) for k in keys) for i in range(1, len(keys[0])))
+                for s in run:
+                    self.widths[m, s] = widths
+
+    def _align_comments(self) -> None:
+        """Start end-of-line comments of consecutive lines with the same indent in one column."""
+        groups: list[list[tuple[int, int]]] = []
+        for index, length in self.commented:
+            indent = len(self.out[index]) - len(self.out[index].lstrip())
+            if groups:
+                last, _ = groups[-1][-1]
+                if last == index - 1 and indent == len(self.out[last]) - len(
+                    self.out[last].lstrip()
+                ):
+                    groups[-1].append((index, length))
+                    continue
+            groups.append([(index, length)])
+        for group in groups:
+            column = max(length for _, length in group) + 2
+            for index, length in group:
+                code, comment = self.out[index][:length], self.out[index][length:].lstrip()
+                self.out[index] = code.ljust(column) + comment
 
     def train(self, m: int, s: int, stmt: ast.Train) -> None:
-        options = [f"{o.name} = {expr_to_source(o.value)}" for o in stmt.options]
+        options = [f"{o.name} = {self.printer.expr(o.value)}" for o in stmt.options]
         head, close = self.anchors[("stmt", m, s)], self.anchors[("tclose", m, s)]
         inner = [self.anchors[("opt", m, s, o)] for o in range(len(options))]
         one_line = (
             f"{_INDENT}train {{ {', '.join(options)} }}" if options else f"{_INDENT}train {{}}"
         )
         has_comments = head.trailing or close.leading or any(a.leading or a.trailing for a in inner)
-        if not has_comments and len(one_line) <= LINE_LIMIT:
+        if not has_comments:  # one line, or the options filled between the braces
+            lines = [one_line]
+            if len(one_line) > LINE_LIMIT:
+                pieces = [f"{text}," for text in options[:-1]] + options[-1:]
+                body = _fill(_INDENT * 2, pieces, hanging=len(_INDENT * 2))
+                lines = [f"{_INDENT}train {{", *body, f"{_INDENT}}}"]
             self.comments(head.leading, _INDENT)
-            self.unit([one_line], head.line, close.end_line, close.trailing)
+            self.unit(lines, head.line, close.end_line, close.trailing)
             return
         self.anchored(("stmt", m, s), [f"{_INDENT}train {{"], _INDENT)
         self.fresh = True
@@ -207,41 +286,54 @@ class _Formatter:
         self.anchored(("tclose", m, s), [f"{_INDENT}}}"], _INDENT * 2, closing=True)
 
 
-def _tail_call(stmt: ast.Statement) -> ast.Call | None:
-    """The call a statement ends with, if any (where a long line may be broken)."""
-    node: ast.Node | None = None
-    if isinstance(stmt, ast.Data):
-        node = stmt.source
-    elif isinstance(stmt, ast.Net):
-        node = stmt.arch
-    elif isinstance(stmt, ast.Destroy | ast.Generate):
-        node = stmt.kernel.body
-    elif isinstance(stmt, ast.Schedule | ast.Reward):
-        node = stmt.body
-    elif isinstance(stmt, ast.Objective) and (stmt.args or stmt.kwargs):
-        node = ast.Call(stmt.name, stmt.args, stmt.kwargs)
-    return node if isinstance(node, ast.Call) else None
-
-
-def _statement_lines(stmt: ast.Statement, indent: str) -> list[str]:
-    """One statement as lines: one line, or a long tail call broken after top-level commas."""
-    line = indent + statement_to_source(stmt)
-    call = _tail_call(stmt)
-    parts = [expr_to_source(a) for a in call.args] if call else []
-    parts += [f"{k.name} = {expr_to_source(k.value)}" for k in call.kwargs] if call else []
-    if len(line) <= LINE_LIMIT or len(parts) < 2:
+def _statement_lines(
+    printer: SourcePrinter,
+    stmt: ast.Statement,
+    indent: str,
+    widths: tuple[int, ...] | None = None,
+) -> list[str]:
+    """One statement as lines: one line, or a long tail broken (see the module's docstring)."""
+    line = indent + printer.statement(stmt, widths or ())
+    tail = tail_expr(stmt)
+    if len(line) <= LINE_LIMIT or tail is None:
         return [line]
-    call_text = f"{call.func}({', '.join(parts)})"
+    if isinstance(tail, ast.Call):
+        parts = printer.args(tail.args, tail.kwargs)
+        if len(parts) < 2:
+            return [line]
+        call_text = f"{tail.func}({', '.join(parts)})"
+        closing = ")"
+    elif isinstance(tail, ast.Binary) and tail.op != "^":
+        first, rest = printer.spine(tail)
+        parts = [first] + [f"{op} {operand}" for op, operand in rest]
+        call_text = printer.expr(tail)
+        closing = ""
+    else:
+        return [line]
     assert line.endswith(call_text), (line, call_text)
-    current = line[: len(line) - len(call_text)] + call.func + "("
+    head = line[: len(line) - len(call_text)]
+    if closing:
+        return _fill(head + tail.func + "(", [p + "," for p in parts[:-1]] + [parts[-1] + ")"])
+    return _fill(head, parts, hanging=len(indent) + 4)
+
+
+def _fill(head: str, pieces: list[str], hanging: int | None = None) -> list[str]:
+    """``pieces`` after ``head``, as many a line as fit, a space apart.
+
+    Continuation lines are indented ``hanging`` spaces when given (an operator chain), else
+    aligned just after ``head`` (a call's ``(``); when ``head`` ends far right, the call's
+    arguments start on their own line, indented four spaces more than the statement.
+    """
     lines: list[str] = []
-    column = len(current)
-    if column > LINE_LIMIT // 2:  # far right: break after the '(' too, indent the arguments
-        lines, current, column = [current], " " * (len(indent) + 4), len(indent) + 4
-    for i, part in enumerate(parts):
-        piece = part + ("," if i < len(parts) - 1 else ")")
-        if i == 0:
+    current, column = head, hanging if hanging is not None else len(head)
+    if hanging is None and column > LINE_LIMIT // 2:
+        indent = len(head) - len(head.lstrip())
+        lines, current, column = [head], " " * (indent + 4), indent + 4
+    start = True
+    for piece in pieces:
+        if start:
             current += piece
+            start = False
         elif len(current) + 1 + len(piece) <= LINE_LIMIT:
             current += " " + piece
         else:

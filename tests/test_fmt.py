@@ -45,7 +45,7 @@ model a {  # after brace
   steps T = 10  # trailing steps
   # lead schedule
 
-  schedule s(t) = 1 - t / T
+  schedule s(t) = 1-t/T
   # inside
   destroy x[t] ~ Normal(x[t-1], s(t))
   data x : real[2] ~ moons(noise = 0.05)
@@ -109,10 +109,76 @@ def test_long_call_is_broken_after_commas() -> None:
     assert all(len(line) <= LINE_LIMIT for line in out.splitlines())
 
 
-def test_long_train_block_one_option_per_line() -> None:
+def test_long_train_block_fills_lines_between_the_braces() -> None:
     options = ", ".join(f"option_number_{i} = {i}" for i in range(6))
     out = check_properties(f"model m {{ train {{ {options} }} }}")
-    assert "    option_number_5 = 5," in out.splitlines()
+    assert out.splitlines()[1:5] == [
+        "  train {",
+        "    option_number_0 = 0, option_number_1 = 1, option_number_2 = 2, option_number_3 = 3,",
+        "    option_number_4 = 4, option_number_5 = 5",
+        "  }",
+    ]
+    commented = check_properties(f"model m {{ train {{ {options}  # last\n }} }}")
+    assert "    option_number_5 = 5,  # last" in commented.splitlines()  # one option a line
+
+
+ALIGNED = """\
+model m {
+  data x : real[2] ~ moons()
+  steps T = 10
+  net eps   : (real[2], time) -> real[2] = mlp(hidden = [16])
+  net other : (real[2], time) -> real[2] = mlp(hidden = [16])
+
+  destroy  x[t]   ~ Normal(0.9 * x[t-1], 0.3)
+  # the start
+  generate x[T]   ~ Normal(0, 1)
+  generate x[t-1] ~ Guess(x[t], eps)
+
+  generate x[T] ~ Normal(0, 1)
+  objective denoising
+}
+"""
+
+
+def test_destroy_generate_and_net_runs_are_aligned() -> None:
+    """The docs' layout: a run (no blank line between; a comment line does not break it) of
+    kernels lines up its levels and ``~``, a run of nets its ``:``."""
+    squeezed = "\n".join(" ".join(line.split()) for line in ALIGNED.splitlines()) + "\n"
+    assert squeezed != ALIGNED
+    assert check_properties(squeezed) == ALIGNED
+    assert check_properties(ALIGNED) == ALIGNED
+    alone = check_properties("model m { destroy x[t] ~ Normal(x[t-1], 1) }")
+    assert "  destroy x[t] ~ Normal(x[t-1], 1)" in alone  # a run of one: nothing to pad
+
+
+def test_operators_written_tight_stay_tight() -> None:
+    text = "model m { schedule a(t) = cos(pi/2 * (t/T + 0.008))^2 - b(t-1) + c /2 - d- e }"
+    out = check_properties(text)
+    assert "schedule a(t) = cos(pi/2 * (t/T + 0.008))^2 - b(t-1) + c / 2 - d - e" in out
+    assert "x - -y" in check_properties("model m { schedule a(t) = x--y }")
+
+
+def test_long_operator_chain_is_broken_before_its_operators() -> None:
+    terms = [f"term_{i}(p[{i}])" for i in range(8)]
+    out = check_properties("model m { reward logr(p) = " + " + ".join(terms) + " }")
+    assert out.splitlines()[1:3] == [
+        "  reward logr(p) = term_0(p[0]) + term_1(p[1]) + term_2(p[2]) + term_3(p[3]) + term_4(p[4])",
+        "      + term_5(p[5]) + term_6(p[6]) + term_7(p[7])",
+    ]
+    tight = check_properties("model m { reward logr(p) = " + "+".join(terms * 2) + " }")
+    assert all(len(line) <= LINE_LIMIT for line in tight.splitlines())
+
+
+def test_end_of_line_comments_of_consecutive_lines_share_a_column() -> None:
+    text = "model m {  # m\n  steps T = 10  # ten\n  data x : real[2]  # two\n\n  objective elbo  # e\n}\n"
+    assert check_properties(text).splitlines() == [
+        "model m {  # m",
+        "  steps T = 10      # ten",
+        "  data x : real[2]  # two",
+        "",
+        "  objective elbo  # e",
+        "}",
+    ]
 
 
 def test_fuzzed_layouts_and_comments() -> None:
@@ -186,3 +252,56 @@ def test_cli_fmt_stdin(cli, monkeypatch, capsys) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(MESSY))
     assert cli(["fmt", "-"]) == 0
     assert capsys.readouterr().out == MESSY_FORMATTED
+
+
+# ----------------------------------------------------------------------------- the docs' layout
+
+#: Blocks that show on purpose that the layout is free (``dtg fmt`` would rewrite them),
+#: recognised by a line they contain.
+LAYOUT_DEMOS = ("# Two statements on one line, one statement over three lines: both are fine.",)
+
+
+def _snippets() -> list:
+    from test_docs import ROOT, code_blocks, doc_pages  # the docs' own block extraction
+
+    pages = [*doc_pages(), ROOT / "README.md"]
+    return [b for page in pages for b in code_blocks(page) if b.lang == "dtg"]
+
+
+SNIPPETS = _snippets()
+
+
+def test_every_example_is_fmt_clean(cli, capsys) -> None:
+    paths = [str(p) for p in example_paths()]
+    assert cli(["fmt", "--check", *paths]) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out.count("unchanged ") == len(paths) >= 16
+
+
+@pytest.mark.parametrize("block", SNIPPETS, ids=[f"{b.page.name}:{b.line}" for b in SNIPPETS])
+def test_every_docs_snippet_is_fmt_clean(block) -> None:
+    """A ```dtg block of the docs or the README is in ``dtg fmt`` layout.
+
+    A ``<!-- fragment -->`` block (statements only, at column 0) is checked as the body of a
+    model; a block that does not parse (a syntax-error example) and the :data:`LAYOUT_DEMOS`
+    are skipped.
+    """
+    from test_docs import parse_marker  # the docs' own markers
+
+    if any(line in block.text.splitlines() for line in LAYOUT_DEMOS):
+        pytest.skip("shows that the layout is free")
+    template, _ = parse_marker(block.marker)
+    text = block.text
+    if template is not None:
+        body = "".join(f"  {line}\n" if line else "\n" for line in text.rstrip("\n").split("\n"))
+        text = "model fragment {\n" + body + "}\n"
+    try:
+        parse(text)
+    except DtgError:
+        pytest.skip("a syntax-error example")
+    formatted = format_source(text)
+    assert formatted == text, f"{block.page.name}:{block.line} is not in dtg fmt layout"
+
+
+def test_snippets_found() -> None:
+    pages = {b.page.name for b in SNIPPETS}
+    assert len(SNIPPETS) >= 100 and {"README.md", "language.md", "samplers.md"} <= pages
