@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -149,6 +150,24 @@ def test_destroy_generate_and_net_runs_are_aligned() -> None:
     assert check_properties(ALIGNED) == ALIGNED
     alone = check_properties("model m { destroy x[t] ~ Normal(x[t-1], 1) }")
     assert "  destroy x[t] ~ Normal(x[t-1], 1)" in alone  # a run of one: nothing to pad
+
+
+def _squeeze(text: str) -> str:
+    """Every run of spaces in the code (not the indent, not comments) made one space."""
+    lines = []
+    for line in text.split("\n"):
+        code, mark, comment = line.partition("#")
+        indent = len(code) - len(code.lstrip())
+        code = (code[:indent] + re.sub(r" {2,}", " ", code[indent:])).rstrip()
+        lines.append(f"{code}  {mark}{comment}" if mark and code else code + mark + comment)
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.name)
+def test_examples_are_rebuilt_from_unaligned_text(path) -> None:
+    """fmt produces the examples' alignment, it does not only keep it."""
+    text = path.read_text(encoding="utf-8")
+    assert format_source(_squeeze(text)) == text
 
 
 def test_operators_written_tight_stay_tight() -> None:
