@@ -10,8 +10,6 @@ The names below are imported when first used (PEP 562), so that ``import dtg.ent
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from ._version import __version__
 
 TYPE_CHECKING = False  # not typing's: importing typing alone takes a noticeable moment
@@ -34,42 +32,38 @@ if TYPE_CHECKING:  # for the annotations only; at run time the names load on fir
     from .program import Program, load, loads
     from .runtime.train import Run
 
-#: Where each public name lives.
-_HOMES = {
-    "load": "program",
-    "loads": "program",
-    "Program": "program",
-    "register_reward": "plugins",
-    "load_plugin": "plugins",
-    **{
-        name: "errors"
-        for name in (
-            "DtgError",
-            "DtgSyntaxError",
-            "DtgCheckError",
-            "DtgNameError",
-            "DtgTypeError",
-            "DtgLevelError",
-            "DtgRangeError",
-            "DtgObjectiveError",
-            "DtgDataError",
-            "DtgRuntimeError",
-        )
-    },
-}
+_ERRORS = (
+    "DtgError",
+    "DtgSyntaxError",
+    "DtgCheckError",
+    "DtgNameError",
+    "DtgTypeError",
+    "DtgLevelError",
+    "DtgRangeError",
+    "DtgObjectiveError",
+    "DtgDataError",
+    "DtgRuntimeError",
+)
+_PROGRAM = ("load", "loads", "Program")
+_PLUGINS = ("register_reward", "load_plugin")
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+    if name in _PROGRAM:
+        from . import program as home  # lazy: imported on the first use of a name
+    elif name in _PLUGINS:
+        from . import plugins as home  # lazy: imported on the first use of a name
+    elif name in _ERRORS:
+        from . import errors as home  # lazy: imported on the first use of a name
+    else:
         raise AttributeError(f"module 'dtg' has no attribute '{name}'")
-    value = getattr(import_module(f".{home}", __name__), name)
+    value = getattr(home, name)
     globals()[name] = value  # later uses skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+    return sorted({*globals(), *_PROGRAM, *_PLUGINS, *_ERRORS})
 
 
 def train(model: Any, **options: Any) -> Run:

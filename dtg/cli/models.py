@@ -98,7 +98,7 @@ def restore(args: argparse.Namespace) -> tuple[Program, Any, dict[str, Any]]:
 
     if args.n < 1:
         raise usage(f"-n must be at least 1, got {args.n}")
-    if not Path(args.checkpoint).is_file():
+    if not Path(args.checkpoint).exists():
         raise usage(f"no such checkpoint: {args.checkpoint}")
     program, ir = load_program(args)
     model = compile_model(program, ir, args.device)

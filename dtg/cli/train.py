@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / ir.name
     if out.exists() and not out.is_dir():
         raise usage(f"--out {out} is a file, not a folder")
-    if args.resume and not (out / CHECKPOINT).is_file():
+    if args.resume and not (out / CHECKPOINT).exists():
         raise usage(f"nothing to resume: no checkpoint at {out / CHECKPOINT}")
     if not args.resume and not args.force and (out / CHECKPOINT).is_file():
         raise usage(
@@ -107,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..runtime.distributed import launch  # heavy: imports torch.distributed
 
         return launch(_without_nproc(sys.argv[1:]), args.nproc)
-    if args.init and not Path(args.init).is_file():
+    if args.init and not Path(args.init).exists():
         raise usage(f"no such checkpoint for --init: {args.init}")
     options = {**overrides, **flags}  # the flags win (dtg.runtime.train_options: the order)
     seed_everything(int(options.get("seed", ir.train.get("seed", 0))))

@@ -148,13 +148,23 @@ def check_option(spec: OptionSpec, value: Any) -> Any:
         value = int(value)
         if abs(value) >= 2**63:  # torch and numpy take 64-bit integers
             raise OptionValueError("a whole number below 2^63")
-    if isinstance(value, float) and not math.isfinite(value):  # a Python int is always finite
+    elif isinstance(value, int):  # a real-valued option is used as a float: it must fit one
+        try:
+            float(value)
+        except OverflowError:
+            raise OptionValueError("a finite number") from None
+    if isinstance(value, float) and not math.isfinite(value):
         raise OptionValueError("finite")
     if spec.low is not None and (value < spec.low or (spec.open_low and value <= spec.low)):
         raise OptionValueError(f"{'>' if spec.open_low else '≥'} {spec.low:g}")
     if spec.high is not None and value > spec.high:
         raise OptionValueError(f"≤ {spec.high:g}")
     return value
+
+
+#: The largest learning rate: Adam's step is about the learning rate, and past ~3e38 it no longer
+#: fits a float32 parameter (torch raises); anything near this bound diverges anyway.
+_MAX_LR = 1e6
 
 
 def _num(default: float | None, low: float | None = 0.0, open_low: bool = True, high=None, doc=""):
@@ -177,7 +187,7 @@ _SAMPLER = {
     "destroy": _choice(
         DestroyTraining.JOINT, *DestroyTraining, doc="how learned destruction trains"
     ),
-    "lr_destroy": _num(None, doc="learning rate of the destruction nets"),
+    "lr_destroy": _num(None, high=_MAX_LR, doc="learning rate of the destruction nets"),
     "tau": _num(0.99, high=1.0, doc="Polyak factor of the target destruction (tlm)"),
     "clip": _num(None, doc="clip each squared residual at this value"),
 }
@@ -205,7 +215,7 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
     },
     ObjectiveKind.ELBO: {"particles": _int(1, doc="Monte Carlo particles per example")},
     ObjectiveKind.TRAJECTORY_BALANCE: {
-        "lr_logZ": _num(0.1, doc="learning rate of log Z"),
+        "lr_logZ": _num(0.1, high=_MAX_LR, doc="learning rate of log Z"),
         **_SAMPLER,
         "log_z_init": _choice(
             LogZInit.AUTO,
@@ -216,13 +226,13 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
     ObjectiveKind.VARGRAD: dict(_SAMPLER),
     ObjectiveKind.SUBTB: {
         "lambda": _num(0.9, doc="geometric weight of sub-trajectory lengths"),
-        "lr_logZ": _num(0.1, doc="learning rate of log Z"),
+        "lr_logZ": _num(0.1, high=_MAX_LR, doc="learning rate of log Z"),
         **_SAMPLER,
     },
-    ObjectiveKind.DETAILED_BALANCE: {"lr_logZ": _num(0.1), **_SAMPLER},
+    ObjectiveKind.DETAILED_BALANCE: {"lr_logZ": _num(0.1, high=_MAX_LR), **_SAMPLER},
     ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE: {
         "beta": _num(1.0, doc="inverse temperature of the reward"),
-        "lr_logZ": _num(0.1, doc="learning rate of log Z"),
+        "lr_logZ": _num(0.1, high=_MAX_LR, doc="learning rate of log Z"),
         "vargrad": OptionSpec(False, "bool", doc="relative VarGrad (no log Z)"),
         "clip": _num(None, doc="clip each squared residual at this value"),
         "replay": _int(0, low=0, doc="replay buffer size (0 = on-policy)"),
@@ -242,7 +252,7 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
 TRAIN_OPTIONS: dict[str, OptionSpec] = {
     "steps": _int(2000, doc="optimisation steps"),
     "batch": _int(256, doc="batch size"),
-    "lr": _num(1e-3, doc="learning rate (Adam)"),
+    "lr": _num(1e-3, high=_MAX_LR, doc="learning rate (Adam)"),
     "seed": _int(0, low=0, doc="random seed"),
     "grad_clip": _num(1.0, doc="gradient norm clip (0 disables)", open_low=False),
     "checkpoint_every": _int(1000, doc="steps between checkpoints"),
