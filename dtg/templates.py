@@ -26,8 +26,8 @@ model $name {
 
   net eps : (real[2], time) -> real[2] = mlp(hidden = [64, 64])
 
-  destroy x[t] ~ Normal(sqrt(abar(t) / abar(t - 1)) * x[t-1], sqrt(1 - abar(t) / abar(t - 1)))
-  generate x[T] ~ Normal(0, 1)
+  destroy  x[t]   ~ Normal(sqrt(abar(t) / abar(t - 1)) * x[t-1], sqrt(1 - abar(t) / abar(t - 1)))
+  generate x[T]   ~ Normal(0, 1)
   generate x[t-1] ~ Guess(x[t], eps, predict = epsilon)
 
   objective denoising(weight = simple)
@@ -44,8 +44,8 @@ model $name {
 
   net logits : (token(17)[64], time) -> real[64, 17] = transformer(width = 64, depth = 2, heads = 4)
 
-  destroy x[t] ~ Mask(x[t-1], keep = alpha(t) / alpha(t - 1))
-  generate x[T] = masked
+  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(t) / alpha(t - 1))
+  generate x[T]   = masked
   generate x[t-1] ~ Guess(x[t], logits)
 
   objective masking
@@ -61,8 +61,8 @@ model $name {
 
   net logits : (token(17)[64], time) -> real[64, 17] = transformer(width = 64, depth = 2, heads = 4)
 
-  destroy x[t] = MashLast(x[t-1])
-  generate x[T] = masked
+  destroy  x[t]   = MashLast(x[t-1])
+  generate x[T]   = masked
   generate x[t-1] ~ Guess(x[t], logits)
 
   objective masking
@@ -79,9 +79,9 @@ model $name {
 
   net drift : (real[2], time) -> real[2] = mlp(hidden = [64, 64])
 
-  generate x[T] = 0
+  generate x[T]   = 0
   generate x[t-1] ~ Normal(x[t] + drift(x[t], t) / T, sqrt(5 / T))
-  destroy x[t] ~ Normal((T - t) / (T - t + 1) * x[t-1], sqrt(5 / T * (T - t) / (T - t + 1)))
+  destroy  x[t]   ~ Normal((T - t) / (T - t + 1) * x[t-1], sqrt(5 / T * (T - t) / (T - t + 1)))
 
   objective trajectory_balance(lr_logZ = 0.1)
   train { steps = 500, batch = 128, lr = 1e-3 }
@@ -97,8 +97,8 @@ model $name {
   net enc : (real[64]) -> real[16] = mlp(hidden = [128])
   net dec : (real[8]) -> real[64] = mlp(hidden = [128])
 
-  destroy x[t] ~ Normal(enc(x[t-1])[0:8], exp(0.5 * enc(x[t-1])[8:16]))
-  generate x[T] ~ Normal(0, 1)
+  destroy  x[t]   ~ Normal(enc(x[t-1])[0:8], exp(0.5 * enc(x[t-1])[8:16]))
+  generate x[T]   ~ Normal(0, 1)
   generate x[t-1] ~ Normal(dec(x[t]), 0.2)
 
   objective elbo
@@ -117,8 +117,8 @@ model ${name}_parent {
 
   net eps : (real[2], time) -> real[2] = mlp(hidden = [64, 64])
 
-  destroy x[t] ~ Normal(sqrt(abar(t) / abar(t - 1)) * x[t-1], sqrt(1 - abar(t) / abar(t - 1)))
-  generate x[T] ~ Normal(0, 1)
+  destroy  x[t]   ~ Normal(sqrt(abar(t) / abar(t - 1)) * x[t-1], sqrt(1 - abar(t) / abar(t - 1)))
+  generate x[T]   ~ Normal(0, 1)
   generate x[t-1] ~ Guess(x[t], eps, predict = epsilon)
 
   objective denoising(weight = simple)

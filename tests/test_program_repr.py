@@ -76,9 +76,6 @@ def test_summary_cuts_a_long_start() -> None:
     assert len(start) <= 32 and "12345)" not in line
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs ModelIR.__repr__ = summarize in dtg/ir/model.py (issue 19)"
-)
 def test_model_ir_repr_is_one_line() -> None:
     ir = dtg.load(EXAMPLES / "rtb_even_digits.dtg").model()
     text = repr(ir)

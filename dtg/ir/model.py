@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import Span
 from .expr import Expr
 from .space import Space
+from .summary import summarize
 
 __all__ = [
     "Space",
@@ -239,6 +240,10 @@ class ModelIR:
     #: The front end's syntax node of this model: opaque to every stage after the checker
     #: (the checker reads a parent's statements from it when a child extends it).
     syntax: object = field(default=None, compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        """One line (name, levels, families, objective); the fields would be kilobytes."""
+        return f"<ModelIR {summarize(self)}>"
 
     @property
     def channels(self) -> tuple[Channel, ...]:
