@@ -159,6 +159,8 @@ def test_a_flag_and_a_set_that_disagree_are_refused(
         (["--set", "steps=" + "9" * 5000], "(5000 characters)"),
         (["--set", "batch=1e999"], "must be a finite number"),
         (["--seed", "-1"], "must be ≥ 0"),
+        (["--lr", "1e38"], "must be ≤ 1e+06"),  # Adam's update overflowed float32: exit 3
+        (["--set", "grad_clip=" + "9" * 400], "must be a finite number"),
     ],
 )
 def test_out_of_range_counts_are_usage_errors(

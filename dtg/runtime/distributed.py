@@ -31,7 +31,7 @@ from types import FrameType
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "context_from_env", "launch", "shard_seed", "DEFAULT_TIMEOUT"]
+__all__ = ["Context", "context_from_env", "launch", "lost_peer", "shard_seed", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -111,6 +111,21 @@ def context_from_env(device: torch.device) -> Context:
             torch.cuda.set_device(local)
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
     return Context(rank, world, local)
+
+
+def lost_peer(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing because another rank is gone.
+
+    gloo reports a dead peer as a plain ``RuntimeError`` ("Connection reset by peer", "Connection
+    closed by peer"), nccl and the store as :class:`torch.distributed.DistError`.
+
+    :param error: what the training step raised.
+    :returns: true for a lost peer (the job cannot go on; the dead rank explains itself).
+    """
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error)
+    return any(mark in text for mark in ("gloo", "NCCL", "by peer", "Socket Timeout"))
 
 
 def shard_seed(seed: int, step: int, shard: int) -> int:

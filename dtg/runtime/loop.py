@@ -36,7 +36,7 @@ from .checkpoint import (
     seed_everything,
     training_state,
 )
-from .distributed import Context, context_from_env, shard_seed
+from .distributed import Context, context_from_env, lost_peer, shard_seed
 from .ema import EMA
 from .monitor import Monitor, checks_every_step
 from .step_callbacks import StepCallback, StepEvent, step_callbacks
@@ -220,6 +220,12 @@ def train(
                     monitor.good = step
                 if stopping:
                     raise Interrupted(step, ckpt_path, stopping)
+    except RuntimeError as error:
+        if ctx.active and lost_peer(error):  # the dead rank's own message says why
+            raise DtgRuntimeError(
+                f"rank {ctx.rank} stopped at step {step + 1}: another process of the job died"
+            ) from None
+        raise
     finally:
         stop.close()
         monitor.close()
