@@ -213,7 +213,14 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
             doc="how levels are sampled",
         ),
     },
-    ObjectiveKind.ELBO: {"particles": _int(1, doc="Monte Carlo particles per example")},
+    ObjectiveKind.ELBO: {
+        "particles": _int(1, doc="Monte Carlo particles per example"),
+        "beta": _num(None, open_low=False, doc="weight β of the KL terms (none: 1, the ELBO)"),
+        "kl_warmup": _int(None, low=0, doc="steps over which β ramps linearly from 0 (none: off)"),
+        "free_bits": _num(
+            None, open_low=False, doc="floor in nats on each latent level's KL (none: off)"
+        ),
+    },
     ObjectiveKind.TRAJECTORY_BALANCE: {
         "lr_logZ": _num(0.1, high=_MAX_LR, doc="learning rate of log Z"),
         **_SAMPLER,

@@ -181,6 +181,26 @@ class CompiledModel(nn.Module):
         """The loss (so that DistributedDataParallel can wrap the model)."""
         return self.objective(batch)
 
+    def set_step(self, step: int) -> None:
+        """Tell the objective the training step (the ``elbo`` KL warm-up reads it).
+
+        :param step: steps already taken (0 before the first); a no-op for other objectives.
+        """
+        method = getattr(self.objective, "set_step", None)
+        if method is not None:
+            method(step)
+
+    def per_level_kl(self, data: Tensor, batch: int = 500) -> dict[str, float]:
+        """Each latent level's mean KL term on ``data`` (``kl_level_1`` …), for objectives that
+        split the ELBO by level (``elbo``); ``{}`` for the others.
+
+        :param data: examples ``[N, *shape]`` on the model's device.
+        :param batch: examples scored at a time.
+        :returns: nats per example, by level.
+        """
+        method = getattr(self.objective, "per_level_kl", None)
+        return method(data, batch) if method is not None else {}
+
     def init_from_parent(self, state: dict[str, Tensor]) -> None:
         """Load a trained parent's weights into both the posterior and the frozen prior.
 
