@@ -28,6 +28,7 @@ from ..syntax.parser import MAX_DEPTH, MAX_LENGTH, depth_error
 from ..syntax.printer import expr_to_source
 from .collect import walk_syntax
 from .exprs import ExprChecker
+from .reward_options import reward_options
 from .scope import Scope
 
 __all__ = [
@@ -237,8 +238,18 @@ def check_data_source(
 
 
 def check_reward(
-    statement: ast.Reward | None, space: Space, scope, source: str
+    statement: ast.Reward | None, space: Space, scope, source: str, sampler: bool = True
 ) -> RewardSpec | None:
+    """The reward statement checked and lowered, with what it declares of its target.
+
+    :param statement: the reward statement, if any.
+    :param space: the space of the sample ``x[0]``.
+    :param scope: makes the :class:`Scope` of an expression (keyword arguments as ``Scope``'s).
+    :param source: the file's text.
+    :param sampler: whether the model is a sampler (``space x``), whose reward may declare
+        ``log_z`` and ``modes`` (see :mod:`dtg.check.reward_options`).
+    :returns: the :class:`RewardSpec`, or ``None`` without a reward.
+    """
     if statement is None:
         return None
     params = statement.params or ()
@@ -262,6 +273,17 @@ def check_reward(
     target = None
     if isinstance(body, ir.RewardCall) and body.kind is ir.RewardKind.TARGET:
         target = body.name
+    constants = ExprChecker(
+        scope(
+            params={},
+            level_rule="an option of the reward is a number: it cannot read the sample",
+            allow_nets=False,
+        ),
+        source,
+    )
+    log_z, modes, radius = reward_options(
+        statement, space, constants, constants.scope.steps, target, sampler
+    )
     return RewardSpec(
         statement.name,
         params[0] if params else None,
@@ -269,4 +291,7 @@ def check_reward(
         statement.span,
         target,
         expr_to_source(statement.body),
+        log_z=log_z,
+        modes=modes,
+        mode_radius=radius,
     )

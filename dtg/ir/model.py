@@ -189,6 +189,10 @@ class RewardSpec:
 
     :param body: the IR expression; the parameter ``x`` is lowered to ``x[0]``.
     :param text: the body as written.
+    :param log_z: ``log ∫ r(x) dx`` when known: declared (``{ log_z = … }``) or the built-in
+        target's.
+    :param modes: the declared modes (or the target's), each flattened to the space's size.
+    :param mode_radius: a sample within this distance of a mode covers it (``None``: no modes).
     """
 
     name: str
@@ -197,6 +201,9 @@ class RewardSpec:
     span: Span
     target: str | None = None  # the built-in target named in the body (gmm25, funnel, manywell)
     text: str = ""
+    log_z: float | None = None
+    modes: tuple[tuple[float, ...], ...] = ()
+    mode_radius: float | None = None
 
 
 @dataclass(frozen=True)

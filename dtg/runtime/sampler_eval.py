@@ -2,10 +2,11 @@
 
 With K generation trajectories and log-weights w = log r + Σ log q − Σ log p − log p(x[T]):
 log Ẑ = mean(w) (a lower bound, the ELBO), log Ẑ_RW = logmeanexp(w) (importance-weighted),
-ESS = (Σ e^w)² / (K Σ e^{2w}); with a built-in target of known log Z, Δ to it, the EUBO (mean of
-w along destruction trajectories started at exact target samples, an upper bound), and the
-2-Wasserstein distance between samples and exact samples (exact optimal transport on equal-size
-point sets by the Hungarian algorithm).
+ESS = (Σ e^w)² / (K Σ e^{2w}). What the reward declares of its target
+(:class:`~dtg.ir.model.RewardSpec`: ``log_z``, ``modes``, a built-in target's exact samples)
+adds Δ to log Z, the mode coverage, the EUBO (mean of w along destruction trajectories started
+at exact target samples, an upper bound) and the 2-Wasserstein distance between samples and
+exact samples (exact optimal transport on equal-size point sets by the Hungarian algorithm).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import math
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ..objectives.trajectories import destroy_trajectories, sample_trajectories
 from ..targets import TARGETS
 
-__all__ = ["evaluate_sampler", "wasserstein2"]
+__all__ = ["evaluate_sampler", "importance_estimates", "mode_coverage", "wasserstein2"]
 
 
 def wasserstein2(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -33,6 +35,49 @@ def wasserstein2(x: torch.Tensor, y: torch.Tensor) -> float:
     cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
     rows, cols = linear_sum_assignment(cost)
     return float(math.sqrt(cost[rows, cols].mean()))
+
+
+def importance_estimates(log_weights: Tensor) -> dict[str, float]:
+    """log Ẑ, log Ẑ_RW and the normalised ESS of a batch of log importance weights.
+
+    A weight of −inf (a sample the reward rules out) counts as a zero weight; NaN and +inf
+    weights are dropped.
+
+    :param log_weights: ``[K]`` log-weights w.
+    :returns: ``log_z_elbo`` (mean w over the finite ones), ``log_z_rw`` (log mean eʷ) and
+        ``ess`` ((Σ eʷ)² / (K Σ e²ʷ), in (0, 1], 1 when all weights are equal).
+    """
+    w = log_weights.detach().double().flatten()
+    w = w[~torch.isnan(w) & (w != math.inf)]
+    finite = w[torch.isfinite(w)]
+    if len(finite) == 0:
+        return {"log_z_elbo": math.nan, "log_z_rw": math.nan, "ess": math.nan}
+    k = len(w)
+    top = finite.max()
+    scaled = torch.exp(w - top)  # exp(-inf) = 0
+    return {
+        "log_z_elbo": float(finite.mean()),
+        "log_z_rw": float(top + torch.log(scaled.sum()) - math.log(k)),
+        "ess": float(scaled.sum() ** 2 / (scaled.pow(2).sum() * k)),
+    }
+
+
+def mode_coverage(samples: Tensor, modes: Any, radius: float) -> tuple[float, int]:
+    """The fraction of modes with at least one sample strictly within ``radius`` (Euclidean).
+
+    :param samples: ``[K, *shape]``.
+    :param modes: ``[M, D]`` points (``D`` the samples' size), a tensor or nested sequences.
+    :param radius: the covering distance.
+    :returns: ``(fraction, count)`` of covered modes.
+    """
+    points = samples.detach().double().reshape(samples.shape[0], -1).cpu()
+    centres = torch.as_tensor(modes, dtype=torch.float64).reshape(-1, points.shape[1])
+    nearest = torch.full((len(centres),), math.inf, dtype=torch.float64)
+    for start in range(0, len(points), 4096):  # at most 4096 × M distances at once
+        chunk = torch.cdist(centres, points[start : start + 4096])
+        nearest = torch.minimum(nearest, chunk.min(dim=1).values)
+    covered = int((nearest < radius).sum())
+    return covered / len(centres), covered
 
 
 def _log_weights(model: Any, k: int, chunk: int, exact: torch.Tensor | None = None):
@@ -54,35 +99,39 @@ def evaluate_sampler(
 ) -> dict[str, float]:
     """Metrics of a trained sampler (see the module docstring).
 
+    :param model: a compiled sampler (a model with ``space x`` and a reward).
     :param k: the number of trajectories.
-    :returns: ``log_z_elbo``, ``log_z_rw``, ``ess`` and, for built-in targets, ``log_z``,
-        ``delta_log_z``, ``delta_log_z_rw``, ``eubo``, ``w2``.
+    :param seed: seeds the trajectories and the exact samples.
+    :param w2_points: the W2 distance compares this many samples with as many exact ones.
+    :param chunk: trajectories drawn at once.
+    :returns: ``trajectories``, ``log_z_elbo``, ``log_z_rw``, ``ess``; with a known log Z (a
+        built-in target's, or declared ``{ log_z = … }``) also ``log_z``, ``delta_log_z``,
+        ``delta_log_z_rw``; with modes ``mode_coverage``, ``modes_covered``, ``modes``; with
+        exact samples (a built-in target) ``eubo`` and ``w2``.
     """
     torch.manual_seed(seed)
     w, samples = _log_weights(model, k, chunk)
-    finite = torch.isfinite(w)
-    w = w[finite]
-    log_z_rw = float(torch.logsumexp(w, 0) - math.log(len(w)))
-    normalised = torch.exp(w - w.max())
-    ess = float(normalised.sum() ** 2 / (normalised.pow(2).sum() * len(w)))
-    out: dict[str, float] = {
-        "trajectories": float(k),
-        "log_z_elbo": float(w.mean()),
-        "log_z_rw": log_z_rw,
-        "ess": ess,
-    }
+    estimates = importance_estimates(w)
+    out: dict[str, float] = {"trajectories": float(k), **estimates}
     reward = model.ir.reward
-    if reward is not None and reward.target is not None:
+    if reward is None:
+        return out
+    if reward.log_z is not None:
+        out.update(
+            log_z=reward.log_z,
+            delta_log_z=abs(reward.log_z - estimates["log_z_elbo"]),
+            delta_log_z_rw=abs(reward.log_z - estimates["log_z_rw"]),
+        )
+    if reward.modes:
+        fraction, covered = mode_coverage(samples, reward.modes, reward.mode_radius)
+        out.update(mode_coverage=fraction, modes_covered=float(covered))
+        out["modes"] = float(len(reward.modes))
+    if reward.target is not None:
         target = TARGETS[reward.target]
         generator = torch.Generator(device="cpu").manual_seed(seed + 1)
         exact = target.sample(k, generator).to(model.device)
         eubo, _ = _log_weights(model, k, chunk, exact=exact)
-        out.update(
-            log_z=target.log_z,
-            delta_log_z=abs(target.log_z - out["log_z_elbo"]),
-            delta_log_z_rw=abs(target.log_z - log_z_rw),
-            eubo=float(eubo[torch.isfinite(eubo)].mean()),
-        )
+        out["eubo"] = float(eubo[torch.isfinite(eubo)].mean())
         n = min(w2_points, k)
         out["w2"] = wasserstein2(samples[:n], exact[:n])
     return out

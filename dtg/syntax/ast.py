@@ -286,12 +286,14 @@ class Generate(Node):
 
 @dataclass(frozen=True)
 class Reward(Node):
-    """``reward logr(x) = EXPR`` (a log-reward, i.e. an unnormalised log-density)."""
+    """``reward logr(x) = EXPR`` (a log-reward, i.e. an unnormalised log-density), optionally
+    followed by what is known of its target: ``{ log_z = 1.8379, modes = [[0, 0]] }``."""
 
     name: str
     params: tuple[str, ...] | None
     body: Expr
     span: Span = _span()
+    options: tuple[Option, ...] = ()
 
 
 @dataclass(frozen=True)

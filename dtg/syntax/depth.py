@@ -132,8 +132,11 @@ def expressions(statement: ast.Node) -> Iterator[ast.Expr]:
     """
     if isinstance(statement, ast.Data) and statement.source is not None:
         yield statement.source
-    elif isinstance(statement, (ast.Schedule, ast.Reward)):
+    elif isinstance(statement, ast.Schedule):
         yield statement.body
+    elif isinstance(statement, ast.Reward):
+        yield statement.body
+        yield from (o.value for o in statement.options)
     elif isinstance(statement, ast.Net):
         yield statement.arch
     elif isinstance(statement, (ast.Destroy, ast.Generate)):

@@ -51,7 +51,8 @@ def tail_expr(stmt: ast.Statement) -> ast.Expr | None:
 
     :param stmt: a statement.
     :returns: the data source, the net's architecture, the kernel's body, the schedule's or
-        reward's body, or an objective with options as a call; ``None`` otherwise.
+        reward's body (a reward without options), or an objective with options as a call;
+        ``None`` otherwise.
     """
     if isinstance(stmt, ast.Data):
         return stmt.source
@@ -59,6 +60,8 @@ def tail_expr(stmt: ast.Statement) -> ast.Expr | None:
         return stmt.arch
     if isinstance(stmt, ast.Destroy | ast.Generate):
         return stmt.kernel.body
+    if isinstance(stmt, ast.Reward) and stmt.options:
+        return None  # the options follow the body: the line ends with "}"
     if isinstance(stmt, ast.Schedule | ast.Reward):
         return stmt.body
     if isinstance(stmt, ast.Objective) and (stmt.args or stmt.kwargs):
@@ -189,6 +192,10 @@ class SourcePrinter:
             kernel = ("~ " if stmt.kernel.stochastic else "= ") + self.expr(stmt.kernel.body)
             return f"{keyword} {level} {kernel}"
         text = statement_to_source(stmt)
+        if isinstance(stmt, ast.Reward) and stmt.options:
+            head = text[: text.index(" = ") + 3]  # "reward NAME(params) = "
+            options = ", ".join(f"{o.name} = {self.expr(o.value)}" for o in stmt.options)
+            return f"{head}{self.expr(stmt.body)} {{ {options} }}"
         if isinstance(stmt, ast.Net) and widths:
             text = f"net {stmt.name.ljust(widths[0])}" + text[len(f"net {stmt.name}") :]
         if isinstance(stmt, ast.Objective):

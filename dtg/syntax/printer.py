@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from . import ast
 
-__all__ = ["to_source", "expr_to_source", "index_to_source", "brief", "statement_to_source"]
+__all__ = [
+    "to_source",
+    "expr_to_source",
+    "index_to_source",
+    "brief",
+    "statement_to_source",
+    "options_to_source",
+]
 
 # Binding strength of each operator (higher binds tighter). Unary minus sits between * and ^.
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
@@ -120,6 +127,16 @@ def _kernel(node: ast.Kernel) -> str:
     return ("~ " if node.stochastic else "= ") + expr_to_source(node.body)
 
 
+def options_to_source(options: tuple[ast.Option, ...]) -> str:
+    """A block of options, ``{ steps = 2000, lr = 1e-3 }`` (a ``train`` block, a reward's).
+
+    :param options: the options.
+    :returns: the braces and the options inside them, on one line.
+    """
+    inside = ", ".join(f"{o.name} = {expr_to_source(o.value)}" for o in options)
+    return f"{{ {inside} }}"
+
+
 def statement_to_source(node: ast.Statement) -> str:
     """One statement on one line (a ``train`` block on one line too)."""
     if isinstance(node, ast.Data):
@@ -144,14 +161,14 @@ def statement_to_source(node: ast.Statement) -> str:
         return f"generate {_level(node.level)} {_kernel(node.kernel)}"
     if isinstance(node, ast.Reward):
         params = f"({', '.join(node.params)})" if node.params is not None else ""
-        return f"reward {node.name}{params} = {expr_to_source(node.body)}"
+        options = f" {options_to_source(node.options)}" if node.options else ""
+        return f"reward {node.name}{params} = {expr_to_source(node.body)}{options}"
     if isinstance(node, ast.Objective):
         if node.args or node.kwargs:
             return f"objective {node.name}({_args(node.args, node.kwargs)})"
         return f"objective {node.name}"
     if isinstance(node, ast.Train):
-        options = ", ".join(f"{o.name} = {expr_to_source(o.value)}" for o in node.options)
-        return f"train {{ {options} }}"
+        return f"train {options_to_source(node.options)}"
     raise TypeError(f"not a statement: {node!r}")
 
 

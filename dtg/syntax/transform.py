@@ -141,8 +141,17 @@ class ToAst(Transformer_NonRecursive):
         return ast.Generate(level, kernel, span=self._span(meta))
 
     def reward_stmt(self, meta, children):
-        name, params, body = children
-        return ast.Reward(self._declared(name, "a reward"), params, body, span=self._span(meta))
+        name, params, body, options = children
+        return ast.Reward(
+            self._declared(name, "a reward"),
+            params,
+            body,
+            span=self._span(meta),
+            options=options or (),
+        )
+
+    def reward_options(self, meta, children):
+        return tuple(c for c in children if c is not None)
 
     def objective_stmt(self, meta, children):
         name, args = children

@@ -32,9 +32,17 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from .normalisers import (
+    GMM25_GRID,
+    GMM25_VAR,
+    MANYWELL_WELLS,
+    manywell_log_f,
+    manywell_log_z,
+    manywell_tables,
+)
 
 __all__ = [
     "DENSITIES",
@@ -75,8 +83,8 @@ def _out(generator: torch.Generator | None, device: torch.device | str | None) -
 # --------------------------------------------------------------------------------------------
 # gmm25
 
-_GMM_VAR = 0.3
-_GMM_GRID = (-10.0, -5.0, 0.0, 5.0, 10.0)
+_GMM_VAR = GMM25_VAR
+_GMM_GRID = GMM25_GRID
 
 
 def _gmm25_means(device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -157,31 +165,12 @@ def _funnel_sample(
 # --------------------------------------------------------------------------------------------
 # manywell
 
-_MW_WELLS = 16
+_MW_WELLS = MANYWELL_WELLS
 _MW_DIM = 2 * _MW_WELLS
-
-
-def _mw_log_f(a: np.ndarray | Tensor) -> np.ndarray | Tensor:
-    """The unnormalised 1-D log-density of the first coordinate of one well."""
-    return -(a**4) + 6.0 * a**2 + 0.5 * a
-
-
-def _mw_tables() -> tuple[float, np.ndarray, np.ndarray]:
-    """Quadrature of the 1-D well on ``[-6, 6]`` (the density is below e^-800 of its peak
-    outside): returns ``(log Z1, grid[G], cdf[G])`` in float64."""
-    grid = np.linspace(-6.0, 6.0, 240_001)
-    lf = _mw_log_f(grid)
-    m = float(lf.max())
-    f = np.exp(lf - m)
-    h = grid[1] - grid[0]
-    cum = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * h)])
-    log_z1 = m + math.log(cum[-1])
-    return log_z1, grid, cum / cum[-1]
-
-
-_MW_LOG_Z1, _MW_GRID, _MW_CDF = _mw_tables()
+_mw_log_f = manywell_log_f
+_MW_LOG_Z1, _MW_GRID, _MW_CDF = manywell_tables()
 #: log Z of the 32-D many-well target, 16 * (log Z1 + log sqrt(2π)) ≈ 164.6957.
-MANYWELL_LOG_Z: float = _MW_WELLS * (_MW_LOG_Z1 + 0.5 * _LOG_2PI)
+MANYWELL_LOG_Z: float = manywell_log_z()
 
 
 def manywell_log_reward(x: Tensor) -> Tensor:

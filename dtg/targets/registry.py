@@ -1,9 +1,10 @@
 """The built-in sampler targets by name, without torch: what ``dtg check`` needs to know.
 
 A reward statement may name a target (``reward logr(x) = gmm25(x)``); the checker needs its
-name and dimension only. Each :class:`Target` here carries that metadata; its
-:meth:`~Target.log_reward`, :meth:`~Target.sample` and :attr:`~Target.log_z` import the torch
-densities of :mod:`dtg.targets.densities` on first use.
+name and dimension only. Each :class:`Target` here carries that metadata and what is known of
+its normalisation (:attr:`~Target.log_z`, :attr:`~Target.modes`, torch-free, from
+:mod:`dtg.targets.normalisers`); its :meth:`~Target.log_reward` and :meth:`~Target.sample`
+import the torch densities of :mod:`dtg.targets.densities` on first use.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import did_you_mean
+from .normalisers import log_z_of, modes_of
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -82,8 +84,18 @@ class Target:
 
     @property
     def log_z(self) -> float:
-        """``log ∫ exp(log_reward(x)) dx`` (0 for the normalised targets)."""
-        return _density(self.name).log_z
+        """``log ∫ exp(log_reward(x)) dx`` (0 for the normalised targets; torch-free)."""
+        return log_z_of(self.name)
+
+    @property
+    def modes(self) -> tuple[tuple[float, ...], ...]:
+        """The modes the target declares (``gmm25``: its 25 means; the others: none)."""
+        return modes_of(self.name)[0]
+
+    @property
+    def mode_radius(self) -> float | None:
+        """How near a sample must come to a mode to cover it (``None`` without modes)."""
+        return modes_of(self.name)[1]
 
 
 TARGETS: Mapping[str, Target] = MappingProxyType(
