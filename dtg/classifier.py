@@ -6,7 +6,8 @@ first time it is needed, then cached as a weights-only checkpoint in the user's 
 is checked (≥ 95%) before it is cached; a missing or corrupt cache is retrained.
 
 Inputs are images as ``real[64]`` in [-1, 1] (the ``digits()`` scaling) or ``token(V)[64]``
-grey levels; ``log_prob_classes`` returns log Σ_{c ∈ classes} p(c | x), shape ``[B]``.
+grey levels; ``log_prob_classes`` returns log Σ_{c ∈ classes} p(c | x), shape ``[B]``, and
+``class_probabilities`` the ten p(c | x), shape ``[B, 10]`` (``dtg eval``'s figures for digits).
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from torch import Tensor, nn
 from .atomic import atomic_writer, make_folder
 from .errors import DtgOutputError
 
-__all__ = ["cache_dir", "digits_classifier", "log_prob_classes", "MIN_ACCURACY"]
+__all__ = [
+    "cache_dir",
+    "class_probabilities",
+    "digits_classifier",
+    "log_prob_classes",
+    "MIN_ACCURACY",
+]
 
 MIN_ACCURACY = 0.95
 _FILE = "digits_classifier_v1.pt"
@@ -120,6 +127,15 @@ def digits_classifier(device: torch.device | str = "cpu") -> nn.Module:
     return net
 
 
+def _log_probs(x: Tensor, vocab: int | None) -> Tensor:
+    """``[B, 10]`` log-probabilities of the digits for images ``[B, 64]`` (reals or tokens)."""
+    net = digits_classifier(x.device)
+    images = x.float()
+    if vocab is not None:  # tokens 0..V-1 (a [MASK] id V counts as mid-grey)
+        images = images.clamp(max=vocab - 1) / (vocab - 1) * 2.0 - 1.0
+    return torch.log_softmax(net(images.reshape(images.shape[0], 64)), dim=-1)
+
+
 def log_prob_classes(x: Tensor, classes: list[int], vocab: int | None = None) -> Tensor:
     """``log p(class ∈ classes | x)`` under the digits classifier.
 
@@ -128,9 +144,15 @@ def log_prob_classes(x: Tensor, classes: list[int], vocab: int | None = None) ->
     :param vocab: the number of grey levels ``V`` of token images (``None`` for reals).
     :returns: ``[B]``.
     """
-    net = digits_classifier(x.device)
-    images = x.float()
-    if vocab is not None:  # tokens 0..V-1 (a [MASK] id V counts as mid-grey)
-        images = images.clamp(max=vocab - 1) / (vocab - 1) * 2.0 - 1.0
-    log_probs = torch.log_softmax(net(images.reshape(images.shape[0], 64)), dim=-1)
-    return torch.logsumexp(log_probs[:, classes], dim=-1)
+    return torch.logsumexp(_log_probs(x, vocab)[:, classes], dim=-1)
+
+
+def class_probabilities(x: Tensor, vocab: int | None = None) -> Tensor:
+    """``p(c | x)`` for the ten digits under the classifier (no gradient).
+
+    :param x: images ``[B, 64]``: reals in [-1, 1], or grey-level tokens when ``vocab`` is given.
+    :param vocab: the number of grey levels ``V`` of token images (``None`` for reals).
+    :returns: ``[B, 10]``, each row summing to 1.
+    """
+    with torch.no_grad():
+        return _log_probs(x, vocab).exp()

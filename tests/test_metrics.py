@@ -105,3 +105,115 @@ def test_evaluate_reports_no_elbo_when_the_objective_has_none() -> None:
     model.ir.message.space = SimpleNamespace(kind="real", shape=(3,), vocab=None)
     report = evaluate(model, n=50)
     assert "nelbo_nats" not in report and "mmd" not in report
+
+
+# --------------------------------------------------------------------------- token sample quality
+# (issue 19: token models get a sample-quality figure; digits get the classifier's)
+
+TINY_DIGITS = """
+model tiny_digits {{
+  data x : {space} ~ digits()
+  steps T = 2
+  schedule alpha(t) = 1 - t/T
+  net logits : ({space}, time) -> real[64, 17] = mlp(hidden = [8])
+  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(t) / alpha(t-1))
+  generate x[T]   = masked
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+}}
+"""
+
+
+def _digits_model():
+    import dtg
+    from dtg.runtime.loop import DATA_SPLIT_SEED
+
+    model = dtg.loads(TINY_DIGITS.format(space="token(17)[64]")).compile("cpu")
+    return model, model.dataset(DATA_SPLIT_SEED).test
+
+
+def _labels_by_hand(tokens: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's labels and confidences, scaling 17 grey levels to [-1, 1] here."""
+    from dtg.classifier import digits_classifier
+
+    images = tokens.double().numpy() / 16.0 * 2.0 - 1.0
+    with torch.no_grad():
+        logits = digits_classifier()(torch.tensor(images, dtype=torch.float32)).double().numpy()
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    return probs.argmax(1), probs.max(1)
+
+
+def test_token_frequency_tv_by_hand() -> None:
+    from dtg.runtime.sample_quality import token_frequency_tv
+
+    samples = torch.tensor([[0, 1], [0, 2]])
+    data = torch.tensor([[0, 1], [1, 1]])
+    # position 0: (1, 0, 0) against (½, ½, 0) → ½; position 1: (0, ½, ½) against (0, 1, 0) → ½
+    assert token_frequency_tv(samples, data, vocab=3) == pytest.approx(0.5)
+    assert token_frequency_tv(data, data, vocab=3) == 0.0
+    # a [MASK] left in a sample (id V = 3) is a token the data never has
+    masked = torch.tensor([[3, 3], [3, 3]])
+    assert token_frequency_tv(masked, data, vocab=3) == pytest.approx(1.0)
+
+
+def test_data_as_samples_scores_zero(one_thread, monkeypatch) -> None:
+    model, test = _digits_model()
+    monkeypatch.setattr(model, "sample", lambda n: test[:n].clone())
+    report = evaluate(model, n=len(test))
+    assert report["token_frequency_tv"] == 0.0
+    assert report["class_histogram_tv"] == 0.0
+    assert report["confidence_mean"] == pytest.approx(report["data_confidence_mean"], abs=1e-12)
+    _, confidence = _labels_by_hand(test)
+    assert report["data_confidence_mean"] == pytest.approx(confidence.mean(), abs=1e-5)
+    assert "nelbo_nats" in report and "mmd" not in report
+
+
+def test_degenerate_sampler_scores_against_a_hand_computation(one_thread, monkeypatch) -> None:
+    model, test = _digits_model()
+    labels, confidence = _labels_by_hand(test)
+    one = int(np.flatnonzero(labels == 3)[0])  # a held-out image the classifier calls a 3
+    monkeypatch.setattr(model, "sample", lambda n: test[one].repeat(n, 1))
+    report = evaluate(model, n=500)
+    share = np.bincount(labels, minlength=10) / len(labels)
+    # every sample is labelled 3: TV = ½ (|1 − h(3)| + Σ_{c≠3} h(c)) = 1 − h(3)
+    assert report["class_histogram_tv"] == pytest.approx(1.0 - share[3], abs=1e-12)
+    assert report["confidence_mean"] == pytest.approx(confidence[one], abs=1e-5)
+    assert report["data_confidence_mean"] == pytest.approx(confidence.mean(), abs=1e-5)
+    # per position, the samples' one token against the data's frequencies there
+    data = test.numpy()
+    tv = np.mean([1.0 - np.mean(data[:, i] == data[one, i]) for i in range(64)])
+    assert report["token_frequency_tv"] == pytest.approx(tv, abs=1e-12)
+
+
+def test_untrained_token_model_samples_are_scored(one_thread) -> None:
+    model, test = _digits_model()
+    report = evaluate(model, n=200)
+    keys = {"token_frequency_tv", "class_histogram_tv", "confidence_mean", "data_confidence_mean"}
+    assert keys <= set(report)
+    assert report["token_frequency_tv"] > 0.3  # near-uniform tokens are far from digits
+
+
+def test_real_digits_get_the_classifier_figures(one_thread, monkeypatch) -> None:
+    import dtg
+    from dtg.runtime.loop import DATA_SPLIT_SEED
+
+    text = """
+    model real_digits {
+      data x : real[64] ~ digits()
+      steps T = 2
+      schedule beta(t) = 0.5
+      net eps : (real[64], time) -> real[64] = mlp(hidden = [8])
+      destroy  x[t]   ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
+      generate x[T]   ~ Normal(0, 1)
+      generate x[t-1] ~ Guess(x[t], eps)
+      objective denoising
+    }
+    """
+    model = dtg.loads(text).compile("cpu")
+    test = model.dataset(DATA_SPLIT_SEED).test
+    monkeypatch.setattr(model, "sample", lambda n: test[:n].clone())
+    report = evaluate(model, n=len(test))
+    assert report["class_histogram_tv"] == 0.0 and "token_frequency_tv" not in report
+    _, confidence = _labels_by_hand((test + 1.0) / 2.0 * 16.0)  # back to 0..16 grey levels
+    assert report["confidence_mean"] == pytest.approx(confidence.mean(), abs=1e-5)

@@ -1,7 +1,10 @@
-"""``dtg eval FILE --checkpoint CKPT [--json] [-n N]``: the metrics of DESIGN.md §6.
+"""``dtg eval FILE --checkpoint CKPT [--json] [-n N] [--seeds N]``: the metrics of DESIGN.md §6.
 
 Prints a table (or JSON with ``--json``; a non-finite number becomes ``null``) of the model, the
-checkpoint, its step and what :func:`dtg.runtime.evaluate.evaluate` measures.
+checkpoint, its step and what :func:`dtg.runtime.evaluate.evaluate` measures. With ``--seeds N``
+the evaluation runs with the seeds ``S, S+1, …, S+N-1`` (``S`` from ``--seed``) and each metric
+is printed as mean ± standard error; the JSON gives each metric's ``mean``, ``sem`` and
+per-seed ``values``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import Any
 
 from .errors import usage
 from .models import add_checkpoint_arguments, add_model_arguments, restore
@@ -16,37 +20,63 @@ from .models import add_checkpoint_arguments, add_model_arguments, restore
 __all__ = ["register", "cmd_eval"]
 
 
+def _clean(value: Any) -> Any:
+    """JSON's view of a value: a non-finite float becomes ``None``, containers recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate the trained model and print its metrics.
 
     :param args: the parsed ``dtg eval`` arguments.
     :returns: 0.
-    :raises UsageError: for a missing checkpoint or file, or ``-n``/``--max-examples`` below 1.
+    :raises UsageError: for a missing checkpoint or file, ``-n``/``--max-examples`` below 1, or
+        ``--seeds`` below 2.
     """
     from ..runtime.checkpoint import checkpoint_file  # heavy: imports torch
-    from ..runtime.evaluate import evaluate  # heavy: imports torch
+    from ..runtime.evaluate import evaluate, evaluate_seeds  # heavy: imports torch
 
+    if args.seeds is not None and args.seeds < 2:
+        raise usage(f"--seeds must be at least 2 (a standard error needs two), got {args.seeds}")
     checkpoint_file(args.checkpoint)  # a folder is said to be one, not "no such checkpoint"
     _, model, content = restore(args)
     if args.max_examples is not None and args.max_examples < 1:
         raise usage(f"--max-examples must be at least 1, got {args.max_examples}")
-    metrics = evaluate(model, n=args.n, seed=args.seed, max_examples=args.max_examples)
-    head = {
+    head: dict[str, Any] = {
         "model": model.ir.name,
         "checkpoint": str(args.checkpoint),
         "step": int(content["step"]),
     }
-    if args.json:
-        clean = {
-            k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-            for k, v in metrics.items()
-        }
-        print(json.dumps({**head, **clean}, indent=2))
+    options = {"n": args.n, "max_examples": args.max_examples}
+    if args.seeds is None:
+        metrics = evaluate(model, seed=args.seed, **options)
+        if args.json:
+            print(json.dumps(_clean({**head, **metrics}), indent=2))
+            return 0
+        rows = [(k, str(v)) for k, v in head.items()]
+        rows += [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
+        print(_table(rows))
         return 0
-    rows = [(k, str(v)) for k, v in head.items()]
-    rows += [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
-    width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    summary = evaluate_seeds(model, seeds, **options)
+    head["seeds"] = seeds
+    if args.json:
+        print(json.dumps(_clean({**head, **summary}), indent=2))
+        return 0
+    rows = [(k, ", ".join(map(str, v)) if k == "seeds" else str(v)) for k, v in head.items()]
+    rows += [(k, f"{s['mean']:.6g} ± {s['sem']:.2g}") for k, s in summary.items()]
+    print(_table(rows))
     return 0
 
 
@@ -63,5 +93,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
     parser.add_argument(
         "--max-examples", type=int, metavar="N", help="score N held-out examples (all)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="evaluate with N seeds (--seed, --seed + 1, …): mean ± standard error",
     )
     parser.set_defaults(run=cmd_eval)
