@@ -170,7 +170,7 @@ def test_a_target_may_replace_its_modes_but_not_its_log_z() -> None:
         (' { log_z = "1" }', "option 'log_z' must be a number", '"1"'),
         (
             " { modes = [[0, 0, 1]] }",
-            "mode 1 must be a point of the space (here a list of 2",
+            "mode 1 must be a point of the space real[2] (a list of 2 numbers), got 3 entries",
             "[0, 0, 1]",
         ),
         (" { modes = [[0, 0], 1] }", "mode 2 must be a point of the space", "1"),
@@ -221,3 +221,14 @@ def test_w2_and_eubo_only_with_exact_samples(one_thread) -> None:
     assert {"eubo", "w2", "log_z", "mode_coverage"} <= set(metrics)
     assert metrics["log_z_elbo"] <= 0.0 <= metrics["eubo"]  # ELBO ≤ log Z = 0 ≤ EUBO
     assert np.isfinite(metrics["w2"])
+
+
+def test_modes_of_a_matrix_space_and_of_a_scalar_space() -> None:
+    square = sampler(dim="2, 2", options=" { modes = [[[0, 1], [2, 3]], [[0, 0], [0, 0]]] }")
+    assert square.models[-1].reward.modes == ((0.0, 1.0, 2.0, 3.0), (0.0, 0.0, 0.0, 0.0))
+    assert square.models[-1].reward.mode_radius == pytest.approx(math.sqrt(14) / 2)
+    with pytest.raises(dtg.DtgError, match=r"real\[2, 2\] \(a list of 2 lists of 2 numbers\)"):
+        sampler(dim="2, 2", options=" { modes = [[0, 1], [2, 3]] }")
+    scalar = SAMPLER.format(dim=1, steps=4, target_var=1, gen_var=1, options=" { modes = [-1, 1] }")
+    scalar = scalar.replace("real[1]", "real")
+    assert dtg.loads(scalar).models[-1].reward.modes == ((-1.0,), (1.0,))

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DtgNameError, DtgRangeError, DtgTypeError, did_you_mean
+from ..errors import DtgNameError, DtgRangeError, DtgTypeError, did_you_mean, plural
 from ..ir import Space
 from ..ir import expr as ir
 from ..syntax import ast
@@ -147,26 +147,32 @@ class _Options:
             )
         return value
 
-    def point(self, node: ast.Expr, shape: tuple[int, ...], index: int) -> list[float]:
+    def point(
+        self, node: ast.Expr, shape: tuple[int, ...], index: int, space: Space
+    ) -> list[float]:
         """One mode as its flattened coordinates, its nesting checked against ``shape``."""
         if not shape:
             if isinstance(node, ast.Vector):
-                raise self._shape(node, index, shape, "a list")
+                raise self._shape(node, index, space, "a list")
             return [self.number(node, "modes")]
         if not isinstance(node, ast.Vector):
-            raise self._shape(node, index, shape, "a number")
+            raise self._shape(node, index, space, "a number")
         if len(node.items) != shape[0]:
-            raise self._shape(node, index, shape, f"{len(node.items)} entries")
-        return [x for item in node.items for x in self.point(item, shape[1:], index)]
+            raise self._shape(node, index, space, plural(len(node.items), "entry", "entries"))
+        return [x for item in node.items for x in self.point(item, shape[1:], index, space)]
 
-    def _shape(self, node: ast.Expr, index: int, shape: tuple[int, ...], got: str):
-        want = (
-            "a number"
-            if not shape
-            else f"a list of {shape[0]} " + ("numbers" if len(shape) == 1 else "lists")
-        )
+    def _shape(self, node: ast.Expr, index: int, space: Space, got: str) -> DtgTypeError:
+        shape = tuple(space.shape)
+        if not shape:
+            want = "a number"
+        elif len(shape) == 1:
+            want = f"a list of {shape[0]} numbers"
+        elif len(shape) == 2:
+            want = f"a list of {shape[0]} lists of {shape[1]} numbers"
+        else:
+            want = f"nested lists of shape {list(shape)}"
         return DtgTypeError(
-            f"{self.what}: mode {index + 1} must be a point of the space (here {want}), "
+            f"{self.what}: mode {index + 1} must be a point of the space {space} ({want}), "
             f"got {got}: {brief(expr_to_source(node))}",
             node.span,
             self.source,
@@ -189,7 +195,7 @@ class _Options:
                 hints=["modes = [[0, 0], [5, 5]] declares two modes of a real[2] space"],
             )
         shape = tuple(space.shape)
-        points = [tuple(self.point(item, shape, i)) for i, item in enumerate(node.items)]
+        points = [tuple(self.point(item, shape, i, space)) for i, item in enumerate(node.items)]
         for (i, a), (j, b) in itertools.combinations(enumerate(points), 2):
             if a == b:
                 raise DtgRangeError(
