@@ -16,9 +16,13 @@ import torch
 from torch import Tensor
 
 from ..ir.space import Space
+from .dequantize import quantization_meta
 from .registry import SOURCES, check_source
 
-__all__ = ["Dataset", "load_source"]
+__all__ = ["Dataset", "dequantize", "load_source"]
+
+#: Offsets the held-out split's dequantisation noise from the split seed's other streams.
+_TEST_NOISE_SEED = 7_919
 
 
 @dataclass
@@ -51,7 +55,9 @@ class Dataset:
 
         Rows are sampled uniformly *with replacement*: each batch is
         ``train[torch.randint(N_train, (batch,), generator=generator)]``, so the stream is fully
-        determined by the generator's state (and advances it).
+        determined by the generator's state (and advances it). A dequantised source
+        (``meta["dequantized"]``) adds fresh uniform noise ``U[0, Δ)`` to each batch, drawn from
+        the same generator after the indices (see :func:`dequantize`).
 
         :param batch: the batch size B (>= 1).
         :param generator: the random generator (its device is used for the indices).
@@ -60,14 +66,30 @@ class Dataset:
         if batch < 1:
             raise ValueError(f"batch size must be >= 1, got {batch}")
         n = self.n_train
+        step = self.meta.get("quantization_step") if self.meta.get("dequantized") else None
         while True:
             idx = torch.randint(n, (batch,), generator=generator, device=generator.device)
-            yield self.train[idx.to(self.train.device)]
+            rows = self.train[idx.to(self.train.device)]
+            yield rows if step is None else dequantize(rows, step, generator)
 
     def to(self, device: torch.device | str) -> Dataset:
         """:returns: a copy with ``train``, ``test`` and tensor ``meta`` entries on ``device``."""
         meta = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.meta.items()}
         return Dataset(self.train.to(device), self.test.to(device), self.space, meta)
+
+
+def dequantize(rows: Tensor, step: float, generator: torch.Generator) -> Tensor:
+    """``rows + u``, ``u ~ U[0, step)`` elementwise: each value spread over its grid cell.
+
+    :param rows: real data ``[B, *shape]`` on a grid of step ``step``.
+    :param step: ``Δ``, the grid step.
+    :param generator: draws the noise (on its device; advanced by ``rows.numel()`` uniforms).
+    :returns: the noisy rows, each value in ``[x, x + Δ)`` (kept below ``x + Δ`` where float
+        rounding would reach it).
+    """
+    noise = torch.rand(rows.shape, generator=generator, device=generator.device)
+    noisy = rows + step * noise.to(device=rows.device, dtype=rows.dtype)
+    return torch.minimum(noisy, torch.nextafter(rows + step, rows))
 
 
 def _tensor(value: Any) -> Any:
@@ -105,4 +127,8 @@ def load_source(
     dataset.meta.update(
         source=name, options=opts, seed=seed, n_train=dataset.n_train, n_test=dataset.n_test
     )
+    dataset.meta.update(quantization_meta(opts, space, SOURCES[name].step))
+    if dataset.meta["dequantized"]:  # the held-out split once, from the seed
+        noise = torch.Generator().manual_seed(seed * 1_000_003 + _TEST_NOISE_SEED)
+        dataset.test = dequantize(dataset.test, dataset.meta["quantization_step"], noise)
     return dataset

@@ -1,6 +1,7 @@
 """scikit-learn's 8x8 handwritten digits (1797 images, shipped with scikit-learn).
 
-``real[64]`` (or ``real[8, 8]``): pixels 0..16 scaled to [-1, 1]; ``token(V)[64]`` (or
+``real[64]`` (or ``real[8, 8]``): pixels 0..16 scaled to [-1, 1], a grid of step
+:data:`REAL_STEP` = 1/8 (``dequantize = true`` spreads each value over its cell); ``token(V)[64]`` (or
 ``[8, 8]``): pixels quantised to V levels by ``round(p * (V - 1) / 16)`` (V = 17 is the
 identity). Split 80/20 by the seed; labels in ``meta["labels_train"]`` / ``meta["labels_test"]``
 (int64) and the original image indices in ``meta["index_train"]`` / ``meta["index_test"]``.
@@ -18,7 +19,10 @@ from ..ir.space import Space, SpaceKind
 from .errors import DataError
 from .rows import Rows
 
-__all__ = ["check_digits", "load_digits"]
+__all__ = ["REAL_STEP", "check_digits", "load_digits"]
+
+#: The grid step of the ``real`` pixels: grey levels ``p = 0 … 16`` become ``p/8 − 1``.
+REAL_STEP = 1.0 / 8.0
 
 
 def check_digits(options: dict[str, Any], space: Space) -> None:

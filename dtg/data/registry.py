@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import did_you_mean
 from ..ir.space import Space
-from .digits import check_digits, load_digits
+from .dequantize import DEQUANTIZE, check_dequantize
+from .digits import REAL_STEP, check_digits, load_digits
 from .errors import DataError
 from .files import check_file, load_file
 from .rows import Loader, OptionCheck
@@ -65,6 +66,8 @@ class SourceSpec:
     :param description: one line for help texts.
     :param check: normalises the bound options in place and checks the declared space.
     :param load: reads or generates the rows (numpy; :func:`dtg.data.load_source` makes tensors).
+    :param step: the grid step of the source's ``real`` values when they are quantised (digits:
+        1/8), which ``dequantize = true`` spreads noise over; ``None`` for continuous data.
     """
 
     name: str
@@ -73,6 +76,7 @@ class SourceSpec:
     description: str
     check: OptionCheck
     load: Loader
+    step: float | None = None
 
 
 _TOY_N = 20_000
@@ -127,6 +131,7 @@ SOURCES: dict[str, SourceSpec] = {
             "scikit-learn's 8x8 handwritten digits (1797 images)",
             check_digits,
             load_digits,
+            REAL_STEP,
         ),
         SourceSpec(
             "categorical",
@@ -184,8 +189,8 @@ def bind_options(
     :param name: the source name.
     :param args: positional argument values.
     :param kwargs: keyword argument values.
-    :returns: every option of the source, given or default (values are not validated here;
-        see :func:`check_source`).
+    :returns: every option of the source, given or default, and ``dequantize`` when given
+        (values are not validated here; see :func:`check_source`).
     :raises DataError: unknown source or option (with a hint), too many positional arguments,
         an option given twice, or a required option missing.
     """
@@ -198,6 +203,9 @@ def bind_options(
         )
     given: dict[str, object] = dict(zip(names, args, strict=False))
     for key, value in (kwargs or {}).items():
+        if key == DEQUANTIZE:  # every source's, by keyword; bound only when given
+            given[key] = value
+            continue
         if key not in spec.options:
             hint = did_you_mean(key, names) or (
                 f"its options are {', '.join(names)}" if names else f"{name} takes no options"
@@ -228,4 +236,5 @@ def check_source(name: str, options: Mapping[str, object], space: Space) -> dict
     check_data_space(space)
     opts: dict[str, Any] = bind_options(name, (), options)
     SOURCES[name].check(opts, space)
+    check_dequantize(name, opts, space, SOURCES[name].step)
     return opts

@@ -35,6 +35,7 @@ by :meth:`Elbo.set_step`; with the default options no buffer exists and the loss
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -63,6 +64,17 @@ def kl_weight(beta: float, warmup: int, step: Tensor | int) -> Tensor | float:
     if isinstance(step, Tensor):
         return step.clamp(max=warmup).to(torch.float32) * (beta / warmup)
     return beta * min(step, warmup) / warmup
+
+
+def _mark_restored(module: Elbo, incompatible: Any) -> None:
+    """A ``load_state_dict`` post-hook: the objective's model was restored from a checkpoint."""
+    module.restored = True
+
+
+def _keep_rng(device: torch.device):
+    """A context that leaves the global random state of ``device`` (and the CPU) as it was."""
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=cuda)
 
 
 class LevelTerms:
@@ -106,6 +118,9 @@ class Elbo(nn.Module):
         if self.warmup:
             self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.analytic: bool | None = None  # decided on the first batch
+        # A model whose state was loaded (a resumed run, dtg eval) decides without drawing.
+        self.restored = False
+        self.register_load_state_dict_post_hook(_mark_restored)
         self._lowered: tuple[Any, Any] | None = None
         self._estimator: Trace_ELBO | None = None
         self._last: dict[str, Tensor] = {}
@@ -135,11 +150,16 @@ class Elbo(nn.Module):
     def detect_analytic(self, batch: Tensor) -> bool:
         """Whether ``TraceMeanField_ELBO`` is exact here (see the module docstring).
 
+        The trace draws the guide's noise from the global generator, as it always has on a
+        fresh model's first batch (the recorded losses of the examples include these draws). A
+        model restored from a checkpoint draws on a forked generator instead: a resumed run
+        then continues the random stream of the uninterrupted run, which decided at step 1.
+
         :param batch: data ``[B, *shape]`` (two examples are traced, without gradients).
         """
         if self._model[0].ir.steps != 1:
             return False
-        with torch.no_grad():
+        with torch.no_grad(), _keep_rng(batch.device) if self.restored else nullcontext():
             model_trace, guide_trace = self._traces(batch[:2])
             for _, site, guide_site in self._latents(model_trace, guide_trace):
                 if not guide_site["fn"].has_rsample:
