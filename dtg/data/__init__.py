@@ -15,6 +15,8 @@ The modules, one concept each:
 - :mod:`~dtg.data.spec`: :class:`DataSourceSpec`, a bound source call as a typed value;
 - :mod:`~dtg.data.toys`, :mod:`~dtg.data.digits`, :mod:`~dtg.data.files` (with
   :mod:`~dtg.data.readers`): each source's option check and numpy loader;
+- :mod:`~dtg.data.dequantize`: the ``dequantize`` option every source takes (uniform noise over
+  the grid cells of quantised real data) and :func:`~dtg.data.dequantize.data_bits_per_dim`;
 - :mod:`~dtg.data.dataset`: :class:`Dataset` and :func:`load_source`, the only torch module.
 
 Importing the package does not import torch: ``Dataset`` and ``load_source`` are loaded on
