@@ -28,9 +28,9 @@ with ``w = beta · min(1, s / kl_warmup)`` at training step ``s`` (``s = 0`` on 
 averaged over the minibatch — a level is a group. Latents without a reparameterised sampler
 (token levels) get Pyro's score-function surrogate with the same cost, so with the default
 options this path has Pyro's value and gradient. The step ``s`` is a buffer (``step``) of the
-objective, in the checkpoint with the weights, advanced after each training forward pass and set
-by :meth:`Elbo.set_step`; with the default options no buffer exists and the loss is Pyro's
-(bitwise as before these options).
+objective, in the checkpoint with the weights, set by :meth:`Elbo.set_step` (the training loop,
+once per step) or else advanced after each training forward pass. With the default options no
+buffer exists and the loss is Pyro's (bitwise as before these options).
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class Elbo(nn.Module):
         self.weighted = self.beta != 1.0 or self.warmup > 0 or self.free_bits > 0
         if self.warmup:
             self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.driven = False  # set_step was called: the training loop sets the step, not forward
         self.analytic: bool | None = None  # decided on the first batch
         # A model whose state was loaded (a resumed run, dtg eval) decides without drawing.
         self.restored = False
@@ -186,8 +187,12 @@ class Elbo(nn.Module):
     def set_step(self, step: int) -> None:
         """Set the training step the KL warm-up reads (no effect without ``kl_warmup``).
 
+        Once called, the step is the caller's to set: forward passes no longer advance it (the
+        loop calls this once per step, and a sharded step runs the loss once per shard).
+
         :param step: steps already taken (0 before the first).
         """
+        self.driven = True
         if self.warmup:
             self.step.fill_(int(step))
 
@@ -203,7 +208,7 @@ class Elbo(nn.Module):
             loss = self.estimator(batch).differentiable_loss(model_fn, guide_fn, batch)
             return loss / batch.shape[0]
         loss = self.weighted_loss(batch)
-        if self.warmup and self.training and torch.is_grad_enabled():
+        if self.warmup and self.training and torch.is_grad_enabled() and not self.driven:
             self.step += 1
         return loss
 
