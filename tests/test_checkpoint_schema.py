@@ -204,18 +204,25 @@ def test_step_beyond_the_runs_steps_and_ema_that_does_not_fit(trained: dict, tmp
             f"field 'ema['{WEIGHT}']' must be like model['{WEIGHT}']")  # fmt: skip
 
 
-def test_a_table_that_is_not_the_programs_is_refused(trained: dict, tmp_path: Path) -> None:
-    """The schedule tables are compiled from the program; a checkpoint's copy must equal them
-    (a negative noise level would otherwise be sampled with, or crash a channel)."""
+def test_the_programs_tables_are_never_restored(trained: dict, tmp_path: Path) -> None:
+    """The schedule tables are compiled from the program (issue 19): a checkpoint does not hold
+    them, and a table in one (a file written before they were left out, or edited) is ignored:
+    the samples are those of the program's tables, not a negative noise level's."""
     run = trained["masking"]
-    table = next(k for k in run["content"]["model"] if not k.startswith("nets."))
-    value = run["content"]["model"][table]
-    bad = edited(run["content"], _set(("model", table), -(value.abs() + 1)))
-    checkpoint = write(bad, tmp_path)
-    refused(*command("sample", run["program"], checkpoint, tmp_path),
-            f"field 'model['{table}']' differs from the table this program compiles to")  # fmt: skip
-    # --init takes the parent's nets only: its tables are not read
-    assert command("init", run["program"], checkpoint, tmp_path)[0] == 0
+    content, model = run["content"], run["model"]
+    tables = [k for k in model.state_dict() if k not in content["model"]]
+    params = {k for k, _ in model.named_parameters()}
+    assert tables and not params & set(tables)
+    assert set(content["model"]) == params  # masking keeps no training state in buffers
+    clean = write(content, tmp_path / "clean")
+    assert command("sample", run["program"], clean, tmp_path)[0] == 0
+    expected = np.load(tmp_path / "s.npy")
+    bogus = {k: -(v.abs() + 1) for k, v in model.state_dict().items() if k in tables}
+    bad = edited(content, lambda c: c["model"].update(bogus))
+    assert command("sample", run["program"], write(bad, tmp_path / "bad"), tmp_path)[0] == 0
+    assert np.array_equal(np.load(tmp_path / "s.npy"), expected)
+    # --init takes the parent's nets only
+    assert command("init", run["program"], write(bad, tmp_path / "init"), tmp_path)[0] == 0
 
 
 def test_weights_that_overflow_write_no_nan_samples(trained: dict, tmp_path: Path) -> None:
@@ -286,6 +293,7 @@ def test_format_versions(trained: dict, tmp_path: Path) -> None:
             "field 'format_version' is 3, newer than this dtg reads (2)", "upgrade dtg")  # fmt: skip
     # A version-1 checkpoint (no program_sha256) is read, the program's identity unknown.
     old = edited(run["content"], _drop("program_sha256"))
+    old.pop("program")
     old["format_version"] = 1
     checkpoint = write(old, tmp_path / "old")
     assert load_checkpoint(checkpoint)["program_sha256"] is None

@@ -39,13 +39,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--checkpoint``, ``-n`` and ``--seed`` (the commands that use a trained model).
+    """Add ``--checkpoint``, ``-n``, ``--seed`` and ``--force`` (the commands that use a trained
+    model).
 
     :param parser: the subcommand's parser.
     """
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint.pt")
     parser.add_argument("-n", type=int, default=2000, metavar="N", help="samples (2000)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (0)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="use the checkpoint although the model's program changed since it was trained",
+    )
 
 
 def load_program(args: argparse.Namespace) -> tuple[Program, ModelIR]:
@@ -83,18 +89,17 @@ def compile_model(program: Program, ir: ModelIR, device_name: str) -> Any:
 
 
 def restore(args: argparse.Namespace) -> tuple[Program, Any, dict[str, Any]]:
-    """Load FILE, compile it and load ``--checkpoint`` into it (EMA weights when there are).
+    """Load FILE, compile it and load ``--checkpoint`` into it (EMA weights when there are; the
+    tables stay the program's). With ``--force``, a checkpoint of the model before its program
+    changed is used, with a note.
 
     :param args: the model and checkpoint arguments.
     :returns: the program, the model in eval mode and the checkpoint's contents.
     :raises UsageError: for ``-n`` below 1 or a missing checkpoint file.
-    :raises DtgRuntimeError: for a corrupted checkpoint.
+    :raises DtgRuntimeError: for a corrupted checkpoint, one of another model, or one of this
+        model before its program changed (without ``--force``).
     """
-    from ..runtime.checkpoint import (  # heavy: imports torch
-        check_source,
-        load_checkpoint,
-        restore_model,
-    )
+    from ..runtime.checkpoint import load_checkpoint, restore_model  # heavy: imports torch
 
     if args.n < 1:
         raise usage(f"-n must be at least 1, got {args.n}")
@@ -103,9 +108,9 @@ def restore(args: argparse.Namespace) -> tuple[Program, Any, dict[str, Any]]:
     program, ir = load_program(args)
     model = compile_model(program, ir, args.device)
     content = load_checkpoint(args.checkpoint, model.device)
-    changed = check_source(content, program, force=True)
+    changed = restore_model(model, content, use_ema=True, force=getattr(args, "force", False))
     if changed:
-        print(f"dtg: note: {changed}", file=sys.stderr)
-    restore_model(model, content, use_ema=True)
+        note = f"{changed} (--force: its weights are used with the program as it is now)"
+        print(f"dtg: note: {note}", file=sys.stderr)
     model.eval()
     return program, model, content

@@ -138,7 +138,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _init_from(model: Any, checkpoint: str) -> None:
-    """Start ``model`` from a parent model's checkpoint (``--init``, fine-tuning)."""
+    """Start ``model`` from a parent model's checkpoint (``--init``, fine-tuning): its nets'
+    weights only (the EMA weights when there are), from a checkpoint of any model whose nets fit;
+    the tables stay this program's."""
     from ..runtime.checkpoint import effective_state, load_checkpoint  # heavy: imports torch
 
     if not hasattr(model, "init_from_parent"):
@@ -167,7 +169,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--force",
         action="store_true",
-        help="resume even if FILE changed; without --resume, train afresh over DIR's checkpoint",
+        help="resume even if the model's program changed since the checkpoint; without "
+        "--resume, train afresh over DIR's checkpoint",
     )
     train.add_argument(
         "--set",

@@ -5,13 +5,16 @@ strings), so it loads with ``torch.load(..., weights_only=True)``: a file that w
 refused, never executed. It holds everything a resumed run needs to continue *bitwise* as if it
 had never stopped (on CPU): the weights, the optimizer and EMA state, the step, the random states
 of torch (CPU and CUDA), numpy and Python, and the data stream's generator; plus the program's
-source text and its sha256 (to notice an edited file), the model's name, the sha256 of its IR
-(``program_sha256``, its identity) and the train options.
+source text and its sha256, the model's name, its program (the IR dump) and that program's sha256
+(``program_sha256``, its identity), and the train options. It does not hold the tables the
+program compiles to (schedules, marginals, loss weights): restoring keeps the model's own.
 
 Format version 2 (``docs/checkpoints.md``): :func:`load_checkpoint` checks every field once, at
 load (:mod:`dtg.runtime.checkpoint_schema`), and the restore functions check the checkpoint
-against the compiled model before copying anything (:mod:`dtg.runtime.checkpoint_fit`); every
-refusal is a :class:`~dtg.errors.DtgRuntimeError` naming the field. Version-1 files are read.
+against the compiled model before copying anything: that it is this model's, as its program is
+now (:mod:`dtg.runtime.checkpoint_identity`), and that its weights fit
+(:mod:`dtg.runtime.checkpoint_fit`); every refusal is a :class:`~dtg.errors.DtgRuntimeError`
+naming the field or both models. Version-1 files are read.
 """
 
 from __future__ import annotations
@@ -29,12 +32,21 @@ from torch import nn
 from .._version import __version__
 from ..atomic import atomic_writer, kind_of
 from ..errors import DtgRuntimeError
-from .checkpoint_fit import check_ema, check_optimizer, check_tables, weight_differences
+from .checkpoint_fit import (
+    check_counters,
+    check_ema,
+    check_optimizer,
+    restored_state,
+    saved_state,
+    weight_differences,
+)
+from .checkpoint_identity import check_identity, check_name, misfit_error
 from .checkpoint_schema import (
     FORMAT,
     FORMAT_VERSION,
     check_content,
     program_sha256,
+    program_text,
     source_sha256,
 )
 from .checkpoint_values import SchemaError, describe
@@ -220,44 +232,45 @@ def _refuse(content: dict[str, Any], error: SchemaError) -> DtgRuntimeError:
 
 
 def _check_weights(model: nn.Module, content: dict[str, Any]) -> None:
-    """The checkpoint's weights, tables and EMA weights fit ``model`` (nothing is copied)."""
+    """The checkpoint's weights, training counters and EMA weights fit ``model`` (nothing is
+    copied; the program's tables are not compared: they are never restored)."""
     differences = weight_differences(model, content["model"])
     if differences:
-        name, ours = content.get("model_name"), getattr(getattr(model, "ir", None), "name", None)
-        hints = [f"checkpoint of model '{name}', this is '{ours}'"] if name != ours else []
-        shown = differences[:12] + (
-            [f"… and {len(differences) - 12} more"] if len(differences) > 12 else []
-        )
-        raise DtgRuntimeError(
-            f"checkpoint {content.get('path', '')} does not fit model '{ours}' "
-            f"({len(differences)} difference{'s' if len(differences) != 1 else ''})",
-            hints=shown + hints + ["was the net or the model changed? use --model, or retrain"],
-        )
+        raise misfit_error(content, getattr(model, "ir", None), differences)
     try:
-        check_tables(model, content["model"])
+        check_counters(model, content["model"])
         if content.get("ema"):
             check_ema(model, content["ema"], every=False)
     except SchemaError as error:
         raise _refuse(content, error) from None
 
 
-def restore_model(model: nn.Module, content: dict[str, Any], use_ema: bool = False) -> None:
-    """Load a checkpoint's weights into ``model``, in place.
+def restore_model(
+    model: nn.Module, content: dict[str, Any], use_ema: bool = False, force: bool = False
+) -> str | None:
+    """Load a checkpoint's weights into ``model``, in place, keeping the model's tables.
 
-    :param model: the compiled model (its ``state_dict`` names, shapes and dtypes must match,
-        and its tables equal the checkpoint's).
+    :param model: the compiled model: the checkpoint must be of this model (its name) and its
+        program as it is now (:func:`~dtg.runtime.checkpoint_identity.check_identity`), and its
+        weights' names, shapes and dtypes must match.
     :param content: from :func:`load_checkpoint`.
     :param use_ema: load the EMA weights instead of the raw ones, when the checkpoint has them.
-    :raises DtgRuntimeError: when the checkpoint belongs to a different model, listing the
-        differences (at most 12), or its tables or EMA weights do not fit.
+    :param force: use the weights even though the model's program changed since the checkpoint.
+    :returns: ``None``, or (forced) the message saying that the program changed.
+    :raises DtgRuntimeError: for a checkpoint of another model, of a changed program (unless
+        forced), or whose weights or EMA weights do not fit (leading with the cause, a few
+        differences listed).
     """
+    ir = getattr(model, "ir", None)
+    changed = check_identity(content, ir, getattr(model, "program", None), force)
     _check_weights(model, content)
-    model.load_state_dict(content["model"])
+    model.load_state_dict(restored_state(model, content["model"]))
     if use_ema and content.get("ema"):
         params = dict(model.named_parameters())
         with torch.no_grad():
             for name, value in content["ema"].items():
                 params[name].copy_(value)
+    return changed
 
 
 def effective_state(content: dict[str, Any], use_ema: bool = True) -> dict[str, torch.Tensor]:
@@ -274,26 +287,22 @@ def effective_state(content: dict[str, Any], use_ema: bool = True) -> dict[str, 
 
 
 def check_source(content: dict[str, Any], program: Any, force: bool = False) -> str | None:
-    """Compare the checkpoint's program source with ``program.source``.
+    """Whether the checkpoint is of the model as it is now (what ``--resume`` checks first).
 
+    :param program: the compiled model, or its program: then the checkpoint's model is looked up
+        in it by name (:func:`restore_training` refuses a checkpoint of another model).
     :param force: when true, a change is reported (returned) instead of raised.
-    :returns: ``None`` when the source is unchanged, else the message.
-    :raises DtgRuntimeError: when the source changed and ``force`` is false.
+    :returns: ``None`` when the model's program is unchanged (a comment, the layout, the train
+        options or another model of the file may have changed), else the message.
+    :raises DtgRuntimeError: for another model, or a changed program when ``force`` is false.
     """
-    if content["source_sha256"] == source_sha256(getattr(program, "source", None)):
-        return None
-    file = getattr(program, "file", "the program")
-    message = (
-        f"{file} changed since checkpoint {content.get('path', '')} was written "
-        f"(source sha256 {content['source_sha256'][:12]}…, now "
-        f"{source_sha256(getattr(program, 'source', None))[:12]}…)"
-    )
-    if force:
-        return message
-    raise DtgRuntimeError(
-        message,
-        hints=["restore the file, train from scratch, or resume anyway with --force"],
-    )
+    if hasattr(program, "ir"):  # the compiled model
+        return check_identity(content, program.ir, getattr(program, "program", None), force)
+    models = getattr(program, "models", None)
+    if models is None:  # a stand-in without models: its source text is compared
+        return check_identity(content, None, program, force)
+    ir = next((m for m in models if m.name == content.get("model_name")), None)
+    return None if ir is None else check_identity(content, ir, program, force)
 
 
 def training_state(
@@ -309,7 +318,8 @@ def training_state(
     ``docs/checkpoints.md``).
 
     :param model: the compiled model (``ir.name``, ``program.source``/``file`` are recorded, and
-        the sha256 of its IR, :func:`~dtg.runtime.checkpoint_schema.program_sha256`).
+        its program, :func:`~dtg.runtime.checkpoint_schema.program_text`, with its sha256); its
+        tables are not (:func:`~dtg.runtime.checkpoint_fit.saved_state`).
     :param ema: the EMA weights by parameter name, or ``None``.
     :param elapsed: seconds of training so far (continued by a resumed run's ``time``).
     """
@@ -318,8 +328,9 @@ def training_state(
         "dtg_version": __version__,
         "model_name": model.ir.name,
         "program_sha256": program_sha256(model.ir),
+        "program": program_text(model.ir),
         "step": int(step),
-        "model": model.state_dict(),
+        "model": saved_state(model),
         "optimizer": optimizer.state_dict(),
         "ema": dict(ema) if ema is not None else None,
         "rng": capture_rng(),
@@ -340,11 +351,13 @@ def restore_training(
 ) -> tuple[int, float]:
     """Put a run back where :func:`training_state` left it (weights, optimizer, random states),
     once everything is checked against ``model`` and ``optimizer`` (a refusal changes nothing).
+    The program's tables stay the model's. Its program was compared by :func:`check_source`.
 
     :returns: ``(step, elapsed seconds)``.
-    :raises DtgRuntimeError: when the weights, the EMA weights or the optimizer's groups and
-        moments do not fit (the message names the field).
+    :raises DtgRuntimeError: for a checkpoint of another model, or when the weights, the EMA
+        weights or the optimizer's groups and moments do not fit (the message names the field).
     """
+    check_name(content, getattr(model, "ir", None))
     _check_weights(model, content)
     state = content.get("optimizer")
     try:
@@ -354,7 +367,7 @@ def restore_training(
             check_optimizer(optimizer, state)
     except SchemaError as error:
         raise _refuse(content, error) from None
-    model.load_state_dict(content["model"])
+    model.load_state_dict(restored_state(model, content["model"]))
     if state is not None:
         for entry in state["state"].values():  # Adam keeps its step counts on the CPU
             if isinstance(entry.get("step"), torch.Tensor):

@@ -1,6 +1,8 @@
 """Whether a checkpoint (already checked by :mod:`dtg.runtime.checkpoint_schema`) fits the
-compiled model it is restored into: the weights' names, shapes and dtypes; the tables the program
-compiles to; the EMA weights; the optimizer's groups and per-parameter state.
+compiled model it is restored into: the weights' names, shapes and dtypes; the training counters;
+the EMA weights; the optimizer's groups and per-parameter state. The tables the program compiles
+to (schedules, marginals, loss weights) are the program's: a checkpoint does not hold them
+(:func:`saved_state`) and restoring one keeps the model's (:func:`restored_state`).
 
 Each check raises :class:`~dtg.runtime.checkpoint_schema.SchemaError` naming the field (or, for
 weights that do not fit, returns the list of differences), before anything is copied into the
@@ -18,33 +20,75 @@ from .checkpoint_values import SchemaError, describe, must
 
 __all__ = [
     "TRAINING_BUFFERS",
+    "is_program_table",
+    "saved_state",
+    "restored_state",
     "weight_differences",
-    "check_tables",
+    "check_counters",
     "check_ema",
     "check_optimizer",
 ]
 
 #: The buffers (by their last name) that training changes: kept in a checkpoint as state. Every
-#: other buffer is a table the program compiles to (a schedule, a marginal, a loss weight), and
-#: a checkpoint's copy must equal the model's.
+#: other buffer is a table the program compiles to (a schedule, a marginal, a loss weight): it is
+#: derived from the program, so a checkpoint neither holds nor restores it.
 TRAINING_BUFFERS = frozenset(
     {"history", "history_count", "log_z_started", "step", "replay_x", "replay_count"}
 )
-#: A table may differ from the model's by float32 rounding (another platform, another version).
-_RTOL, _ATOL = 1e-5, 1e-6
+
+
+def is_program_table(model: nn.Module, key: str) -> bool:
+    """Whether ``key`` of ``model.state_dict()`` is a table the program compiles to.
+
+    :returns: true for a buffer that is not training state (:data:`TRAINING_BUFFERS`).
+    """
+    return key not in _parameters(model) and key.rpartition(".")[2] not in TRAINING_BUFFERS
+
+
+def _parameters(model: nn.Module) -> set[str]:
+    return {name for name, _ in model.named_parameters()}
+
+
+def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint holds of ``model``: its ``state_dict`` without the program's tables
+    (the weights and the training state kept in buffers).
+
+    :returns: a new dict (tensors shared with the model).
+    """
+    params = _parameters(model)
+    return {
+        key: value
+        for key, value in model.state_dict().items()
+        if key in params or key.rpartition(".")[2] in TRAINING_BUFFERS
+    }
+
+
+def restored_state(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The full ``state_dict`` to load into ``model``: ``state``'s weights and training state,
+    and the model's own tables (a table in ``state``, from a file written before tables were
+    left out, is ignored: the program, not the checkpoint, defines it).
+
+    :param state: a checkpoint's ``model`` field that fits (see :func:`weight_differences`).
+    """
+    params = _parameters(model)
+    return {
+        key: state[key] if key in params or key.rpartition(".")[2] in TRAINING_BUFFERS else value
+        for key, value in model.state_dict().items()
+    }
 
 
 def weight_differences(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """The ways ``state`` does not fit ``model.state_dict()``: missing or extra names, shapes,
-    dtypes.
+    """The ways ``state`` does not fit ``model``: missing or extra names, shapes, dtypes of the
+    weights and training state (the program's tables are not compared: they are not restored).
 
     :returns: one line per difference (empty when it fits).
     """
-    own = model.state_dict()
+    every = model.state_dict()
+    own = saved_state(model)
     lines = [
         f"missing from the checkpoint: {k} {tuple(own[k].shape)}" for k in own if k not in state
     ]
-    lines += [f"not in this model: {k} {tuple(state[k].shape)}" for k in state if k not in own]
+    lines += [f"not in this model: {k} {tuple(state[k].shape)}" for k in state if k not in every]
     for key, value in own.items():
         if key not in state:
             continue
@@ -57,36 +101,18 @@ def weight_differences(model: nn.Module, state: dict[str, torch.Tensor]) -> list
     return lines
 
 
-def check_tables(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """The program's tables in ``state`` equal the model's; training counters are ≥ 0.
+def check_counters(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """The training state's counters in ``state`` are ≥ 0.
 
     :param state: a state dict that fits ``model`` (see :func:`weight_differences`).
-    :raises SchemaError: naming the first table that differs or counter that is negative.
+    :raises SchemaError: naming the first counter that is negative.
     """
-    params = {name for name, _ in model.named_parameters()}
-    own = model.state_dict()
-    for key, value in own.items():
-        if key in params:
+    params = _parameters(model)
+    for key, saved in state.items():
+        if key in params or key.rpartition(".")[2] not in TRAINING_BUFFERS:
             continue
-        saved = state[key].to(value.device)
-        if key.rpartition(".")[2] in TRAINING_BUFFERS:
-            if (
-                not saved.is_floating_point()
-                and saved.dtype != torch.bool
-                and bool((saved < 0).any())
-            ):
-                raise SchemaError(f"model[{key!r}]", "holds a negative count")
-            continue
-        if value.is_floating_point():
-            same = torch.allclose(saved, value, rtol=_RTOL, atol=_ATOL)
-        else:
-            same = torch.equal(saved, value)
-        if not same:
-            raise SchemaError(
-                f"model[{key!r}]",
-                "differs from the table this program compiles to (was the program changed, or "
-                "the checkpoint edited?)",
-            )
+        if not saved.is_floating_point() and saved.dtype != torch.bool and bool((saved < 0).any()):
+            raise SchemaError(f"model[{key!r}]", "holds a negative count")
 
 
 def check_ema(model: nn.Module, ema: dict[str, torch.Tensor], every: bool) -> None:

@@ -9,8 +9,10 @@ it from ``load_checkpoint``. What needs the compiled model (names, shapes and dt
 weights, the program's tables, the optimizer's groups) is checked when a checkpoint is restored
 into one (:mod:`dtg.runtime.checkpoint_fit`).
 
-Format 2 added ``program_sha256`` (:func:`program_sha256`); a version-1 checkpoint is read with
-it unknown (``None``).
+Format 2 added ``program_sha256`` (:func:`program_sha256`) and ``program``, the text it hashes
+(:func:`program_text`), which says what changed when a model no longer matches its checkpoint; a
+version-1 checkpoint is read with both unknown (``None``), and ``program`` may be missing from a
+version-2 file written before it was recorded.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "check_rng",
     "check_generator_state",
     "program_sha256",
+    "program_text",
     "source_sha256",
     "is_sha256",
 ]
@@ -75,13 +78,13 @@ def source_sha256(text: str | None) -> str:
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
-def program_sha256(ir: Any) -> str | None:
-    """The identity of a model's program: the sha256 of its IR dump (``dtg compile --emit ir``)
+def program_text(ir: Any) -> str | None:
+    """A model's program as its checkpoint records it: its IR dump (``dtg compile --emit ir``)
     without the ``train { }`` options. Comments and layout do not change it; a change to the
     message, a schedule, a kernel, a net, the reward or the objective does.
 
     :param ir: the model's :class:`~dtg.ir.ModelIR`.
-    :returns: the hex digest, or ``None`` for a model without one (a stand-in).
+    :returns: the text, or ``None`` for a model without one (a stand-in).
     """
     if not isinstance(ir, ModelIR):
         return None
@@ -89,11 +92,20 @@ def program_sha256(ir: Any) -> str | None:
     if known is not None and known[0] is ir:  # a run writes a checkpoint every few steps
         return known[1]
     dump = dump_ir(dataclasses.replace(ir, train={}))
-    digest = hashlib.sha256(dump.encode("utf-8")).hexdigest()
     if len(_PROGRAMS) >= 64:
         _PROGRAMS.clear()
-    _PROGRAMS[id(ir)] = (ir, digest)
-    return digest
+    _PROGRAMS[id(ir)] = (ir, dump)
+    return dump
+
+
+def program_sha256(ir: Any) -> str | None:
+    """The identity of a model's program: the sha256 of :func:`program_text`.
+
+    :param ir: the model's :class:`~dtg.ir.ModelIR`.
+    :returns: the hex digest, or ``None`` for a model without one (a stand-in).
+    """
+    dump = program_text(ir)
+    return None if dump is None else source_sha256(dump)
 
 
 # ----------------------------------------------------------------------------- fields
@@ -257,11 +269,13 @@ class Field:
     :param check: ``check(field, value)`` raises :class:`SchemaError`.
     :param since: the format version from which the field is required (absent before: ``None``).
     :param nullable: whether ``None`` is a valid value (from ``since`` on).
+    :param optional: whether the field may be missing (read as ``None``) in any version.
     """
 
     check: Callable[[str, Any], None]
     since: int = 1
     nullable: bool = False
+    optional: bool = False
 
 
 FIELDS: dict[str, Field] = {
@@ -270,6 +284,7 @@ FIELDS: dict[str, Field] = {
     "dtg_version": Field(text, 2),
     "model_name": Field(_name),
     "program_sha256": Field(_sha256, 2, nullable=True),
+    "program": Field(text, 2, nullable=True, optional=True),
     "step": Field(_step),
     "model": Field(_state_dict),
     "optimizer": Field(_optimizer, 2),
@@ -300,7 +315,7 @@ def check_content(content: dict[str, Any]) -> dict[str, Any]:
             raise SchemaError(str(key) if isinstance(key, str) else describe(key), "is unknown")
     for key, spec in FIELDS.items():
         if key not in content:
-            if spec.since <= version:
+            if spec.since <= version and not spec.optional:
                 raise SchemaError(key, "is missing")
             content[key] = None
         elif content[key] is not None or not (spec.nullable or spec.since > version):
@@ -327,6 +342,9 @@ def _agree(content: dict[str, Any]) -> None:
                 raise SchemaError(f"ema[{key!r}]", "names no weight of the field 'model'")
             if value.shape != model[key].shape or value.dtype != model[key].dtype:
                 raise must(f"ema[{key!r}]", f"like model[{key!r}] ({describe(model[key])})", value)
+    program = content.get("program")
+    if program is not None and content["program_sha256"] != source_sha256(program):
+        raise SchemaError("program_sha256", "is not the sha256 of the field 'program'")
     source = content.get("source")
     if source is not None or content["format_version"] >= 2:  # version 1 may lack the source
         if content["source_sha256"] != source_sha256(source):
