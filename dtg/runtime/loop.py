@@ -178,10 +178,13 @@ def train(
     )
     stop = StopOnInterrupt(repeat_quits=not ctx.active, announce=ctx.main)
     agree_every = 1 if per_step else int(opts["log_every"])  # ranks agree at the sync points
+    set_step = getattr(model, "set_step", None)  # the elbo KL warm-up reads the step
     try:
         with torch.autograd.set_detect_anomaly(True) if detect_anomaly else nullcontext():
             while step < total:
                 _warm_up(optimizer, base_lrs, step, opts["warmup"])
+                if set_step is not None:  # once per step, however many shards call the loss
+                    set_step(step)
                 data = next(stream) if stream is not None else int(opts["batch"])
                 if shards == 1:
                     loss = model.loss(data)
