@@ -22,6 +22,7 @@ References: Malkin et al. 2022 (arXiv 2201.13259); Richter et al. 2020 / Zhang e
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +33,12 @@ from torch import Tensor, nn
 from ..ir import ObjectiveKind
 from ..ir.space import Space
 from ..nets import build_net
-from .trajectories import Trajectories, destroy_trajectories, sample_trajectories
+from .trajectories import (
+    Trajectories,
+    clip_residuals,
+    destroy_trajectories,
+    sample_trajectories,
+)
 
 __all__ = ["start_log_z", "Balance", "tb_loss", "vargrad_loss", "subtb_loss"]
 
@@ -91,12 +97,12 @@ def subtb_loss(log_flows: Tensor, traj: Trajectories, lam: float, detailed: bool
         i, j = i[keep], j[keep]
     # Balance of the segment between levels i < j: F(x[j]) Π p = F(x[i]) Π q.
     residual = log_flows[:, j] - log_flows[:, i] - (cum[:, j] - cum[:, i])
-    weights = (
-        torch.ones_like(i, dtype=log_flows.dtype)
-        if detailed
-        else lam ** (j - i).to(log_flows.dtype)
-    )
-    return (residual**2 * weights).sum(1) / weights.sum()
+    # λ^(j−i) / Σ λ^(j−i), normalised in log space: λ^T of a large λ or T overflows (a small one
+    # underflows to 0/0), the normalised weights do not.
+    lengths = (j - i).to(torch.float64)
+    log_weights = torch.zeros_like(lengths) if detailed else lengths * math.log(lam)
+    weights = torch.softmax(log_weights, 0).to(log_flows.dtype)
+    return (residual**2 * weights).sum(1)
 
 
 class Balance(nn.Module):
@@ -198,7 +204,8 @@ class Balance(nn.Module):
         if use_replay:
             filled = min(int(self.replay_count), self.replay_x.shape[0])
             index = torch.randint(filled, (n // 2,), device=self.replay_x.device)
-            traj = traj.cat(destroy_trajectories(model, self.replay_x[index]))
+            replayed = self.replay_x[index].to(traj.states[0].dtype)  # tokens: kept as floats
+            traj = traj.cat(destroy_trajectories(model, replayed))
         if self.replay_x.shape[0] > 0:
             self._remember(traj.states[0][:on_policy])
         return traj
@@ -233,8 +240,7 @@ class Balance(nn.Module):
             start_log_z(self, lambda: self._on_policy_log_weight(traj, n))
             per = tb_loss(self.log_z, traj)
         if per is not None:
-            clip = self.options.get("clip")
-            loss = (per.clamp(max=float(clip)) if clip else per).mean()
+            loss = clip_residuals(per, self.options.get("clip")).mean()
         if self.targets:
             loss = loss + self._tlm_loss(traj)
         with torch.no_grad():

@@ -22,7 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from .balance import start_log_z
-from .trajectories import destroy_trajectories, generation_log_probs, sample_trajectories
+from .trajectories import (
+    clip_residuals,
+    destroy_trajectories,
+    generation_log_probs,
+    sample_trajectories,
+)
 
 __all__ = ["RelativeTB", "PolicyGradient", "rtb_residual", "ppo_clip_loss"]
 
@@ -46,7 +51,9 @@ def ppo_clip_loss(log_p: Tensor, log_p_old: Tensor, advantages: Tensor, clip: fl
     ratio = torch.exp(log_p - log_p_old)
     advantages = advantages[:, None]
     unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+    # The bounds in the ratio's dtype: torch refuses 1 ± a clip it cannot represent.
+    largest = torch.finfo(ratio.dtype).max
+    clipped = -advantages * torch.clamp(ratio, max(1.0 - clip, -largest), min(1.0 + clip, largest))
     return torch.maximum(unclipped, clipped).mean()
 
 
@@ -103,19 +110,19 @@ class RelativeTB(_FineTune):
         if use_replay:
             filled = min(int(self.replay_count), self.replay_x.shape[0])
             index = torch.randint(filled, (n // 2,), device=self.replay_x.device)
-            traj = traj.cat(destroy_trajectories(model, self.replay_x[index]))
+            replayed = self.replay_x[index].to(traj.states[0].dtype)  # tokens: kept as floats
+            traj = traj.cat(destroy_trajectories(model, replayed))
         log_post = traj.log_start + traj.log_pf.sum(1)
         log_prior = self._prior_log_prob(traj.states)
         beta = float(self.options.get("beta") or 1.0)
         if self.options.get("vargrad"):
             delta = log_post - log_prior - beta * traj.log_reward
             loss = ((delta - delta.mean()) ** 2).mean()
-            log_z = float(-delta.mean())
+            log_z = float(-delta.detach().mean())
         else:
             start_log_z(self, log_prior + beta * traj.log_reward - log_post)
             per = rtb_residual(self.log_z, log_post, log_prior, traj.log_reward, beta) ** 2
-            clip = self.options.get("clip")
-            loss = (per.clamp(max=float(clip)) if clip else per).mean()
+            loss = clip_residuals(per, self.options.get("clip")).mean()
             log_z = float(self.log_z.detach())
         self._last = {"log_z": log_z, "reward": float(traj.log_reward.mean())}
         return loss

@@ -24,7 +24,13 @@ from torch import Tensor
 from ..channels.base import level_tensor
 from ..channels.gaussian import gaussian_log_prob
 
-__all__ = ["Trajectories", "sample_trajectories", "destroy_trajectories", "generation_log_probs"]
+__all__ = [
+    "Trajectories",
+    "sample_trajectories",
+    "destroy_trajectories",
+    "generation_log_probs",
+    "clip_residuals",
+]
 
 
 @dataclass
@@ -59,6 +65,23 @@ class Trajectories:
         )
 
 
+def _widened(std: Tensor, explore: float) -> Tensor:
+    """sqrt(std² + explore²), computed in the tensor's dtype (``explore ** 2`` of a huge
+    ``explore`` overflows Python's float; torch gives inf, which the NaN check then reports)."""
+    return torch.hypot(std, torch.as_tensor(explore, dtype=std.dtype, device=std.device))
+
+
+def clip_residuals(per: Tensor, clip: float | None) -> Tensor:
+    """``per`` clamped at ``clip`` (the ``clip`` option of the balance objectives); a clip beyond
+    the dtype's range clips nothing (torch refuses a bound it cannot represent).
+
+    :param clip: the option's value, or ``None``/0 for no clipping.
+    """
+    if not clip or float(clip) >= torch.finfo(per.dtype).max:
+        return per
+    return per.clamp(max=float(clip))
+
+
 def _generate_step(generate: Any, x: Tensor, t: Tensor, explore: float) -> Tensor:
     """One generation step, drawn from exactly the kernel whose log-probability is recorded
     (for Gaussian kernels also at t = 1), with optional extra exploration noise."""
@@ -66,7 +89,7 @@ def _generate_step(generate: Any, x: Tensor, t: Tensor, explore: float) -> Tenso
         if hasattr(generate, "mean_std"):
             mean, std = generate.mean_std(x, t)
             if explore:
-                std = (std**2 + explore**2).sqrt()
+                std = _widened(std, explore)
             return mean + std * torch.randn_like(mean)
         return generate.sample(x, t)
 
@@ -92,7 +115,7 @@ def sample_trajectories(
             # One net evaluation per step: sample from the detached parameters and score
             # the sample with the same (differentiable) parameters.
             mean, std = model.generate.mean_std(x, level)
-            behaviour = (std.detach() ** 2 + explore**2).sqrt() if explore else std.detach()
+            behaviour = _widened(std.detach(), explore) if explore else std.detach()
             previous = (mean.detach() + behaviour * torch.randn_like(mean)).detach()
             log_pf.append(gaussian_log_prob(previous, mean, std.expand_as(mean)))
         else:
