@@ -115,3 +115,15 @@ def test_data_model_seeds_mean_and_sem_by_hand(cli, one_thread) -> None:
 def test_seeds_below_two_is_a_usage_error(cli) -> None:
     code, _, err = cli("eval", MOONS, "--checkpoint", "c.pt", "--seeds", 1)
     assert code == 2 and "--seeds must be at least 2" in err
+
+
+def test_summary_of_equal_values_is_exact() -> None:
+    from dtg.runtime.evaluate import summarize_seeds
+
+    # fsum([0.1] * 3) / 3 is 0.10000000000000002: equal values keep their value and sem 0
+    summary = summarize_seeds([{"a": 0.1, "b": 1.0}, {"a": 0.1, "b": 2.0}, {"a": 0.1}])
+    assert summary["a"] == {"mean": 0.1, "sem": 0.0, "values": [0.1, 0.1, 0.1]}
+    assert math.isnan(summary["b"]["values"][2]) and math.isnan(summary["b"]["mean"])
+    two = summarize_seeds([{"a": 1.0}, {"a": 3.0}])["a"]
+    assert two["mean"] == 2.0 and two["sem"] == pytest.approx(1.0)  # stdev √2, over √2
+    assert math.isnan(summarize_seeds([{"a": 1.0}])["a"]["sem"])

@@ -102,7 +102,9 @@ def summarize_seeds(runs: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
     for key in runs[0]:
         values = [float(run.get(key, math.nan)) for run in runs]
         mean = math.fsum(values) / count
-        if count > 1:
+        if count > 1 and all(v == values[0] for v in values):
+            mean, sem = values[0], 0.0  # exactly, not an ulp of rounding in the mean
+        elif count > 1:
             variance = math.fsum((v - mean) ** 2 for v in values) / (count - 1)
             sem = math.sqrt(variance / count)
         else:
