@@ -305,8 +305,8 @@ def test_counts_read_as_english() -> None:
     error = error_of(GAUSSIAN.replace("0.02", "t[0, 1] + 0.02"))
     assert error.message == "2 indices into a value of space real"
     vae = (EXAMPLES / "vae_digits.dtg").read_text()
-    error = error_of(vae.replace("objective elbo", "objective elbo(1, 2)"))
-    assert error.message == "objective elbo takes at most 1 positional option"
+    error = error_of(vae.replace("objective elbo", "objective elbo(1, 2, 3, 4, 5)"))
+    assert error.message == "objective elbo takes at most 4 positional options"
     mdlm = (EXAMPLES / "autoregressive_digits.dtg").read_text()
     error = error_of(mdlm.replace("MashLast(x[t-1])", "MashLast(x[t-1], 1)"))
     assert error.message == "MashLast takes at most 1 argument (x)"

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import EXAMPLES
 
 import dtg
 from dtg.runtime.evaluate import evaluate
@@ -232,3 +233,13 @@ def test_modes_of_a_matrix_space_and_of_a_scalar_space() -> None:
     scalar = SAMPLER.format(dim=1, steps=4, target_var=1, gen_var=1, options=" { modes = [-1, 1] }")
     scalar = scalar.replace("real[1]", "real")
     assert dtg.loads(scalar).models[-1].reward.modes == ((-1.0,), (1.0,))
+
+
+def test_a_data_models_reward_may_not_declare_a_target() -> None:
+    """Only a sampler's reward describes the distribution it samples; a fine-tuning reward
+    (a data model, e.g. RTB toward even digits) has no log Z of its own to declare."""
+    text = (EXAMPLES / "rtb_even_digits.dtg").read_text()
+    assert "classes = [0, 2, 4, 6, 8])" in text
+    text = text.replace("classes = [0, 2, 4, 6, 8])", "classes = [0, 2, 4, 6, 8]) { log_z = 0 }")
+    with pytest.raises(dtg.DtgError, match="only a sampler's reward"):
+        dtg.loads(text, file=str(EXAMPLES / "rtb_even_digits.dtg"))

@@ -279,7 +279,8 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
     if isinstance(declaration, ast.Data) and declaration.source is not None:
         data_source = check_data_source(declaration, space, source, ExprChecker(scope(), source))
 
-    reward = check_reward(statements.get("reward"), space, scope, source)
+    sampler = isinstance(declaration, ast.SpaceDecl)
+    reward = check_reward(statements.get("reward"), space, scope, source, sampler=sampler)
     if isinstance(declaration, ast.SpaceDecl) and reward is None:
         raise DtgCheckError(
             f"model '{model.name}' declares 'space {message_name}' but no reward",

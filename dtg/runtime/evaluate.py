@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..data.dequantize import data_bits_per_dim
 from ..errors import DtgRuntimeError
 from .checkpoint import seed_everything
 from .finetune_eval import evaluate_finetune
@@ -58,7 +59,8 @@ def evaluate(
         if not model.needs_data:
             return evaluate_sampler(model, k=n, seed=seed)
         space = model.ir.message.space
-        test = model.dataset(DATA_SPLIT_SEED).test[:max_examples].to(model.device)
+        dataset = model.dataset(DATA_SPLIT_SEED)
+        test = dataset.test[:max_examples].to(model.device)
         out: dict[str, float] = {"test_examples": float(len(test))}
         try:
             with torch.no_grad():
@@ -70,7 +72,7 @@ def evaluate(
         if nelbo is not None:
             mean = float(nelbo.double().mean())
             out["nelbo_nats"] = mean
-            out["bits_per_dim"] = bits_per_dim(mean, math.prod(space.shape))
+            out["bits_per_dim"] = data_bits_per_dim(mean, math.prod(space.shape), dataset.meta)
         if getattr(model, "prior", None) is not None and model.reward_fn is not None:
             out.update(evaluate_finetune(model, n=min(n, 1000), seed=seed))
         if space.kind == "real" and tuple(space.shape) == (2,):
@@ -84,6 +86,9 @@ def evaluate(
             with torch.no_grad():
                 samples = model.sample(n)
             out.update(sample_quality(model, samples, test))
+        per_level = getattr(model, "per_level_kl", None)  # elbo: kl_level_1 … kl_level_T
+        if nelbo is not None and per_level is not None:  # last: the metrics above keep their draws
+            out.update(per_level(test, batch))
         return out
     finally:
         model.train(was_training)
