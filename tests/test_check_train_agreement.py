@@ -23,7 +23,7 @@ import torch
 
 import dtg
 from dtg.errors import DtgRuntimeError
-from dtg.ir.options import OBJECTIVE_OPTIONS, OptionSpec
+from dtg.ir.options import OBJECTIVE_OPTIONS, OptionSpec, OptionValueError, check_option
 from dtg.objectives.balance import subtb_loss
 from dtg.objectives.finetune import ppo_clip_loss
 from dtg.objectives.trajectories import Trajectories, clip_residuals
@@ -164,14 +164,38 @@ def values(spec: OptionSpec, more: bool = False) -> list[str]:
 
 def variants(objective: str, more: bool = False) -> list[str]:
     """The option lists to write after ``objective``: none (the defaults), each option at each of
-    its values, and (``more``) each two options at three values each."""
+    its values, and (``more``) each two options at the extremes of their valid values."""
     specs = next(s for k, s in OBJECTIVE_OPTIONS.items() if k.value == objective)
     out = [""] + [f"({n} = {v})" for n, spec in specs.items() for v in values(spec, more)]
     if more:
         for (a, sa), (b, sb) in itertools.combinations(specs.items(), 2):
-            for va, vb in itertools.product(values(sa)[:3], values(sb)[:3]):
+            for va, vb in itertools.product(_extremes(sa), _extremes(sb)):
                 out.append(f"({a} = {va}, {b} = {vb})")
     return out
+
+
+def _extremes(spec: OptionSpec) -> list[str]:
+    """The first and last of an option's values that its table accepts."""
+    valid = []
+    for text in values(spec, True):
+        try:
+            check_option(spec, _literal(text))
+        except OptionValueError:
+            continue
+        valid.append(text)
+    return sorted({valid[0], valid[-1]})
+
+
+def _literal(text: str) -> bool | int | float | str:
+    """A value as the checker reads the literal ``text``."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 #: A number this large may make float32 training overflow, as a learning rate of 1e5 does: such a
