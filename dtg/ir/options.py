@@ -217,8 +217,11 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
         "particles": _int(1, doc="Monte Carlo particles per example"),
         "beta": _num(None, open_low=False, doc="weight β of the KL terms (none: 1, the ELBO)"),
         "kl_warmup": _int(None, low=0, doc="steps over which β ramps linearly from 0 (none: off)"),
-        "free_bits": _num(
-            None, open_low=False, doc="floor in nats on each latent level's KL (none: off)"
+        "free_bits": _num(  # a floor past float32's range would be an overflow, not a floor
+            None,
+            open_low=False,
+            high=1e6,
+            doc="floor in nats on each latent level's KL (none: off)",
         ),
     },
     ObjectiveKind.TRAJECTORY_BALANCE: {

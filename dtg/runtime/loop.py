@@ -14,6 +14,7 @@ callbacks run after every step (:mod:`dtg.runtime.step_callbacks`).
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from contextlib import nullcontext
@@ -117,7 +118,9 @@ def train(
     ckpt_path = out / CHECKPOINT
     saved = load_checkpoint(ckpt_path, model.device) if resume else None
     if saved is not None:
-        check_source(saved, model.program, force)
+        changed = check_source(saved, model, force)
+        if changed:  # --force: resumed although the model's program changed
+            print(f"dtg: note: {changed}", file=sys.stderr)
     elif ckpt_path.is_file() and not force:
         raise DtgRuntimeError(
             f"{out} already holds a checkpoint ({ckpt_path}); a fresh run would replace it",
