@@ -24,6 +24,7 @@ def main() -> int:
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop_now)
+        signal.signal(signal.SIGINT, stop_now)  # Python's own would not be remembered
     try:
         from .cli import main as run  # lazy: inside the try, so a signal while importing is caught
     except KeyboardInterrupt as stop:

@@ -27,6 +27,7 @@ __all__ = [
     "signal_name",
     "stop_now",
     "exit_status",
+    "RECEIVED",
 ]
 
 #: The signals that ask training to stop after the current step.
@@ -52,11 +53,18 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+#: Signals :func:`stop_now` received. The exception it raises can be swallowed when the signal
+#: lands in a ``__del__`` or a weakref callback ("Exception ignored in …"); training then still
+#: stops after its first step (see :class:`StopOnInterrupt`).
+RECEIVED: list[int] = []
+
+
 def stop_now(signum: int, frame: FrameType | None) -> None:
-    """A handler for SIGTERM outside training (start-up): stop as Ctrl-C does, no traceback.
+    """A handler for SIGINT/SIGTERM outside training (start-up): stop, without a traceback.
 
     :raises Stopped: always.
     """
+    RECEIVED.append(signum)
     raise Stopped(signum)
 
 
@@ -91,7 +99,8 @@ class StopOnInterrupt:
     """
 
     def __init__(self, repeat_quits: bool = True, announce: bool = True) -> None:
-        self.requested: int | None = None
+        self.requested: int | None = RECEIVED[0] if RECEIVED else None  # one lost at start-up
+        RECEIVED.clear()
         self.repeat_quits, self.announce = repeat_quits, announce
         self.previous: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():

@@ -193,3 +193,26 @@ def test_ctrl_c_while_loading_the_program_exits_130(
     (tmp_path / "tiny.dtg").write_text(TINY)
     assert main(["train", str(tmp_path / "tiny.dtg"), "--out", str(tmp_path / "run")]) == 130
     assert capsys.readouterr().err.strip() == "dtg: interrupted"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_start_up_signal_that_python_swallowed_still_stops_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A signal landing in a ``__del__`` is only printed ("Exception ignored in …"); dtg
+    remembers it, and training stops after its first step with a checkpoint."""
+    from dtg.cli import main
+    from dtg.interrupt import RECEIVED, stop_now
+
+    class Finalised:
+        def __del__(self) -> None:
+            stop_now(signal.SIGTERM, None)  # as if SIGTERM arrived during this finaliser
+
+    Finalised()  # the Stopped raised in __del__ is swallowed by Python
+    assert RECEIVED == [signal.SIGTERM]
+    (tmp_path / "tiny.dtg").write_text(TINY)
+    argv = ["train", str(tmp_path / "tiny.dtg"), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 143
+    assert "stopped by SIGTERM after step 1; checkpoint saved" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))["step"] == 1
+    assert RECEIVED == []  # consumed: the next run starts afresh

@@ -95,16 +95,17 @@ def test_grammar_ships_in_the_package_and_matches_the_repo_copy() -> None:
 
 
 def test_deep_nesting_is_refused_quickly() -> None:
-    # Redundant parentheses leave no trace in the tree: 10,000 of them are harmless.
+    # Redundant parentheses leave no trace in the tree: 10,000 of them are harmless. The bounds
+    # are CPU seconds (~0.2-0.4 s here): wall time on a loaded CI machine says nothing.
     deep = "model m { schedule s(t) = " + "(" * 10_000 + "t" + ")" * 10_000 + " }"
-    start = time.perf_counter()
+    start = time.process_time()
     assert parse(deep).models[0].statements[0].body == N("t")
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     for nested in ("f(" * 10_000 + "t" + ")" * 10_000, "[" * 10_000 + "t" + "]" * 10_000):
-        start = time.perf_counter()
+        start = time.process_time()
         with pytest.raises(DtgSyntaxError, match="nested too deeply"):
             parse("model m { schedule s(t) = " + nested + " }")
-        assert time.perf_counter() - start < 2.0
+        assert time.process_time() - start < 2.0
     # Moderate nesting is fine.
     depth = MAX_DEPTH // 4
     parse("model m { schedule s(t) = " + "(" * depth + "t" + ")" * depth + " }")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DtgError
-from ..interrupt import exit_status, signal_name, stop_now
+from ..interrupt import RECEIVED, exit_status, signal_name, stop_now
 from ..plugins import PluginError, load_plugin
 from . import check, fmt, new, render, sample, train
 from . import compile as compile_
@@ -120,8 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     :returns: the exit status (see the module docstring).
     """
     main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread:
-        previous = signal.signal(signal.SIGTERM, stop_now)  # training puts its own over it
+    if main_thread:  # training puts its own handlers over these
+        previous = signal.signal(signal.SIGTERM, stop_now)
+        previous_int = signal.signal(signal.SIGINT, stop_now)
     try:
         args = build_parser().parse_args(argv)
         with quiet_warnings(args.verbose):
@@ -142,5 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         return EXIT_BUG
     finally:
+        RECEIVED.clear()  # a later in-process run starts afresh
         if main_thread:  # a late SIGTERM (at exit) ends the process as usual, not in a handler
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is stop_now else previous)
+            signal.signal(
+                signal.SIGINT,
+                signal.default_int_handler if previous_int is stop_now else previous_int,
+            )
