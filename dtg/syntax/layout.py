@@ -14,20 +14,16 @@ Everything is spaced as :mod:`dtg.syntax.printer` prints it, with two difference
 from __future__ import annotations
 
 from . import ast
-from .printer import expr_to_source, index_to_source, statement_to_source
+from .printer import (
+    ATOM,
+    PRECEDENCE,
+    expr_to_source,
+    index_to_source,
+    statement_to_source,
+    strength,
+)
 
 __all__ = ["SourcePrinter", "align_key", "tail_expr"]
-
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
-_ATOM = 5
-
-
-def _strength(node: ast.Expr) -> int:
-    if isinstance(node, ast.Binary):
-        return _PRECEDENCE[node.op]
-    if isinstance(node, ast.Unary):
-        return _PRECEDENCE["neg"]
-    return _ATOM
 
 
 def align_key(stmt: ast.Statement) -> tuple[str, ...] | None:
@@ -110,7 +106,7 @@ class SourcePrinter:
 
     def _wrap(self, node: ast.Expr, needed: int) -> str:
         text = self.expr(node)
-        return f"({text})" if _strength(node) < needed else text
+        return f"({text})" if strength(node) < needed else text
 
     def args(self, args: tuple, kwargs: tuple) -> list[str]:
         """A call's arguments as text, keyword arguments ``name = value``.
@@ -128,12 +124,12 @@ class SourcePrinter:
         :param node: a binary operation other than ``^``.
         :returns: the first operand's text and each following operator with its operand's text.
         """
-        strength = _PRECEDENCE[node.op]
+        level = PRECEDENCE[node.op]
         items = [node]
-        while isinstance(items[-1].left, ast.Binary) and _strength(items[-1].left) == strength:
+        while isinstance(items[-1].left, ast.Binary) and strength(items[-1].left) == level:
             items.append(items[-1].left)
-        rest = [(item.op, self._wrap(item.right, strength + 1)) for item in reversed(items)]
-        return self._wrap(items[-1].left, strength), rest
+        rest = [(item.op, self._wrap(item.right, level + 1)) for item in reversed(items)]
+        return self._wrap(items[-1].left, level), rest
 
     def expr(self, node: ast.Expr | ast.Slice) -> str:
         """One expression as text (see the module's spacing rules).
@@ -143,9 +139,9 @@ class SourcePrinter:
         """
         if isinstance(node, ast.Binary):
             if node.op == "^":
-                return f"{self._wrap(node.left, _ATOM)}^{self._wrap(node.right, 3)}"
+                return f"{self._wrap(node.left, ATOM)}^{self._wrap(node.right, 3)}"
             items: list[ast.Binary] = [node]
-            while isinstance(items[-1].left, ast.Binary) and _strength(items[-1].left) == _strength(
+            while isinstance(items[-1].left, ast.Binary) and strength(items[-1].left) == strength(
                 node
             ):
                 items.append(items[-1].left)
@@ -154,12 +150,12 @@ class SourcePrinter:
                 text += (op if self.tight(item) else f" {op} ") + operand
             return text
         if isinstance(node, ast.Unary):
-            return node.op + self._wrap(node.operand, _PRECEDENCE["neg"])
+            return node.op + self._wrap(node.operand, PRECEDENCE["neg"])
         if isinstance(node, ast.Call):
             return f"{node.func}({', '.join(self.args(node.args, node.kwargs))})"
         if isinstance(node, ast.Subscript):
             indices = ", ".join(self.index(i) for i in node.indices)
-            return f"{self._wrap(node.base, _ATOM)}[{indices}]"
+            return f"{self._wrap(node.base, ATOM)}[{indices}]"
         if isinstance(node, ast.Slice):
             start = self.expr(node.start) if node.start is not None else ""
             stop = self.expr(node.stop) if node.stop is not None else ""

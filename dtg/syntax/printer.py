@@ -9,6 +9,9 @@ from __future__ import annotations
 from . import ast
 
 __all__ = [
+    "PRECEDENCE",
+    "ATOM",
+    "strength",
     "to_source",
     "expr_to_source",
     "index_to_source",
@@ -18,21 +21,22 @@ __all__ = [
 ]
 
 # Binding strength of each operator (higher binds tighter). Unary minus sits between * and ^.
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
-_ATOM = 5
+PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
+ATOM = 5
 
 
-def _strength(node: ast.Expr) -> int:
+def strength(node: ast.Expr) -> int:
+    """:returns: how tightly ``node`` binds (:data:`PRECEDENCE`; :data:`ATOM` for an atom)."""
     if isinstance(node, ast.Binary):
-        return _PRECEDENCE[node.op]
+        return PRECEDENCE[node.op]
     if isinstance(node, ast.Unary):
-        return _PRECEDENCE["neg"]
-    return _ATOM
+        return PRECEDENCE["neg"]
+    return ATOM
 
 
 def _wrap(node: ast.Expr, needed: int) -> str:
     text = expr_to_source(node)
-    return f"({text})" if _strength(node) < needed else text
+    return f"({text})" if strength(node) < needed else text
 
 
 def _args(args: tuple, kwargs: tuple) -> str:
@@ -52,26 +56,26 @@ def expr_to_source(node: ast.Expr | ast.Slice) -> str:
         return node.id
     if isinstance(node, ast.Unary):
         # The operand of unary minus may be a power or another unary, never a product.
-        return node.op + _wrap(node.operand, _PRECEDENCE["neg"])
+        return node.op + _wrap(node.operand, PRECEDENCE["neg"])
     if isinstance(node, ast.Binary):
-        strength = _PRECEDENCE[node.op]
+        level = PRECEDENCE[node.op]
         if node.op == "^":
             # Right-associative; the left operand must be a postfix expression (an atom).
-            return f"{_wrap(node.left, _ATOM)}^{_wrap(node.right, _PRECEDENCE['neg'])}"
+            return f"{_wrap(node.left, ATOM)}^{_wrap(node.right, PRECEDENCE['neg'])}"
         # Left-associative: the right operand needs parentheses at equal strength. A chain
         # a + b + c + … is printed along its left spine in a loop, not by recursion.
         spine = [node]
-        while isinstance(spine[-1].left, ast.Binary) and _strength(spine[-1].left) == strength:
+        while isinstance(spine[-1].left, ast.Binary) and strength(spine[-1].left) == level:
             spine.append(spine[-1].left)
-        text = _wrap(spine[-1].left, strength)
+        text = _wrap(spine[-1].left, level)
         for item in reversed(spine):
-            text = f"{text} {item.op} {_wrap(item.right, strength + 1)}"
+            text = f"{text} {item.op} {_wrap(item.right, level + 1)}"
         return text
     if isinstance(node, ast.Call):
         return f"{node.func}({_args(node.args, node.kwargs)})"
     if isinstance(node, ast.Subscript):
         indices = ", ".join(index_to_source(i) for i in node.indices)
-        return f"{_wrap(node.base, _ATOM)}[{indices}]"
+        return f"{_wrap(node.base, ATOM)}[{indices}]"
     if isinstance(node, ast.Slice):
         start = expr_to_source(node.start) if node.start is not None else ""
         stop = expr_to_source(node.stop) if node.stop is not None else ""
@@ -82,7 +86,7 @@ def expr_to_source(node: ast.Expr | ast.Slice) -> str:
 
 
 def _tight(node: ast.Expr | ast.Slice) -> bool:
-    return isinstance(node, ast.Binary) and node.op in "+-" and _strength(node.right) == _ATOM
+    return isinstance(node, ast.Binary) and node.op in "+-" and strength(node.right) == ATOM
 
 
 def index_to_source(node: ast.Expr | ast.Slice) -> str:
