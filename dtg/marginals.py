@@ -22,14 +22,17 @@ def gaussian_tables(a: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
     N(s_t² m_{t-1}/v_t · x[0] + a_t v_{t-1}/v_t · x[t], v_{t-1} s_t²/v_t); where v_t = 0 (a step
     into the point ``*``), x[t] carries nothing and the posterior is the marginal of x[t-1].
 
-    :param a: mean coefficients, shape ``[T + 1]`` (entry 0 unused).
-    :param s: standard deviations, shape ``[T + 1]`` (entry 0 unused).
+    A per-coordinate (diagonal) chain has tables ``[T + 1, *shape]``: each coordinate is its own
+    scalar chain, and every formula above holds elementwise.
+
+    :param a: mean coefficients, shape ``[T + 1]`` or ``[T + 1, *shape]`` (entry 0 unused).
+    :param s: standard deviations, the same shape as ``a`` (entry 0 unused).
     :returns: ``mean``, ``var``, ``post_x0``, ``post_xt``, ``post_var``, ``beta`` (= s²), each
-        shape ``[T + 1]``; posterior entries at t = 0 are ``nan``.
+        of ``a``'s shape; posterior entries at t = 0 are ``nan``.
     """
     steps = len(a) - 1
-    mean = np.ones(steps + 1)
-    var = np.zeros(steps + 1)
+    mean = np.ones(a.shape)
+    var = np.zeros(a.shape)
     with np.errstate(all="ignore"):
         return _gaussian_tables(a, s, mean, var, steps)
 
@@ -38,18 +41,16 @@ def _gaussian_tables(a, s, mean, var, steps) -> dict[str, np.ndarray]:
     for t in range(1, steps + 1):
         mean[t] = a[t] * mean[t - 1]
         var[t] = a[t] ** 2 * var[t - 1] + s[t] ** 2
-    post_x0 = np.full(steps + 1, np.nan)
-    post_xt = np.full(steps + 1, np.nan)
-    post_var = np.full(steps + 1, np.nan)
-    beta = np.full(steps + 1, np.nan)
+    post_x0 = np.full(a.shape, np.nan)
+    post_xt = np.full(a.shape, np.nan)
+    post_var = np.full(a.shape, np.nan)
+    beta = np.full(a.shape, np.nan)
     beta[1:] = s[1:] ** 2
     for t in range(1, steps + 1):
-        if var[t] > 0:
-            post_x0[t] = s[t] ** 2 * mean[t - 1] / var[t]
-            post_xt[t] = a[t] * var[t - 1] / var[t]
-            post_var[t] = var[t - 1] * s[t] ** 2 / var[t]
-        else:
-            post_x0[t], post_xt[t], post_var[t] = mean[t - 1], 0.0, var[t - 1]
+        noisy = var[t] > 0  # elementwise; where 0, x[t] is a point and carries nothing
+        post_x0[t] = np.where(noisy, s[t] ** 2 * mean[t - 1] / var[t], mean[t - 1])
+        post_xt[t] = np.where(noisy, a[t] * var[t - 1] / var[t], 0.0)
+        post_var[t] = np.where(noisy, var[t - 1] * s[t] ** 2 / var[t], var[t - 1])
     return {
         "mean": mean,
         "var": var,

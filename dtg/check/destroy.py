@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from ..errors import DtgRangeError, DtgTypeError
 from ..ir import Channel, Direction, Family, Space
-from ..syntax.printer import expr_to_source
-from . import symbolic
+from ..syntax.printer import brief, expr_to_source
+from . import components, exact, symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
 from .scope import SCALAR
@@ -83,18 +84,30 @@ class DestroyKernels(KernelBase):
         tables: dict[str, np.ndarray] = {}
         a = symbolic.linear_coefficient(mean) if level_space == self.space else None
         linear = a is not None and not symbolic.nets_in(std) and not std.has(symbolic.X_PREV)
-        if linear:
+        per_coordinate = None
+        if level_space == self.space and not nets and components.has_components(mean, std):
+            per_coordinate = components.diagonal(
+                lowered["mean"], lowered["std"], self.steps, self.schedule_defs, self.space.shape
+            )
+            linear = per_coordinate is not None
+            if linear and _uniform(*per_coordinate):  # the same a(t), s(t) for every coordinate
+                a, std = (values.flat[0] for values in per_coordinate)
+                per_coordinate = None
+        what = f"the coefficient of {self.message}[t-1] in the mean"
+        if linear and per_coordinate is None:
             params = {"a": a, "s": std}
-            what = f"the coefficient of {self.message}[t-1] in the mean"
-            tables["a"] = self._table(a, what, args["mean"].span)
-            tables["s"] = self._table(std, "the std", args["std"].span)
+            tables["a"] = self._table(a, what, args["mean"].span, lowered["mean"], "the mean")
+            tables["s"] = self._table(std, "the std", args["std"].span, lowered["std"], "the std")
+            family = Family.LINEAR_GAUSSIAN
+        elif linear:
+            params, tables = self._diagonal(per_coordinate, what, args, lowered)
             family = Family.LINEAR_GAUSSIAN
         else:
             family = Family.NORMAL
-        latex = (
-            rf"x_{{t}} \sim \mathcal{{N}}\left({symbolic.latex(mean)},\ "
-            rf"\left({symbolic.latex(std)}\right)^{{2}}\right)"
-        )
+        shown_std = rf"\left({symbolic.latex(std)}\right)^{{2}}"
+        if components.has_components(std):
+            shown_std = rf"\operatorname{{diag}}\left({symbolic.latex(std)}\right)^{{2}}"
+        latex = rf"x_{{t}} \sim \mathcal{{N}}\left({symbolic.latex(mean)},\ {shown_std}\right)"
         channel = Channel(
             Direction.DESTROY,
             family,
@@ -111,6 +124,29 @@ class DestroyKernels(KernelBase):
             lowered,
         )
         return channel, level_space
+
+    def _diagonal(self, per_coordinate, what: str, args, lowered) -> tuple[dict, dict]:
+        """The parameters and ``[T + 1, *shape]`` tables of a per-coordinate kernel."""
+        shape = self.space.shape
+        params: dict[str, Any] = {}
+        tables: dict[str, np.ndarray] = {}
+        for name, values, whose, arg in (
+            ("a", per_coordinate[0], what, "mean"),
+            ("s", per_coordinate[1], "the std", "std"),
+        ):
+            params[name] = sp.ImmutableDenseNDimArray(list(values.flat), shape)
+            columns = [
+                self._table(
+                    values[index],
+                    f"{whose} (element [{', '.join(map(str, index))}])",
+                    args[arg].span,
+                    lowered[arg],
+                    f"the {arg}",
+                )
+                for index in np.ndindex(*shape)
+            ]
+            tables[name] = np.stack(columns, axis=-1).reshape(self.steps + 1, *shape)
+        return params, tables
 
     def _destroy_discrete(self, statement, call, checker: ExprChecker) -> Channel:
         args = self._args(call, ("x", "keep"), 2)
@@ -142,11 +178,27 @@ class DestroyKernels(KernelBase):
             raise self.err(
                 DtgTypeError, "the keep probability cannot depend on the message", args["keep"].span
             )
-        table = self._table(keep, "keep", args["keep"].span)
+        table = self._table(
+            keep, "keep", args["keep"].span, lowered["keep"], "the keep probability"
+        )
+        shown = brief(expr_to_source(args["keep"]))
         for t in range(1, self.steps + 1):
             value = table[t]
             final = t == self.steps
-            if not (0 <= value <= 1 + 1e-12) or (value <= 0 and not final):
+            for target in (0.0, 1.0):  # keep = 0 and keep = 1 decided exactly
+                if exact.near(value, target):
+                    proven = exact.exactly(keep, t, target)
+                    if proven:
+                        table[t] = value = target
+                    elif value < 0:
+                        message, hint = exact.within_rounding(
+                            f"the keep probability {shown}", value, target, t, proven
+                        )
+                        raise self.err(DtgRangeError, message, args["keep"].span, hint)
+            if not (0 <= value <= 1 + exact.ROUNDING) or (value <= 0 and not final):
+                if value < 0:
+                    where = f"the keep probability {shown}"
+                    self._blame_schedule(lowered["keep"], t, where, args["keep"].span, True)
                 raise self.err(
                     DtgRangeError,
                     f"keep = {value:.6g} at level t = {t}: it must satisfy 0 < keep ≤ 1"
@@ -207,3 +259,8 @@ class DestroyKernels(KernelBase):
             r"x_{t} = \operatorname{MashLast}\left(x_{t-1}\right)",
             lowered,
         )
+
+
+def _uniform(*arrays: np.ndarray) -> bool:
+    """Whether every array holds one expression in every element."""
+    return all(all(item == values.flat[0] for item in values.flat) for values in arrays)

@@ -19,9 +19,11 @@ from ..errors import (
     plural,
 )
 from ..ir import Space
+from ..ir import expr as ir
+from ..ir.printer import to_text
 from ..syntax import ast
 from ..syntax.printer import brief, index_to_source
-from . import symbolic
+from . import exact, symbolic
 from .exprs import ExprChecker
 from .scope import Scope
 from .sympy_fold import SympyFold
@@ -29,6 +31,10 @@ from .sympy_fold import SympyFold
 __all__ = ["KernelBase", "T"]
 
 T = symbolic.T_SYMBOL
+
+#: At most this many levels where float64 gives no number are evaluated exactly by sympy (a
+#: schedule undefined at every level is not worth 10,000 exact evaluations).
+_EXACT_TRIES = 8
 
 
 class KernelBase:
@@ -144,12 +150,28 @@ class KernelBase:
             and sp.simplify(self.builder.index(node.indices[0]) - level) == 0
         )
 
-    def _table(self, expr: sp.Expr, what: str, span: Span) -> np.ndarray:
+    def _table(
+        self, expr: sp.Expr, what: str, span: Span, node: ir.Expr | None = None, role: str = ""
+    ) -> np.ndarray:
+        """``expr`` at ``t = 0..T`` in float64; a level where it is not finite is an error, at
+        the schedule that makes it so when there is one (see :meth:`_blame_schedule`).
+
+        :param node: the IR expression ``expr`` was built from (to find its schedules).
+        :param role: what ``node`` is in the kernel (``the std``), for the schedule's message.
+        """
         if expr.free_symbols - {T}:
             raise self.err(DtgTypeError, f"{what} must be a function of t alone", span)
         values = symbolic.table(expr, self.steps, start=1)
         bad = [t for t in range(1, self.steps + 1) if not np.isfinite(values[t])]
+        for t in bad[:_EXACT_TRIES]:  # float64 rounding (sqrt(-1e-16)): the exact value decides
+            value = exact.value_at(expr, t)
+            if value is not None:
+                values[t] = value
+        bad = [t for t in bad if not np.isfinite(values[t])]
         if bad:
+            if node is not None:
+                shown = f"{role or what} {brief(to_text(node, self.steps_name))}"
+                self._blame_schedule(node, bad[0], shown, span)
             raise self.err(
                 DtgRangeError,
                 f"{what} is not a finite number at level t = {bad[0]} (value {values[bad[0]]})",
@@ -157,3 +179,75 @@ class KernelBase:
                 "check for a division by zero or the log/sqrt of a non-positive number there",
             )
         return values
+
+    def _blame_schedule(
+        self, node: ir.Expr, level: int, what: str, span: Span, anywhere: bool = False
+    ) -> None:
+        """Raise at a schedule's definition when it makes ``node`` invalid at ``level``.
+
+        A schedule is blamed when its value there is negative under a square root, a log or a
+        fractional power (``sqrt(beta(t))``), or, when ``anywhere`` (a negative std or keep),
+        under arithmetic alone (``0.1 + beta(t)``): the user fixes the schedule, not the kernel
+        that uses it.
+        """
+        for call, under in _schedule_calls(node):
+            expr = self.sympy(call)
+            if expr.free_symbols - {T}:
+                continue  # called with a level of the message: no table
+            value = float(symbolic.table(expr, self.steps, start=1)[level])
+            if not np.isfinite(value) or exact.near(value, 0.0):  # float64 rounding: exactly
+                value = _or(exact.value_at(expr, level), value)
+            if not (value < 0 and (under or (anywhere and under == ""))):
+                continue  # (a schedule that is not finite there is reported where it is used)
+            definition = self.schedule_defs[call.name]
+            where = f"level t = {level}"
+            shown = call.name
+            if len(call.args) == 1:
+                argument = self.sympy(call.args[0])
+                at = symbolic.table(argument, self.steps, start=1)[level]
+                if not argument.free_symbols - {T} and np.isfinite(at) and float(at).is_integer():
+                    shown = f"{call.name}({int(at)})"
+                    where = f"level t = {int(at)}" if int(at) != level else where
+            used = (
+                f"it is used on line {span.line}" if span is not None else f"it is used in {what}"
+            )
+            how = f"{under} there" if under else "is then negative"
+            message = (
+                f"the schedule '{call.name}' is negative at {where} ({shown} = {value:.6g}), "
+                f"and {what} {how}"
+            )
+            hint = f"write it so that it is ≥ 0 at every level t = 1..{self.steps_name}"
+            raise self.err(DtgRangeError, message, definition.span, hint, used)
+
+
+_ROOTS = {ir.Builtin.SQRT: "takes its square root", ir.Builtin.LOG: "takes its log"}
+
+
+def _schedule_calls(node: ir.Expr) -> list[tuple[ir.ScheduleCall, str | None]]:
+    """The schedule calls in ``node``, each with what the innermost function it sits under does
+    to it (``takes its square root``, ``takes its log``, ``raises it to a fractional power``),
+    ``""`` when only arithmetic is applied to it, or ``None`` under another function
+    (``sigmoid(lambda(t))``: a negative λ is meant)."""
+    found: list[tuple[ir.ScheduleCall, str | None]] = []
+    stack: list[tuple[ir.Expr, str | None]] = [(node, "")]
+    while stack:
+        item, under = stack.pop()
+        if isinstance(item, ir.ScheduleCall):
+            found.append((item, under))
+        if isinstance(item, ir.Call):  # under sqrt/log: what it does; other functions: None
+            does = _ROOTS.get(item.fn)
+            stack.extend((child, does) for child in reversed(item.children()))
+        elif isinstance(item, ir.Binary) and item.op is ir.BinOp.POW and not _whole(item.right):
+            stack += [(item.right, under), (item.left, "raises it to a fractional power")]
+        else:
+            stack.extend((child, under) for child in reversed(item.children()))
+    return found
+
+
+def _whole(node: ir.Expr) -> bool:
+    """Whether ``node`` is a whole-number constant (``beta(t)^2`` is defined for beta < 0)."""
+    return isinstance(node, ir.Const) and float(node.value).is_integer()
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value

@@ -20,7 +20,7 @@ from ..ir import Channel, Family
 from ..ir.printer import to_text
 from ..marginals import discrete_alpha, gaussian_tables
 from ..syntax.printer import brief
-from . import symbolic
+from . import exact, symbolic
 from .destroy import DestroyKernels
 from .generate import PREDICT, VARIANCE, GenerateKernels
 from .kernel_base import T
@@ -37,28 +37,25 @@ class KernelChecker(DestroyKernels, GenerateKernels):
         final = self.steps
         singleton = start.family is Family.SINGLETON
         if destroy.family is Family.LINEAR_GAUSSIAN:
-            s = destroy.tables["s"]
-            for t in range(1, final + 1):
-                if s[t] < 0 or (s[t] == 0 and not (t == final and singleton)):
-                    raise self.err(
-                        DtgRangeError,
-                        f"std = {s[t]:.6g} at level t = {t}: a standard deviation must be positive"
-                        + (
-                            " (std = 0 is allowed only at t = T, into a singleton start)"
-                            if s[t] == 0
-                            else ""
-                        ),
-                        destroy.args["std"].span or destroy.span,
-                    )
+            self._check_stds(destroy, singleton)
         if singleton and start.params.get("value") != "masked":
             if destroy.family is Family.LINEAR_GAUSSIAN:
-                a, s = destroy.tables["a"][final], destroy.tables["s"][final]
                 value = start.params["value"]
-                if s != 0 or (a != 0 and value != 0):
+                a, s = destroy.tables["a"], destroy.tables["s"]
+                # x[T] is the point: where the mean coefficient is exactly 0, so are the variance
+                # v_T and the posterior's weight of x[T] (and it must be, unless value = 0).
+                for index in np.ndindex(*a.shape[1:]):
+                    entry = a[(final, *index)]
+                    if exact.near(entry, 0.0) and exact.exactly(
+                        _entry(destroy.params["a"], index), final, 0.0
+                    ):
+                        a[(final, *index)] = 0.0
+                if np.any(s[final] != 0) or (np.any(a[final] != 0) and value != 0):
                     raise self.err(
                         DtgRangeError,
                         f"generation starts at the point {value:g}, but destruction does not end there "
-                        f"(at t = T the mean coefficient is {a:.6g} and the std {s:.6g})",
+                        f"(at t = T the mean coefficient is {_shown(a[final])} and the std "
+                        f"{_shown(s[final])})",
                         start.span,
                         "the last destroy step must be deterministic into the point: std(T) = 0",
                     )
@@ -79,6 +76,15 @@ class KernelChecker(DestroyKernels, GenerateKernels):
                         f"at t = {self.steps_name}",
                     )
         if start.params.get("value") == "masked":
+            keep = destroy.tables["keep"][final] if destroy.family is Family.MASK else 0.0
+            if exact.near(keep, 0.0):  # not proven 0 when the kernel was checked
+                shown = brief(to_text(destroy.args["keep"], self.steps_name))
+                message, hint = exact.within_rounding(
+                    f"the keep probability {shown}", keep, 0.0, final,
+                    exact.exactly(destroy.params["keep"], final, 0.0),
+                    "generation starts all-masked, so it must be 0 at t = T",
+                )  # fmt: skip
+                raise self.err(DtgRangeError, message, destroy.args["keep"].span, hint)
             if destroy.family is Family.MASK and destroy.tables["keep"][final] != 0:
                 raise self.err(
                     DtgRangeError,
@@ -88,6 +94,43 @@ class KernelChecker(DestroyKernels, GenerateKernels):
                     "make keep = 0 at t = T, e.g. keep = alpha(t)/alpha(t-1) with alpha(T) = 0",
                 )
 
+    def _check_stds(self, destroy: Channel, singleton: bool) -> None:
+        """Every std of a linear-Gaussian destruction is positive; 0 only at t = T into a
+        singleton start, decided exactly (see :mod:`dtg.check.exact`)."""
+        final, s = self.steps, destroy.tables["s"]
+        node = destroy.args["std"]
+        span = node.span or destroy.span
+        shown = f"the std {brief(to_text(node, self.steps_name))}"
+        for t in range(1, final + 1):
+            point = t == final and singleton
+            for index in np.ndindex(*s.shape[1:]):
+                value = s[(t, *index)]
+                if exact.near(value, 0.0) and (value < 0 or point):
+                    proven = exact.exactly(_entry(destroy.params["s"], index), t, 0.0)
+                    if proven:
+                        s[(t, *index)] = value = 0.0
+                    else:
+                        need = (
+                            "generation starts at a point, so it must be 0 at t = T"
+                            if point
+                            else "a standard deviation must not be negative"
+                        )
+                        message, hint = exact.within_rounding(shown, value, 0.0, t, proven, need)
+                        raise self.err(DtgRangeError, message, span, hint)
+                if value < 0 or (value == 0 and not point):
+                    if value < 0:
+                        self._blame_schedule(node, t, shown, span, anywhere=True)
+                    raise self.err(
+                        DtgRangeError,
+                        f"std = {value:.6g} at level t = {t}: a standard deviation must be positive"
+                        + (
+                            " (std = 0 is allowed only at t = T, into a singleton start)"
+                            if value == 0
+                            else ""
+                        ),
+                        span,
+                    )
+
     def marginals(self, destroy: Channel) -> dict[str, np.ndarray]:
         """Closed-form marginal and posterior tables of the destruction, where they exist."""
         if destroy.family is Family.LINEAR_GAUSSIAN:
@@ -95,3 +138,15 @@ class KernelChecker(DestroyKernels, GenerateKernels):
         if destroy.family in (Family.MASK, Family.SHUFFLE):
             return discrete_alpha(destroy.tables["keep"])
         return {}
+
+
+def _entry(values: sp.Expr, index: tuple[int, ...]) -> sp.Expr:
+    """Element ``index`` of a per-coordinate parameter (the parameter itself when scalar)."""
+    return values[index] if index else values
+
+
+def _shown(values: np.ndarray) -> str:
+    """A table entry as a message shows it: ``0.5`` or ``[0.5, 0.25]``."""
+    if np.ndim(values) == 0:
+        return f"{float(values):.6g}"
+    return "[" + ", ".join(f"{float(v):.6g}" for v in np.ravel(values)) + "]"

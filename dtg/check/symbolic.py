@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
+from sympy.printing.latex import LatexPrinter
 
 from ..syntax import ast
 
@@ -350,6 +351,17 @@ def _evaluate_one(expr: sp.Expr, level: int) -> complex:
         return complex(math.nan)
 
 
+class _Latex(LatexPrinter):
+    """sympy's LaTeX, with a vector ``[a, b]`` as a column ``(a; b)`` (a per-coordinate kernel)."""
+
+    def _print_Function(self, expr: Any, exp: str | None = None) -> str:
+        if isinstance(expr, AppliedUndef) and expr.func.__name__ == "vector":
+            items = r" \\ ".join(self._print(item) for item in expr.args)
+            column = rf"\begin{{pmatrix}} {items} \end{{pmatrix}}"
+            return column if exp is None else rf"{column}^{{{exp}}}"
+        return super()._print_Function(expr, exp)
+
+
 def latex(expr: sp.Expr) -> str:
-    """LaTeX of a sympy expression, nets printed as operators."""
-    return sp.latex(expr)
+    """LaTeX of a sympy expression, nets printed as operators, vectors as columns."""
+    return _Latex().doprint(expr)
