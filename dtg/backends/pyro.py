@@ -134,10 +134,12 @@ class ChannelDistribution(TorchDistribution):
 def _gaussian(channel: Any) -> Gaussian | None:
     """``(flat source, t [n], level) -> (mean [n, *shape], std)`` for Gaussian channels."""
     if isinstance(channel, LinearGaussian):
+        if channel.diagonal:  # per coordinate: the level's [*shape] rows as tensors
+            return lambda x, t, level: (channel.a[level] * x, channel.s[level])
         a, s = channel.a.tolist(), channel.s.tolist()
         return lambda x, t, level: (a[level] * x, s[level])
     if isinstance(channel, GaussianGuess):
-        return _guess(channel)
+        return _diagonal_guess(channel) if channel.destroy.diagonal else _guess(channel)
     if isinstance(channel, NormalKernel):
         return lambda x, t, level: channel.params(x, t)
     if isinstance(channel, NormalStart | PointStart):
@@ -167,6 +169,17 @@ def _guess(channel: GaussianGuess) -> Gaussian:
         var = beta[level] if channel.variance == "beta" else post_var[level]
         std = math.sqrt(var if var > 0 else beta[level])
         return post_x0[level] * x0 + post_xt[level] * x, std
+
+    return guess
+
+
+def _diagonal_guess(channel: GaussianGuess) -> Gaussian:
+    """:func:`_guess` for a per-coordinate destruction: the level's table rows are ``[*shape]``
+    tensors, so the same arithmetic runs elementwise."""
+
+    def guess(x: Tensor, t: Tensor, level: int) -> tuple[Tensor, Tensor]:
+        mean, var = channel.params(x, t)
+        return mean, var.sqrt()
 
     return guess
 

@@ -24,9 +24,26 @@ from .pyro_expr import CONST, Env, TorchEmitter, space_code, unsupported
 __all__ = ["emit_pyro", "TorchEmitter", "table"]
 
 
+def _number(value: float) -> str:
+    return repr(float(value)) if math.isfinite(value) else "0.0"
+
+
+def _nested(values: np.ndarray) -> str:
+    if values.ndim == 0:
+        return _number(values)
+    return "[" + ", ".join(_nested(row) for row in values) + "]"
+
+
 def table(name: str, values: np.ndarray, per_line: int = 4) -> str:
-    """``NAME = [v0, v1, …]`` at full float64 precision (``nan`` → 0.0, as in the buffers)."""
-    items = [repr(float(v)) if math.isfinite(v) else "0.0" for v in values]
+    """``NAME = [v0, v1, …]`` at full float64 precision (``nan`` → 0.0, as in the buffers).
+
+    A per-coordinate table ``[T + 1, *shape]`` becomes ``NAME = torch.tensor([[…], …])``, one
+    row per level, so that ``NAME[level]`` is a ``[*shape]`` tensor.
+    """
+    if values.ndim > 1:
+        rows = "".join(f"    {_nested(row)},\n" for row in values)
+        return f"{name} = torch.tensor([\n{rows}])\n"
+    items = [_number(v) for v in values]
     lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
     return f"{name} = [\n" + "".join(f"    {line},\n" for line in lines) + "]\n"
 
@@ -46,10 +63,13 @@ _GUESS = Template('''def generate(x_next, level):
     x0 = $x0  # x̂[0]
     mean = POST_X0[level] * x0 + POST_XT[level] * x_next
     var = $var
-    if var <= 0:  # the decoder p(x[0] | x[1]) uses β_1
-        var = BETA[level]
-    return _normal(mean, math.sqrt(var), len(DATA_SHAPE if level == 1 else LEVEL_SHAPE))
+$variance
+    return _normal(mean, $std, len(DATA_SHAPE if level == 1 else LEVEL_SHAPE))
 ''')
+_VARIANCE = {  # where the posterior variance is 0, the decoder p(x[0] | x[1]) uses β_1
+    False: "    if var <= 0:  # the decoder p(x[0] | x[1]) uses β_1\n        var = BETA[level]",
+    True: "    var = torch.where(var > 0, var, BETA[level])  # the decoder p(x[0] | x[1]) uses β_1",
+}
 _X0 = {
     "epsilon": "(x_next - SIGMA[level] * out) / MEAN[level]",
     "sample": "out",
@@ -97,6 +117,7 @@ def _kernels(ir: ModelIR, emitter: TorchEmitter) -> list[str]:
         raise unsupported(ir, f"a {destroy.family.label} destruction")
     if generate.family is Family.GUESS and destroy.family is Family.LINEAR_GAUSSIAN:
         m, options = ir.marginals, generate.options
+        diagonal = m["mean"].ndim > 1  # per-coordinate tables: tensors, elementwise
         sigma = np.sqrt(np.maximum(np.nan_to_num(m["var"]), 0.0))
         tables = {"MEAN": m["mean"], "SIGMA": sigma, "BETA": m["beta"]}
         tables.update({k.upper(): m[k] for k in ("post_x0", "post_xt", "post_var")})
@@ -109,6 +130,7 @@ def _kernels(ir: ModelIR, emitter: TorchEmitter) -> list[str]:
             body=generate.text, net=options["net"],
             time=", torch.full((x_next.shape[0],), level / T)" if timed else "",
             x0=x0, var="BETA[level]" if options["variance"] == "beta" else "POST_VAR[level]",
+            variance=_VARIANCE[diagonal], std="var.sqrt()" if diagonal else "math.sqrt(var)",
         ))  # fmt: skip
     elif generate.family is Family.NORMAL:
         parts.append(_normal_kernel("generate", generate, emitter))

@@ -48,12 +48,17 @@ def _buffer(values: np.ndarray) -> Tensor:
 
 
 def _view(values: Tensor, like: Tensor) -> Tensor:
-    """``[B]`` level parameters viewed to broadcast against ``[B, *shape]``."""
-    return values.reshape(values.shape + (1,) * (like.dim() - 1))
+    """Level parameters viewed to broadcast against ``[B, *shape]``: ``[B]`` (one value per
+    example) or already ``[B, *shape]`` (a per-coordinate table)."""
+    return values.reshape(values.shape + (1,) * (like.dim() - values.dim()))
 
 
 class LinearGaussian(Channel):
     """``x[t] = a_t x[t-1] + s_t ε``; tables indexed by ``t = 0..T`` (float32 buffers).
+
+    Tables are ``[T + 1]`` (one a_t, s_t for every coordinate) or ``[T + 1, *shape]`` (a
+    per-coordinate, diagonal kernel: each coordinate its own chain); ``table[t]`` is then ``[B]``
+    or ``[B, *shape]``, and every formula below holds elementwise.
 
     :param tables: ``a``, ``s`` (per level) and the marginal/posterior tables of
         :func:`dtg.marginals.gaussian_tables`.
@@ -85,8 +90,14 @@ class LinearGaussian(Channel):
         """``x[t] = m_t x[0] + √v_t ε``: a draw from q(x[t] | x[0]) with the given noise."""
         return _view(self.mean[t], x0) * x0 + _view(self.sigma[t], x0) * noise
 
+    @property
+    def diagonal(self) -> bool:
+        """Whether the tables are per coordinate (``[T + 1, *shape]``)."""
+        return self.a.dim() > 1
+
     def posterior(self, xt: Tensor, x0: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean ``[B, *shape]`` and variance ``[B, 1…]`` of q(x[t-1] | x[t], x[0])."""
+        """Mean ``[B, *shape]`` and variance ``[B, 1…]`` (``[B, *shape]`` when diagonal) of
+        q(x[t-1] | x[t], x[0])."""
         mean = _view(self.post_x0[t], x0) * x0 + _view(self.post_xt[t], xt) * xt
         return mean, _view(self.post_var[t], xt)
 
@@ -113,7 +124,8 @@ class LinearGaussian(Channel):
         return m * noise - sigma * x0
 
     def snr(self, t: Tensor) -> Tensor:
-        """Signal-to-noise ratio m_t² / v_t at levels ``t``: ``[B]``."""
+        """Signal-to-noise ratio m_t² / v_t at levels ``t``: ``[B]`` (``[B, *shape]`` when
+        diagonal)."""
         return self.mean[t] ** 2 / self.var[t].clamp_min(1e-20)
 
 

@@ -50,7 +50,8 @@ class GaussianGuess(Channel):
         return x0.clamp(-self.clip, self.clip) if self.clip is not None else x0
 
     def params(self, xt: Tensor, t: Tensor, decoder: bool = True) -> tuple[Tensor, Tensor]:
-        """Mean ``[B, *shape]`` and variance ``[B, 1…]`` of p(x[t-1] | x[t]).
+        """Mean ``[B, *shape]`` and variance ``[B, 1…]`` (``[B, *shape]`` for a per-coordinate
+        destruction) of p(x[t-1] | x[t]).
 
         :param decoder: use β_1 where the posterior variance is 0 (for likelihoods).
         """
@@ -70,7 +71,7 @@ class GaussianGuess(Channel):
         assert source is not None
         mean, var = self.params(source, t, decoder=False)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        last = (t == 1).reshape(var.shape)  # the last step returns the mean
+        last = (t == 1).reshape(t.shape + (1,) * (var.dim() - 1))  # the last step: the mean
         return mean + torch.where(last, torch.zeros_like(var), var).sqrt() * noise
 
     def log_prob(self, value: Tensor, source: Tensor | None, t: Tensor) -> Tensor:

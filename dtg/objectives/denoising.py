@@ -46,7 +46,7 @@ def level_terms(
     xt = destroy.marginal(x0, t, noise)
     mean_p, var_p = generate.params(xt, t)
     mean_q, var_q = destroy.posterior(xt, x0, t)
-    first = (t == 1).reshape(var_q.shape)
+    first = (t == 1).reshape(t.shape + (1,) * (var_q.dim() - 1))
     safe_q = torch.where(first, torch.ones_like(var_q), var_q)
     kl = sum_event(gaussian_kl(mean_q, safe_q.expand_as(mean_q), mean_p, var_p.expand_as(mean_p)))
     decoder = -sum_event(normal_log_prob(x0, mean_p, var_p.sqrt().expand_as(mean_p)))
@@ -105,14 +105,19 @@ class Denoising(nn.Module):
             xt = self.destroy.marginal(x0, t, noise)
             prediction = self.generate.net(xt, t)
             target = self.destroy.target(x0, noise, t, self.generate.predict)
-            per_example = (prediction - target).pow(2).flatten(1).mean(dim=1)
-            if self.weight == "min_snr":
-                per_example = per_example * self.min_snr_weight(t)
+            error = (prediction - target).pow(2)
+            weight = self.min_snr_weight(t) if self.weight == "min_snr" else None
+            if weight is not None and weight.dim() > 1:  # per coordinate: each its own SNR
+                error = error * weight
+            per_example = error.flatten(1).mean(dim=1)
+            if weight is not None and weight.dim() == 1:
+                per_example = per_example * weight
         if self.sampling == "importance":
             self._remember(t, per_example.detach())
         return (per_example * weights).mean()
 
     def min_snr_weight(self, t: Tensor) -> Tensor:
+        """Min-SNR-γ weights at levels ``t``: ``[B]`` (``[B, *shape]`` per coordinate)."""
         snr = self.destroy.snr(t)
         clamped = torch.clamp(snr, max=self.gamma)
         if self.generate.predict == "epsilon":
@@ -125,8 +130,10 @@ class Denoising(nn.Module):
         """KL(q(x[T] | x[0]) ‖ p(x[T])) per example: ``[B]``."""
         steps = self.steps
         mean = self.destroy.mean[steps] * x0
-        var = self.destroy.var[steps].expand(1)
-        return self.start.kl_from(mean, var.reshape((1,) * x0.dim()))
+        var = self.destroy.var[steps]
+        if var.dim() == 0:  # one variance for every coordinate (else [*shape], per coordinate)
+            var = var.expand(1).reshape((1,) * x0.dim())
+        return self.start.kl_from(mean, var)
 
     def nelbo(self, x0: Tensor, chunk: int = 65536) -> Tensor:
         """The full negative ELBO (all levels) for each example: ``[B]`` nats."""
