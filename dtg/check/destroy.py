@@ -182,11 +182,13 @@ class DestroyKernels(KernelBase):
             keep, "keep", args["keep"].span, lowered["keep"], "the keep probability"
         )
         shown = brief(expr_to_source(args["keep"]))
+        tries = 0  # sympy's exact evaluations before t = T (a keep of 1 - 1e-13 everywhere)
         for t in range(1, self.steps + 1):
             value = table[t]
             final = t == self.steps
             for target in (0.0, 1.0):  # keep = 0 and keep = 1 decided exactly
-                if exact.near(value, target):
+                if exact.near(value, target) and (final or value < 0 or tries < exact.TRIES):
+                    tries += not final
                     proven = exact.exactly(keep, t, target)
                     if proven:
                         table[t] = value = target

@@ -17,11 +17,15 @@ import sympy as sp
 
 from .symbolic import _EXACT_POWER_LIMIT, T_SYMBOL
 
-__all__ = ["ROUNDING", "near", "exactly", "value_at", "within_rounding"]
+__all__ = ["ROUNDING", "TRIES", "near", "exactly", "value_at", "within_rounding"]
 
 #: How far (relative to max(1, |target|)) a float64 value may be from the value a check requires
 #: and still count as float rounding of it: the error of a few dozen float64 operations.
 ROUNDING = 1e-12
+
+#: At most this many levels of one table are evaluated exactly where it is optional (a schedule
+#: undefined at every level, or a keep of 1 - 1e-13 everywhere, is not worth 10,000 evaluations).
+TRIES = 8
 
 #: Beyond this many nodes an expression is not simplified (sympy could take long on it).
 _MAX_NODES = 2000

@@ -32,10 +32,6 @@ __all__ = ["KernelBase", "T"]
 
 T = symbolic.T_SYMBOL
 
-#: At most this many levels where float64 gives no number are evaluated exactly by sympy (a
-#: schedule undefined at every level is not worth 10,000 exact evaluations).
-_EXACT_TRIES = 8
-
 
 class KernelBase:
     """The context of one model's kernel checks."""
@@ -163,7 +159,7 @@ class KernelBase:
             raise self.err(DtgTypeError, f"{what} must be a function of t alone", span)
         values = symbolic.table(expr, self.steps, start=1)
         bad = [t for t in range(1, self.steps + 1) if not np.isfinite(values[t])]
-        for t in bad[:_EXACT_TRIES]:  # float64 rounding (sqrt(-1e-16)): the exact value decides
+        for t in bad[: exact.TRIES]:  # float64 rounding (sqrt(-1e-16)): the exact value decides
             value = exact.value_at(expr, t)
             if value is not None:
                 values[t] = value
