@@ -256,9 +256,9 @@ _DUMP = "dtg/ir/dump.py _row prints 1-D tables only (one-line edit requested, is
 # Not strict: the loop reaches dump_ir only through the checkpoint's program hash.
 @pytest.mark.xfail(raises=ValueError, strict=False, reason=_DUMP)
 def test_trains_through_the_loop(tmp_path) -> None:
-    for text in (CONSTANT, scheduled(weight="min_snr")):
+    for i, text in enumerate((CONSTANT, scheduled(weight="min_snr"))):
         torch.manual_seed(0)
-        run = train(dtg.loads(text).compile("cpu"), steps=2, batch=8, out=tmp_path / "run")
+        run = train(dtg.loads(text).compile("cpu"), steps=2, batch=8, out=tmp_path / f"run{i}")
         assert len(run.losses) == 2 and all(math.isfinite(v) for v in run.losses)
 
 
@@ -266,4 +266,6 @@ def test_trains_through_the_loop(tmp_path) -> None:
 def test_emit_ir_shows_per_coordinate_tables() -> None:
     from dtg.ir.dump import dump_ir
 
-    assert "table a: [nan, [0.9, 0.8]" in dump_ir(dtg.loads(CONSTANT).model())
+    dump = dump_ir(dtg.loads(CONSTANT).model())
+    assert "table a: [[nan, nan], [0.9, 0.8], [0.9, 0.8]," in dump
+    assert "marginal mean: [[1, 1], [0.9, 0.8], [0.81, 0.64], [0.729, 0.512]," in dump
