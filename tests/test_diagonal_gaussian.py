@@ -254,7 +254,6 @@ _DUMP = "dtg/ir/dump.py _row prints 1-D tables only (one-line edit requested, is
 
 
 # Not strict: the loop reaches dump_ir only through the checkpoint's program hash.
-@pytest.mark.xfail(raises=ValueError, strict=False, reason=_DUMP)
 def test_trains_through_the_loop(tmp_path) -> None:
     for i, text in enumerate((CONSTANT, scheduled(weight="min_snr"))):
         torch.manual_seed(0)
@@ -262,7 +261,6 @@ def test_trains_through_the_loop(tmp_path) -> None:
         assert len(run.losses) == 2 and all(math.isfinite(v) for v in run.losses)
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True, reason=_DUMP)
 def test_emit_ir_shows_per_coordinate_tables() -> None:
     from dtg.ir.dump import dump_ir
 

@@ -10,8 +10,15 @@ from .printer import to_text
 __all__ = ["dump_ir"]
 
 
+def _value(value: np.ndarray | float) -> str:
+    """One entry of a table: a number, or a per-coordinate vector ``[a, b]``."""
+    if np.ndim(value) == 0:
+        return "nan" if np.isnan(value) else f"{value:.6g}"
+    return "[" + ", ".join(_value(entry) for entry in np.ravel(value)) + "]"
+
+
 def _row(values: np.ndarray, count: int) -> str:
-    shown = ", ".join("nan" if np.isnan(v) else f"{v:.6g}" for v in values[:count])
+    shown = ", ".join(_value(v) for v in values[:count])
     more = f", … ({len(values)} entries)" if len(values) > count else ""
     return f"[{shown}{more}]"
 
