@@ -250,10 +250,6 @@ def test_latex_shows_vectors_and_a_diagonal_covariance() -> None:
     assert r"\operatorname{diag}" in text and "vector" not in text
 
 
-_DUMP = "dtg/ir/dump.py _row prints 1-D tables only (one-line edit requested, issue 19)"
-
-
-# Not strict: the loop reaches dump_ir only through the checkpoint's program hash.
 def test_trains_through_the_loop(tmp_path) -> None:
     for i, text in enumerate((CONSTANT, scheduled(weight="min_snr"))):
         torch.manual_seed(0)
