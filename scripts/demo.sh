@@ -7,7 +7,7 @@ BIN=${VENV:-.venv}/bin
 OUT=runs/ddpm_moons
 
 "$BIN/dtg" check examples/*.dtg
-"$BIN/dtg" train examples/ddpm_moons.dtg --out "$OUT" --steps "${DEMO_STEPS:-3000}"
+"$BIN/dtg" train examples/ddpm_moons.dtg --out "$OUT" --steps "${DEMO_STEPS:-3000}" --force  # a re-run trains afresh
 if command -v dot >/dev/null 2>&1; then
   "$BIN/dtg" render examples/ddpm_moons.dtg -o "$OUT/diagram.png" --view unrolled
   "$BIN/dtg" render examples/ddpm_moons.dtg -o "$OUT/diagram.svg" --view unrolled
