@@ -292,7 +292,9 @@ def test_the_scan_sees_the_whole_package() -> None:
     _, safe = scan_package()
     # The scan recognises the safe calls it must let through.
     assert any(f.path == "dtg/check/symbolic.py" and f.what == "lambdify()" for f in safe)
-    assert any(f.path == "dtg/data/readers.py" and f.what == "torch.load(weights_only=True)" for f in safe)
+    assert any(
+        f.path == "dtg/data/readers.py" and f.what == "torch.load(weights_only=True)" for f in safe
+    )
 
 
 def test_package_source_has_no_code_execution_calls() -> None:

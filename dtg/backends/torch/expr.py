@@ -220,4 +220,3 @@ class ExprCompiler(ir.ExprFold[Closure]):
             return value
 
         return plugin
-
