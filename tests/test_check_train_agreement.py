@@ -203,7 +203,6 @@ def _literal(text: str) -> bool | int | float | str:
 #: inf"), a divergence the checker cannot foresee in general, and never with another error.
 HUGE = 1e6
 #: Disagreements left to the owners of other modules (reported), by objective and option text.
-PENDING: dict[tuple[str, str], str] = {}  # (objective, options) known to disagree, and why
 
 
 def _huge(options: str) -> bool:
@@ -247,14 +246,12 @@ def sweep(family: str, objective: str, more: bool, tmp_path: Path) -> Counter:
     torch.set_num_threads(1)
     try:
         for number, options in enumerate(variants(objective, more)):
-            pending = PENDING.get((objective, options.strip("()")))
             try:
                 outcome = agree(family, objective, options, tmp_path / str(number))
             except Exception as error:  # noqa: BLE001 - every exception is a disagreement
-                if pending is None:
-                    first = str(error).strip().splitlines()[0][:200]
-                    disagreements.append(f"{objective}{options}: {type(error).__name__}: {first}")
-                outcome = "pending"
+                first = str(error).strip().splitlines()[0][:200]
+                disagreements.append(f"{objective}{options}: {type(error).__name__}: {first}")
+                outcome = "disagreed"
             outcomes[outcome] += 1
             if number == 0 and outcome == "refused":
                 break  # the objective does not fit the family: its options are not reached

@@ -74,10 +74,14 @@ def _check_dim(x: Tensor, dim: int, name: str) -> None:
         raise ValueError(f"{name} expects points of shape [..., {dim}], got {tuple(x.shape)}")
 
 
-def _out(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return generator.device if generator is not None else torch.device("cpu")
+def _devices(
+    generator: torch.Generator | None, device: torch.device | str | None
+) -> tuple[torch.device, torch.device]:
+    """:returns: where samples go (``device``, else the generator's, else the CPU) and where
+    they are drawn (the generator's device: a generator draws only on its own)."""
+    drawn = generator.device if generator is not None else None
+    out = torch.device(device) if device is not None else drawn or torch.device("cpu")
+    return out, drawn or out
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,8 +118,7 @@ def _gmm25_sample(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """:returns: ``Tensor[n, 2]`` exact samples of ``gmm25``."""
-    dev = _out(generator, device)
-    gdev = generator.device if generator is not None else dev
+    dev, gdev = _devices(generator, device)
     k = torch.randint(25, (n,), generator=generator, device=gdev)
     z = torch.randn(n, 2, generator=generator, device=gdev, dtype=dtype)
     means = _gmm25_means(gdev, dtype)
@@ -155,8 +158,7 @@ def _funnel_sample(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """:returns: ``Tensor[n, 10]`` exact samples of ``funnel``."""
-    dev = _out(generator, device)
-    gdev = generator.device if generator is not None else dev
+    dev, gdev = _devices(generator, device)
     z = torch.randn(n, _FUNNEL_DIM, generator=generator, device=gdev, dtype=dtype)
     x0 = _FUNNEL_STD0 * z[:, :1]
     return torch.cat([x0, torch.exp(0.5 * x0) * z[:, 1:]], dim=1).to(dev)
@@ -194,8 +196,7 @@ def _manywell_sample(
 ) -> Tensor:
     """:returns: ``Tensor[n, 32]`` exact samples: the first coordinate of each well by inverse
     CDF (linear interpolation on a 240k-point grid), the second ``N(0, 1)``."""
-    dev = _out(generator, device)
-    gdev = generator.device if generator is not None else dev
+    dev, gdev = _devices(generator, device)
     u = torch.rand(n, _MW_WELLS, generator=generator, device=gdev, dtype=torch.float64)
     cdf = torch.as_tensor(_MW_CDF, device=gdev)
     grid = torch.as_tensor(_MW_GRID, device=gdev)
