@@ -6,7 +6,7 @@ from ..errors import DtgRuntimeError
 from ..ir import ModelIR, Space
 from ..ir import expr as ir
 
-__all__ = ["TorchEmitter", "Env", "NUM", "CONST", "unsupported", "space_code"]
+__all__ = ["TorchEmitter", "Env", "NUM", "CONST", "unsupported", "space_code", "level_name"]
 
 NUM, CONST = "num", "const"  # a Python number; a 0-dim tensor. An int r: a [B, r dims] tensor.
 Kind = str | int
@@ -21,12 +21,23 @@ _ELEMENTWISE = {
 _LEVEL_NAMES = {"zero": "x0", "prev": "x_prev", "next": "x_next"}
 
 
+def level_name(key: str) -> str:
+    """The emitted variable of a level (:attr:`dtg.ir.expr.Level.key`).
+
+    :param key: ``zero``, ``prev``, ``next`` (a template's levels) or ``@k`` (the fixed level k).
+    :returns: ``x0``, ``x_prev``, ``x_next`` or ``xk`` (``@2`` → ``x2``).
+    """
+    return _LEVEL_NAMES.get(key) or f"x{key.removeprefix('@')}"
+
+
 def unsupported(ir: ModelIR, what: str) -> DtgRuntimeError:
+    """:returns: the error for a part of ``ir`` that ``--emit pyro`` does not write."""
     return DtgRuntimeError(
         f"model '{ir.name}': --emit pyro cannot write {what}",
         ir.span,
-        hints=["--emit pyro writes Gaussian families (linear-Gaussian, Normal, Guess) only; "
-               "CompiledModel.pyro() lowers every family in memory"],
+        hints=["--emit pyro writes Gaussian families (linear-Gaussian, Normal, Guess) and a "
+               "level's own Categorical x[0] only; CompiledModel.pyro() lowers every family "
+               "in memory"],
     )  # fmt: skip
 
 
@@ -77,7 +88,7 @@ class TorchEmitter(ir.ExprFold[Emitted]):
         return (*self.env[node.name], _ATOM)
 
     def level_ref(self, node: ir.LevelRef) -> Emitted:
-        key = _LEVEL_NAMES.get(node.level.key)
+        key = level_name(node.level.key)
         if key not in self.env:
             raise unsupported(self.ir, f"the level {node.message}[{node.level.text()}] here")
         return (*self.env[key], _ATOM)
