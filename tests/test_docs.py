@@ -204,8 +204,13 @@ def statement_key(statement: ast.Node) -> str:
         return f"schedule {statement.name}"
     if isinstance(statement, ast.Net):
         return f"net {statement.name}"
-    if isinstance(statement, ast.Generate):
-        return "generate step" if _has_t(statement.level.index) else "generate start"
+    if isinstance(statement, ast.Generate):  # generate x[1] (one level) replaces the step
+        index = statement.level.index
+        return (
+            "generate step"
+            if _has_t(index) or not isinstance(index, ast.Name)
+            else "generate start"
+        )
     return {
         ast.Steps: "steps",
         ast.Destroy: "destroy",

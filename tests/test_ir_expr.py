@@ -35,7 +35,7 @@ def _pairs(program: dtg.Program):
         for statement in model.syntax.statements:
             if hasattr(statement, "kernel") and hasattr(statement.kernel.body, "args"):
                 call = statement.kernel.body
-                channel = next(c for c in model.channels if c.span == statement.span)
+                channel = next(c for c in model.every_channel if c.span == statement.span)
                 names = list(channel.args)
                 for name, node in zip(names, call.args, strict=False):
                     yield channel.args[name], node

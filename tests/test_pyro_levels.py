@@ -211,12 +211,6 @@ def test_a_token_x0_is_categorical_with_the_written_out_log_density(tmp_path):
     assert int(sampled.min()) >= 0 and int(sampled.max()) < 17
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="CompiledModel: with no generation template, self.generate for a Categorical x[0] "
-    "is built by _discrete(), whose closure reads another level key ('@1' missing)",
-)
 def test_a_token_x0_elbo_equals_the_in_memory_lowering(tmp_path):
     model = compiled(TOKENS)
     module = emitted(model, tmp_path)

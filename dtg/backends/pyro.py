@@ -190,10 +190,17 @@ class _Lowered:
     def __init__(self, model: Any, prefix: str | None) -> None:
         ir = model.ir
         self.compiled, self.steps, self.prefix = model, ir.steps, prefix
-        self.shapes = [torch.Size(ir.message.space.shape)]
-        self.shapes += [torch.Size(ir.message.level_space.shape)] * ir.steps
-        self.discrete = ir.message.space.kind == "token"
-        self.gaussian = {role: _gaussian(getattr(model, role)) for role in _ROLES}
+        spaces = [ir.message.space_at(level) for level in range(ir.steps + 1)]
+        self.shapes = [torch.Size(space.shape) for space in spaces]
+        self.tokens = [space.kind == "token" for space in spaces]
+        self._gaussian: dict[int, Gaussian | None] = {}  # by channel module, built on first use
+
+    def gaussian(self, channel: Any) -> Gaussian | None:
+        """The Gaussian form of an executable channel (``None`` if it has none), cached."""
+        key = id(channel)
+        if key not in self._gaussian:
+            self._gaussian[key] = _gaussian(channel)
+        return self._gaussian[key]
 
     def register(self, names: tuple[str, ...]) -> None:
         """``pyro.module`` each named net under this lowering's unique prefix (no copies)."""
@@ -208,15 +215,16 @@ class _Lowered:
         :param source: ``[*batch, *shape]``, or ``None`` for the start (then ``batch`` and
             ``device`` say where it samples).
         """
-        channel = getattr(self.compiled, role)
+        channel = self.compiled.channel(role, level)
         read, out = _LEVELS[role](level)
         event = self.shapes[out]
         if source is not None:
             batch, device = source.shape[: source.dim() - len(self.shapes[read])], source.device
         batch = torch.Size(batch)
-        gaussian = self.gaussian[role]
+        gaussian = self.gaussian(channel)
         if gaussian is None:
-            return ChannelDistribution(channel, source, level, batch, event, self.discrete, device)
+            discrete = self.tokens[out]
+            return ChannelDistribution(channel, source, level, batch, event, discrete, device)
         n, k = batch.numel(), len(event)
         flat = source if source is None or len(batch) == 1 else source.flatten(0, len(batch) - 1)
         mean, std = gaussian(flat, level_tensor(level, n, device), level)
@@ -236,7 +244,6 @@ class _Lowered:
         return ChannelDistribution(channel, source, level, batch, event, False, device, mean, std)
 
 
-_ROLES = ("destroy", "generate", "start")
 _LEVELS = {  # role -> (level read, level defined) at t
     "destroy": lambda t: (t - 1, t),
     "generate": lambda t: (t, t - 1),
@@ -259,7 +266,8 @@ class PyroModel(_Lowered):
         """:param data: ``[B, *shape]`` observed as ``x_0``; :param n: ``B`` when sampling.
         :returns: x[0], ``[B, *shape]``."""
         ir, steps = self.compiled.ir, self.steps
-        self.register(tuple(dict.fromkeys(ir.start.nets + ir.generate.nets)))
+        kernels = (ir.start, ir.generate, *ir.generate_levels)
+        self.register(tuple(dict.fromkeys(net for channel in kernels for net in channel.nets)))
         if data is None and n is None:
             raise ValueError("give data ([B, *shape]) or the number of samples n")
         batch, device = (n, self.compiled.device) if data is None else (data.shape[0], data.device)
@@ -285,7 +293,9 @@ class PyroGuide(_Lowered):
         """:param data: x[0], ``[B, *shape]`` (required). :returns: x[T], ``[B, *level shape]``."""
         if data is None:
             raise ValueError("the guide runs the destruction chain from data x[0]: give data")
-        self.register(self.compiled.ir.destroy.nets)
+        ir = self.compiled.ir
+        kernels = (ir.destroy, *ir.destroy_levels)
+        self.register(tuple(dict.fromkeys(net for channel in kernels for net in channel.nets)))
         with pyro.plate("batch", int(data.shape[0])):
             x = data
             for level in range(1, self.steps + 1):

@@ -39,6 +39,7 @@ from ..syntax.printer import expr_to_source
 from ..syntax.transform import short_number
 from ..targets import TARGETS
 from . import symbolic
+from .chain import check_chain
 from .collect import collect
 from .declarations import (
     check_data_source,
@@ -296,11 +297,18 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         model, statements, space, steps, steps_name, message_name, builder, scope, source,
         schedule_defs,
     )  # fmt: skip
-    destroy, level_space = kernels.destroy()
-    start = kernels.start(destroy, level_space)
-    generate = kernels.generate(destroy, level_space)
-    kernels.check_ends(destroy, start)
-    marginals = kernels.marginals(destroy)
+    found = kernels.level_statements()
+    chain = None
+    if found is None:
+        destroy, level_space = kernels.destroy()
+        start = kernels.start(destroy, level_space)
+        generate = kernels.generate(destroy, level_space)
+        kernels.check_ends(destroy, start)
+        marginals = kernels.marginals(destroy)
+    else:
+        chain = check_chain(kernels, found)
+        destroy, generate, start = chain.destroy, chain.generate, chain.start
+        level_space, marginals = chain.spaces[-1], chain.marginals
 
     objective = check_objective(
         statements.get("objective"),
@@ -315,6 +323,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
             "reward": reward is not None,
             "parent": parent is not None,
             "space_kind": space.kind,
+            "per_level": found.first().span.line if found is not None else None,
         },
     )
     if objective.kind is ObjectiveKind.MASKING:
@@ -345,6 +354,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         data_source,
         declaration.span,
         masked=destroy.family in (Family.MASK, Family.MASH_LAST),
+        level_spaces=chain.spaces if chain is not None else (),
     )
     return ModelIR(
         name=model.name,
@@ -363,6 +373,8 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         train=train,
         marginals=marginals,
         schedule_defs=schedule_defs,
+        destroy_levels=chain.destroy_levels if chain is not None else (),
+        generate_levels=chain.generate_levels if chain is not None else (),
         span=model.span,
         syntax=model,
     )

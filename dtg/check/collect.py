@@ -12,8 +12,13 @@ from ..ir import (
     ModelIR,
 )
 from ..syntax import ast
+from ..syntax.printer import index_to_source
 
-__all__ = ["collect", "is_start", "walk_syntax", "describe"]
+__all__ = ["collect", "is_start", "walk_syntax", "describe", "LEVEL_KEYS"]
+
+#: The key prefixes of statements for one level (``destroy x[1] ~ …``, ``generate x[0] ~ …``):
+#: their level is decided by the checker, which knows ``T``.
+LEVEL_KEYS = ("destroy x[", "generate x[")
 
 
 _SINGLE = {
@@ -33,14 +38,25 @@ def _key(statement: ast.Statement) -> str:
         return f"schedule {statement.name}"
     if isinstance(statement, ast.Net):
         return f"net {statement.name}"
+    if isinstance(statement, ast.Destroy) and not _reads_t(statement):
+        return f"destroy x[{index_to_source(statement.level.index)}]"
     if isinstance(statement, ast.Generate):
-        return "generate start" if is_start(statement) else "generate step"
+        if not is_start(statement):
+            return "generate step"
+        if isinstance(statement.level.index, ast.Name):
+            return "generate start"  # x[T]
+        return f"generate x[{index_to_source(statement.level.index)}]"
     return _SINGLE[type(statement)]
 
 
+def _reads_t(statement: ast.Destroy | ast.Generate) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "t" for n in walk_syntax(statement.level.index))
+
+
 def is_start(statement: ast.Generate) -> bool:
-    index = statement.level.index
-    return not any(isinstance(n, ast.Name) and n.id == "t" for n in walk_syntax(index))
+    """Whether a generate statement names a fixed level (``x[T]``, ``x[1]``) rather than the
+    template's ``x[t-1]``."""
+    return not _reads_t(statement)
 
 
 def walk_syntax(node: Any):
@@ -69,7 +85,7 @@ def describe(key: str) -> str:
         "destroy": "destroy kernel",
         "generate step": "generation kernel (generate x[t-1])",
         "generate start": "generation start (generate x[T])",
-    }.get(key, key)
+    }.get(key, key.replace("x[", "kernel x[", 1) if key.startswith(LEVEL_KEYS) else key)
 
 
 def collect(model: ast.Model, parent: ModelIR | None, source: str) -> dict[str, ast.Statement]:

@@ -66,7 +66,9 @@ class DestroyKernels(KernelBase):
                     f"the destroy kernel maps {self.space} to {level_space} at t = 1 but "
                     f"{level_space} to {again} at later levels",
                     args["mean"].span,
-                    "with steps T > 1 every level after x[0] must have one space",
+                    "with steps T > 1 a template's levels after x[0] share one space; give each "
+                    "level a kernel of its own (destroy x[1] ~ …, destroy x[2] ~ …) for a "
+                    "hierarchy of spaces",
                 )
         lowered["std"] = first.lower(args["std"])
         std_space = lowered["std"].space

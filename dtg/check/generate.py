@@ -157,7 +157,14 @@ class GenerateKernels(KernelBase):
         )
 
     # ------------------------------------------------------------------ generation step
-    def generate(self, destroy: Channel, level_space: Space) -> Channel:
+    def generate(
+        self, destroy: Channel, level_space: Space, output: Space | None = None
+    ) -> Channel:
+        """``generate x[t-1] ~ …`` reading ``x[t]`` of ``level_space``.
+
+        :param output: the space of ``x[t-1]`` when the levels it covers say so (per-level
+            kernels beside the template); by default the data's for ``T = 1``, else the levels'.
+        """
         statement = self.statements.get("generate step")
         if statement is None:
             raise self._missing(
@@ -184,13 +191,17 @@ class GenerateKernels(KernelBase):
                 kernel.span,
             )
         call = self._call(kernel, ("Guess", "Normal", "Categorical"), "a generation kernel (~)")
-        output = self.space if self.steps == 1 else level_space
-        if self.steps > 1 and level_space != self.space:
+        given = output is not None
+        if output is None:
+            output = self.space if self.steps == 1 else level_space
+        if not given and self.steps > 1 and level_space != self.space:
             raise self.err(
                 DtgTypeError,
                 f"x[0] is {self.space} but later levels are {level_space}: one generation kernel "
-                "cannot produce both (use steps T = 1 for a VAE)",
+                "cannot produce both",
                 call.span,
+                f"give x[0] a kernel of its own (generate {self.message}[0] ~ Normal(dec("
+                f"{self.message}[1]), 0.1)) beside this template, or use steps T = 1 for a VAE",
             )
         if call.func == "Guess":
             return self._guess(statement, call, checker, destroy, level_space)

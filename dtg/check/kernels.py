@@ -24,12 +24,14 @@ from . import exact, symbolic
 from .destroy import DestroyKernels
 from .generate import PREDICT, VARIANCE, GenerateKernels
 from .kernel_base import T
+from .levels import LevelKernels
 
 __all__ = ["KernelChecker", "PREDICT", "VARIANCE"]
 
 
-class KernelChecker(DestroyKernels, GenerateKernels):
-    """Checks ``destroy``, ``generate`` and the start of one model (see the module docstring)."""
+class KernelChecker(DestroyKernels, GenerateKernels, LevelKernels):
+    """Checks ``destroy``, ``generate`` and the start of one model (see the module docstring),
+    and kernels for single levels (:mod:`dtg.check.levels`)."""
 
     # ------------------------------------------------------------------ the two ends
     def check_ends(self, destroy: Channel, start: Channel) -> None:

@@ -32,9 +32,17 @@ def misfit(kind: ObjectiveKind, facts: dict[str, Any]) -> str | None:
     """Why ``kind`` does not fit a model, or ``None`` when it fits.
 
     :param facts: ``role`` (data/target), ``destroy``/``generate``/``start`` families,
-        ``learned_destroy``, ``reward`` (bool), ``parent`` (bool), ``space_kind``.
+        ``learned_destroy``, ``reward`` (bool), ``parent`` (bool), ``space_kind``,
+        ``per_level`` (the line of the first kernel for a single level, or ``None``).
     """
     destroy, generate = facts["destroy"], facts["generate"]
+    line = facts.get("per_level")
+    if line is not None and kind is not ObjectiveKind.ELBO:
+        return (
+            f"the model gives single levels kernels of their own (line {line}), and "
+            f"{kind.value} needs one kernel template with a known form at every level; "
+            "elbo trains per-level kernels"
+        )
     if kind is ObjectiveKind.DENOISING:
         if facts["role"] != "data":
             return "denoising trains on data, but this model declares no data"

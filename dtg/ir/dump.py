@@ -45,6 +45,23 @@ def _channel(title: str, channel: Channel, rows: int, steps_name: str) -> list[s
     return lines
 
 
+def _levels(ir: ModelIR, rows: int) -> list[str]:
+    """Per-level kernels: each level's own channel, and a template once, with its levels."""
+    lines: list[str] = []
+    for role, channels in (("destroy", ir.destroy_levels), ("generate", ir.generate_levels)):
+        template = [k + 1 for k, c in enumerate(channels) if c.source == "t" or c.source == "t-1"]
+        for level, channel in enumerate(channels, start=1):
+            if level in template[1:]:
+                continue
+            title = (
+                f"{role} (levels {', '.join(map(str, template))})"
+                if level in template
+                else (f"{role} level {level}")
+            )
+            lines += _channel(title, channel, rows, ir.steps_name)
+    return lines
+
+
 def dump_ir(ir: ModelIR, rows: int = 5) -> str:
     """The withholding graph of one model, with the first ``rows`` entries of each table."""
     message = ir.message
@@ -52,7 +69,13 @@ def dump_ir(ir: ModelIR, rows: int = 5) -> str:
         f"model {ir.name}" + (f" extends {ir.parent.name}" if ir.parent else ""),
         f"  steps {ir.steps_name} = {ir.steps}",
         f"  message {message.name}: x[0] : {message.space} ({message.role})"
-        + (f", x[1..T] : {message.level_space}" if message.level_space != message.space else "")
+        + (
+            "".join(f", x[{k}] : {s}" for k, s in enumerate(message.level_spaces) if k)
+            if message.level_spaces
+            else f", x[1..T] : {message.level_space}"
+            if message.level_space != message.space
+            else ""
+        )
         + (" with [MASK]" if message.masked else ""),
     ]
     if message.source is not None:
@@ -70,8 +93,11 @@ def dump_ir(ir: ModelIR, rows: int = 5) -> str:
         lines.append(f"  schedule {name}({params}) = {to_text(definition.body, ir.steps_name)}")
         if name in ir.schedules:
             lines.append(f"    table: {_row(ir.schedules[name], rows)}")
-    lines += _channel("destroy", ir.destroy, rows, ir.steps_name)
-    lines += _channel("generate", ir.generate, rows, ir.steps_name)
+    if ir.per_level:  # each level's kernel, in the order of the chain; a template once
+        lines += _levels(ir, rows)
+    else:
+        lines += _channel("destroy", ir.destroy, rows, ir.steps_name)
+        lines += _channel("generate", ir.generate, rows, ir.steps_name)
     lines += _channel("start", ir.start, rows, ir.steps_name)
     for name, table in ir.marginals.items():
         lines.append(f"  marginal {name}: {_row(table, rows)}")

@@ -169,6 +169,8 @@ class Message:
 
     :param space: the space of ``x[0]`` (the data or the target).
     :param level_space: the space of ``x[1..T]`` (differs from ``space`` for a VAE's latent).
+    :param level_spaces: with per-level kernels, the space of each level ``x[0] … x[T]`` (a
+        hierarchical VAE's 64 → 16 → 4); empty otherwise.
     :param role: ``"data"`` (``data x``) or ``"target"`` (``space x`` with a reward).
     :param source: the data source call, when given.
     :param masked: whether the ``[MASK]`` value is used (a Mask or MashLast channel).
@@ -181,6 +183,13 @@ class Message:
     source: DataSourceSpec | None
     span: Span
     masked: bool = False
+    level_spaces: tuple[Space, ...] = ()
+
+    def space_at(self, level: int) -> Space:
+        """:returns: the space of ``x[level]``."""
+        if self.level_spaces:
+            return self.level_spaces[level]
+        return self.space if level == 0 else self.level_space
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,14 @@ class ModelIR:
 
     :param steps: ``T``, the number of destruction levels.
     :param schedules: each schedule's float64 table over ``t = 0..T`` (``nan`` where undefined).
+    :param destroy: the destruction kernel ``x[t-1] ⇀ x[t]`` (with per-level kernels and no
+        template: level 1's).
+    :param generate: the generation kernel ``x[t] ⇀ x[t-1]`` (likewise).
+    :param destroy_levels: with per-level kernels (``destroy x[1] ~ …``), the destruction
+        channel of each level ``l = 1 … T`` at index ``l - 1`` (the template where a level has no
+        statement of its own); empty otherwise.
+    :param generate_levels: likewise for generation: entry ``l - 1`` defines ``x[l-1]`` from
+        ``x[l]``.
     :param marginals: for linear-Gaussian destruction: ``mean`` (m_t), ``var`` (v_t) of
         q(x[t] | x[0]) = N(m_t x[0], v_t), and the posterior q(x[t-1] | x[t], x[0]) =
         N(``post_x0``·x[0] + ``post_xt``·x[t], ``post_var``); for Mask/Shuffle: ``alpha``
@@ -243,6 +260,8 @@ class ModelIR:
     train: dict[str, Any]
     marginals: dict[str, np.ndarray]
     schedule_defs: dict[str, ScheduleDef] = field(default_factory=dict)
+    destroy_levels: tuple[Channel, ...] = ()
+    generate_levels: tuple[Channel, ...] = ()
     span: Span | None = None
     #: The front end's syntax node of this model: opaque to every stage after the checker
     #: (the checker reads a parent's statements from it when a child extends it).
@@ -254,8 +273,31 @@ class ModelIR:
 
     @property
     def channels(self) -> tuple[Channel, ...]:
+        """The destruction and generation templates and the start."""
         return (self.destroy, self.generate, self.start)
 
     @property
+    def every_channel(self) -> tuple[Channel, ...]:
+        """Every distinct channel: the templates and the start, then the per-level ones."""
+        found = [self.destroy, self.generate, self.start]
+        for channel in (*self.destroy_levels, *self.generate_levels):
+            if all(channel is not other for other in found):
+                found.append(channel)
+        return tuple(found)
+
+    @property
+    def per_level(self) -> bool:
+        """Whether some level has a kernel of its own (``destroy x[1] ~ …``)."""
+        return bool(self.destroy_levels)
+
+    def destroy_at(self, level: int) -> Channel:
+        """:returns: the channel that defines ``x[level]`` from ``x[level-1]`` (1 ≤ level ≤ T)."""
+        return self.destroy_levels[level - 1] if self.destroy_levels else self.destroy
+
+    def generate_at(self, level: int) -> Channel:
+        """:returns: the channel that defines ``x[level-1]`` from ``x[level]`` (1 ≤ level ≤ T)."""
+        return self.generate_levels[level - 1] if self.generate_levels else self.generate
+
+    @property
     def learned_destruction(self) -> bool:
-        return self.destroy.learned
+        return any(channel.learned for channel in (self.destroy, *self.destroy_levels))

@@ -30,6 +30,13 @@ def channel_summary(channel: Any) -> str:
     return channel.family.label + nets
 
 
+def _chain(template: Any, levels: tuple) -> str:
+    """A template's summary, or each level's (``Normal [enc1] | Normal [enc2]``, level 1 first)."""
+    if not levels:
+        return channel_summary(template)
+    return " | ".join(channel_summary(channel) for channel in levels)
+
+
 def summarize(ir: Any) -> str:
     """One line describing a checked model.
 
@@ -47,9 +54,11 @@ def summarize(ir: Any) -> str:
     arrow = "~" if start.stochastic else "="
     start_text = f"x[{ir.steps_name}] {arrow} {_brief(start.text)}"
     start_nets = f" [{', '.join(start.nets)}]" if start.nets else ""
+    if ir.per_level:  # each level's kernel, and each level's space
+        levels += " (" + " → ".join(str(space) for space in message.level_spaces) + ")"
     channels = (
-        f"destroy {channel_summary(ir.destroy)}, start {start_text}{start_nets}, "
-        f"generate {channel_summary(ir.generate)}"
+        f"destroy {_chain(ir.destroy, ir.destroy_levels)}, start {start_text}{start_nets}, "
+        f"generate {_chain(ir.generate, ir.generate_levels)}"
     )
     reward = f"; reward {ir.reward.name}" if ir.reward is not None else ""
     return (

@@ -72,8 +72,8 @@ def _why(value: Tensor, kind: str) -> str:
     return ""
 
 
-def _describe(model: Any, role: str) -> str:
-    channel = getattr(model.ir, role)
+def _describe(model: Any, role: str, level: int) -> str:
+    channel = getattr(model.ir, f"{role}_at")(level)
     nets = ", ".join(sorted(getattr(channel, "nets", ()) or ()))
     family = getattr(getattr(channel, "family", None), "value", "")
     detail = ", ".join(part for part in (family, f"nets: {nets}" if nets else "") if part)
@@ -83,6 +83,8 @@ def _describe(model: Any, role: str) -> str:
 def _marginal(model: Any, x0: Tensor, level: Tensor) -> tuple[Tensor, str] | None:
     """The destruction's closed form q(x[t] | x[0]) at ``level``: a Gaussian draw (a value), the
     per-position log-probabilities of a discrete channel, or ``None`` when it has none."""
+    if model.ir.per_level:  # a template's closed form is not the chain's
+        return None
     destroy = model.destroy
     if x0.is_floating_point() and hasattr(destroy, "marginal"):
         return destroy.marginal(x0, level, torch.randn_like(x0)), SAMPLE  # linear-Gaussian
@@ -94,22 +96,23 @@ def _marginal(model: Any, x0: Tensor, level: Tensor) -> tuple[Tensor, str] | Non
 def _destruction(model: Any, x0: Tensor) -> Iterator[Observation]:
     """Observations along the destruction chain x[0] → … → x[T] of the data ``x0``."""
     steps, device, n = model.ir.steps, model.device, x0.shape[0]
-    destroy, generate = _describe(model, "destroy"), _describe(model, "generate")
     x, kind = x0, DENSITY if x0.is_floating_point() else MASS
     for t in range(1, steps + 1):
         level = level_tensor(t, n, device)
+        destroy_t, generate_t = model.channel("destroy", t), model.channel("generate", t)
+        destroy, generate = _describe(model, "destroy", t), _describe(model, "generate", t)
         closed = _marginal(model, x0, level)
         if closed is not None:
             yield f"{destroy} at level t = {t} (q(x[{t}] | x[0]))", *closed
-        following = model.destroy.sample(x, level)
+        following = destroy_t.sample(x, level)
         yield f"{destroy} at level t = {t} (its sample x[{t}])", following, SAMPLE
         where = f"{destroy} at level t = {t} (log q(x[{t}] | x[{t - 1}]))"
-        yield where, model.destroy.log_prob(following, x, level), kind
-        if isinstance(model.generate, GaussianGuess):  # the denoising loss squares its output
+        yield where, destroy_t.log_prob(following, x, level), kind
+        if isinstance(generate_t, GaussianGuess):  # the denoising loss squares its output
             where = f"{generate} at level t = {t} (its net's prediction from x[{t}])"
-            yield where, model.generate.net(following, level), PREDICTION
+            yield where, generate_t.net(following, level), PREDICTION
         where = f"{generate} at level t = {t} (log p(x[{t - 1}] | x[{t}]))"
-        yield where, model.generate.log_prob(x, following, level), kind
+        yield where, generate_t.log_prob(x, following, level), kind
         x = following
     level = level_tensor(steps, n, device)
     yield f"the start p(x[{steps}])", model.start.log_prob(x, None, level), kind
@@ -118,7 +121,6 @@ def _destruction(model: Any, x0: Tensor) -> Iterator[Observation]:
 def _generation(model: Any, n: int) -> Iterator[Observation]:
     """Observations along ``n`` generation trajectories x[T] → … → x[0], then the reward."""
     steps, device = model.ir.steps, model.device
-    destroy, generate = _describe(model, "destroy"), _describe(model, "generate")
     prior = getattr(model, "prior", None)
     level = level_tensor(steps, n, device)
     x = model.start.sample(None, level).detach()
@@ -127,13 +129,15 @@ def _generation(model: Any, n: int) -> Iterator[Observation]:
     yield f"the start p(x[{steps}])", model.start.log_prob(x, None, level), kind
     for t in range(steps, 0, -1):
         level = level_tensor(t, n, device)
-        previous = model.generate.sample(x, level)
+        destroy_t, generate_t = model.channel("destroy", t), model.channel("generate", t)
+        destroy, generate = _describe(model, "destroy", t), _describe(model, "generate", t)
+        previous = generate_t.sample(x, level)
         yield f"{generate} at level t = {t} (its sample x[{t - 1}])", previous, SAMPLE
         previous = previous.detach()  # states are detached, as in the objectives
         where = f"{generate} at level t = {t} (log p(x[{t - 1}] | x[{t}]))"
-        yield where, model.generate.log_prob(previous, x, level), kind
+        yield where, generate_t.log_prob(previous, x, level), kind
         where = f"{destroy} at level t = {t} (log q(x[{t}] | x[{t - 1}]))"
-        yield where, model.destroy.log_prob(x, previous, level), kind
+        yield where, destroy_t.log_prob(x, previous, level), kind
         if prior is not None:  # the frozen parent of a fine-tuned model
             where = f"the prior's generate channel at level t = {t} (log p₀(x[{t - 1}] | x[{t}]))"
             yield where, prior.generate.log_prob(previous, x, level), kind

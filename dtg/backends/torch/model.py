@@ -14,12 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from ...channels.base import level_tensor
+from ...channels.discrete import CategoricalKernel
 from ...channels.factory import build_discrete
 from ...channels.gaussian import LinearGaussian, NormalKernel, NormalStart, PointStart
 from ...channels.guess import GaussianGuess
 from ...errors import DtgRuntimeError
 from ...ir import Family, ModelIR, ObjectiveKind
 from ...ir import expr as ir_expr
+from ...marginals import gaussian_tables
 from ...nets import build_net
 from ...objectives import build_objective
 from ...objectives.trajectories import sample_trajectories
@@ -61,6 +63,9 @@ class CompiledModel(nn.Module):
         self.destroy = self._destroy()
         self.start = self._start()
         self.generate = self._generate()
+        if ir.per_level:  # a kernel per level; levels on a template share its module
+            self.destroy_levels = self._levels(ir.destroy_levels, self.destroy, self._destroy)
+            self.generate_levels = self._levels(ir.generate_levels, self.generate, self._generate)
         self.reward_fn = self._reward()
         self.prior = None
         if ir.parent is not None and ir.objective.kind in (
@@ -92,17 +97,63 @@ class CompiledModel(nn.Module):
     def ir_source(self) -> str | None:
         return getattr(self.program, "source", None)
 
-    def _destroy(self) -> nn.Module:
-        channel = self.ir.destroy
+    def _levels(self, channels, template: nn.Module, build) -> nn.ModuleList:
+        """The executable channel of each level (index ``l - 1``), built once per channel."""
+        built: dict[int, nn.Module] = {}
+        for channel in channels:
+            if id(channel) not in built:
+                own = channel is not self.ir.destroy and channel is not self.ir.generate
+                built[id(channel)] = build(channel) if own else template
+        return nn.ModuleList(built[id(channel)] for channel in channels)
+
+    def channel(self, role: str, level: int) -> nn.Module:
+        """The executable channel ``role`` (``destroy``, ``generate``, ``start``) at ``level``.
+
+        :param level: the level ``t`` it runs at (1..T; ``T`` for the start).
+        :returns: the level's own channel (per-level kernels), else the template's.
+        """
+        if role != "start" and self.ir.per_level:
+            return getattr(self, f"{role}_levels")[level - 1]
+        return getattr(self, role)
+
+    def _level_shape(self, channel) -> tuple[int, ...]:
+        """The shape of the level a channel defines (a template's: the first level it covers)."""
+        target = channel.target
+        if target.isdigit():
+            return self.ir.message.space_at(int(target)).shape
+        if self.ir.per_level:
+            levels = self.ir.destroy_levels if target == "t" else self.ir.generate_levels
+            first = next(k for k, c in enumerate(levels, start=1) if c is channel)
+            return self.ir.message.space_at(first if target == "t" else first - 1).shape
+        if target == "t-1" and self.ir.steps == 1:
+            return self.ir.message.space.shape
+        return self.ir.message.level_space.shape
+
+    @staticmethod
+    def _source_key(channel) -> str:
+        """The level key (:attr:`dtg.ir.expr.Level.key`) of the level a channel reads."""
+        template = {"t-1": "prev", "t": "next", None: "next"}
+        if channel.source in template:
+            return template[channel.source]
+        return ir_expr.Level(ir_expr.LevelAnchor.ABSOLUTE, int(channel.source)).key
+
+    def _normal(self, channel) -> NormalKernel:
+        """A general Normal channel; its closures read the level the channel reads."""
+        key, args = self._source_key(channel), channel.args
+        return NormalKernel(
+            self._closure(args["mean"], key),
+            self._closure(args["std"], key),
+            self._level_shape(channel),
+        )
+
+    def _destroy(self, channel=None) -> nn.Module:
+        channel = channel or self.ir.destroy
         if channel.family is Family.LINEAR_GAUSSIAN:
-            return LinearGaussian({**channel.tables, **self.ir.marginals})
+            # A template beside per-level kernels: its own tables (the chain has no marginals).
+            tables = self.ir.marginals or gaussian_tables(channel.tables["a"], channel.tables["s"])
+            return LinearGaussian({**channel.tables, **tables})
         if channel.family is Family.NORMAL:
-            args = channel.args
-            return NormalKernel(
-                self._closure(args["mean"], "prev"),
-                self._closure(args["std"], "prev"),
-                self.ir.message.level_space.shape,
-            )
+            return self._normal(channel)
         return self._discrete("destroy")
 
     def _start(self) -> nn.Module:
@@ -113,8 +164,12 @@ class CompiledModel(nn.Module):
             return PointStart(channel.params["value"], shape)
         return self._discrete("start")
 
-    def _generate(self) -> nn.Module:
-        channel = self.ir.generate
+    def _generate(self, channel=None) -> nn.Module:
+        channel = channel or self.ir.generate
+        if channel.family is Family.CATEGORICAL and channel.target.isdigit():  # a level's own
+            space = self.ir.message.space_at(int(channel.target))
+            logits = self._closure(channel.args["logits"], self._source_key(channel))
+            return CategoricalKernel(logits, tuple(space.shape), int(space.vocab or 0))
         if channel.family is Family.GUESS and isinstance(self.destroy, LinearGaussian):
             net = self.nets[channel.options["net"]]
             timed = any(s.kind == "time" for s in self.ir.nets[channel.options["net"]].inputs)
@@ -131,14 +186,7 @@ class CompiledModel(nn.Module):
                 channel.options.get("clip"),
             )
         if channel.family is Family.NORMAL:
-            args = channel.args
-            return NormalKernel(
-                self._closure(args["mean"], "next"),
-                self._closure(args["std"], "next"),
-                self.ir.message.space.shape
-                if self.ir.steps == 1
-                else self.ir.message.level_space.shape,
-            )
+            return self._normal(channel)
         return self._discrete("generate")
 
     def _reward(self):
@@ -246,7 +294,7 @@ class CompiledModel(nn.Module):
         """Ancestral sampling of the generation chain: ``[n, *shape]`` in the data space."""
         x = self.start.sample(None, level_tensor(self.ir.steps, n, self.device))
         for level in range(self.ir.steps, 0, -1):
-            x = self.generate.sample(x, level_tensor(level, n, self.device))
+            x = self.channel("generate", level).sample(x, level_tensor(level, n, self.device))
         return x
 
     def nelbo(self, batch: Tensor) -> Tensor:
