@@ -109,9 +109,14 @@ def test_dot_structure(path: Path, view: str) -> None:
         if tail.startswith("p") or head.startswith("p"):
             continue  # the frozen parent chain of extends models: tested separately
         by_role.setdefault(role, []).append((tail, head, attrs))
-    for role, channel in (("destroy", ir.destroy), ("generate", ir.generate)):
+    for role, template in (("destroy", ir.destroy), ("generate", ir.generate)):
         assert by_role[role], role
         for tail, head, attrs in by_role[role]:
+            # Per-level kernels (T <= 5 here: every level drawn, column = level): the edge
+            # into level l carries destroy_at(l), the edge out of level l generate_at(l).
+            level = int(head[1:]) if role == "destroy" else int(tail[1:])
+            at = ir.destroy_at if role == "destroy" else ir.generate_at
+            channel = at(level) if ir.per_level else template
             step = int(head[1:]) - int(tail[1:])
             assert step == (1 if role == "destroy" else -1)  # t-1 -> t, then t -> t-1
             assert tail[0] == head[0] == ("d" if role == "destroy" else "m")
@@ -138,8 +143,9 @@ def test_dot_structure(path: Path, view: str) -> None:
         assert tail == stars[0] and attrs["arrowhead"] == "lnormal"
         assert attrs["label"] == ir.start.family.label
     assert ("reward" in nodes) == (ir.reward is not None)
-    if view == "compact":
-        assert "t = 1..T" in to_dot(ir, view=view)
+    if view == "compact":  # the range of t, or that a per-level chain has no one step
+        note = "drawn level by level" if ir.per_level else "t = 1..T"
+        assert note in to_dot(ir, view=view)
 
 
 def test_learned_and_deterministic_styles() -> None:
@@ -413,9 +419,10 @@ def test_tikz_one_arrow_per_channel(path: Path | None, view: str) -> None:
     tex = to_tikz(ir, view=view)
     assert r"\usepackage{tikz-cd}" in tex and r"\usetikzlibrary{decorations.pathmorphing}" in tex
     body = tex[tex.index(r"\begin{tikzcd}") : tex.index(r"\end{tikzcd}")]
-    steps = 1 if view == "compact" else (ir.steps if ir.steps <= 5 else 3)
+    compact = view == "compact" and not ir.per_level  # per-level kernels: drawn level by level
+    steps = 1 if compact else (ir.steps if ir.steps <= 5 else 3)
     # Compact, T = 2: B′ = x′[t] and Z′ = x′[T] are one step apart (no ellipsis between).
-    generate_steps = 2 if view == "compact" and ir.steps == 2 else steps
+    generate_steps = 2 if compact and ir.steps == 2 else steps
     start = int(ir.start.family is not Family.SINGLETON)
     chains = 2 if fine_tuned(ir) else 1  # a frozen parent repeats the generation chain
     harpoons, plain = body.count("harpoon"), body.count(", ->")

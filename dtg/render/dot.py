@@ -4,6 +4,8 @@ Layout: ``rankdir=LR`` puts the levels left to right; each column is a ``rank=sa
 whose nodes are ordered top to bottom (data, model, parent) by flat edges, so the destruction
 chain sits above the generation chain. Harpoons are half arrowheads (``lnormal``), deterministic
 maps full ones (``normal``); learned channels are bold; the goal is an undirected dashed ``~``.
+A level node's tooltip gives its space when the model's levels differ in space; the note's lines
+(the compact view's range of ``t``, a per-level model's spaces) are the graph's bottom label.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ FROZEN = "#8c8c8c"
 
 
 def _node_attrs(node: Node) -> dict[str, str]:
-    attrs = {"label": f"<{node.name.html}>", "tooltip": node.name.text}
+    tooltip = f"{node.name.text} : {node.space}" if node.space else node.name.text
+    attrs = {"label": f"<{node.name.html}>", "tooltip": tooltip}
     if node.kind in ("level", "singleton"):
         attrs.update(shape="circle", margin="0.03", width="0.5")
         if node.kind == "singleton":
@@ -112,7 +115,7 @@ def diagram_to_digraph(d: Diagram) -> graphviz.Digraph:
             if frozenset((upper, lower)) not in joined and not upper.startswith("anchor"):
                 g.edge(upper, lower, style="invis")
     if d.note:
-        g.attr(label=d.note, labelloc="b", labeljust="c", fontsize="12")
+        g.attr(label=d.note.replace("\n", "\\n"), labelloc="b", labeljust="c", fontsize="12")
     return g
 
 

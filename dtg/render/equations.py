@@ -1,8 +1,16 @@
-"""The equations beside a diagram: each channel's kernel, as LaTeX or as a plain-text table."""
+"""The equations beside a diagram: each channel's kernel, as LaTeX or as a plain-text table.
+
+A template model has three rows: destroy, generate and the generation start, each template once
+(``t = 1, …, T``). A model with kernels of single levels has one row per kernel, in the order of
+its chains: destruction level by level (``x[1] ~ …``, ``x[2] ~ …``), then the start ``x[T]``,
+then generation from ``x[T]`` down to ``x[0]`` (``x[1] ~ …``, ``x[0] ~ …``); a template beside
+them is one row, at its first level, with the levels it covers (``t = 2..T``).
+"""
 
 from __future__ import annotations
 
 from ..ir import Channel, ModelIR
+from .levels import own, scope, template_levels
 from .scene import as_model, tex_text
 
 __all__ = ["equations", "channel_rows", "FORMATS"]
@@ -18,16 +26,41 @@ def _kernel_source(ir: ModelIR, channel: Channel) -> str:
     return f"{ir.message.name}[{level}] {sign} {channel.text}"
 
 
+def _kernels(ir: ModelIR) -> list[tuple[str, Channel, tuple[str, str]]]:
+    """Each channel once, with its role and the range of ``t`` it covers (text, LaTeX)."""
+    everywhere = ("", rf"t = 1, \dots, {ir.steps_name}")
+    if not ir.per_level:
+        return [
+            (role, c, everywhere if role != "start" else ("", ""))
+            for role, c in zip(_ROLES, ir.channels, strict=True)
+        ]
+    destroy = [ir.destroy_at(level) for level in range(1, ir.steps + 1)]
+    generate = [ir.generate_at(level) for level in range(ir.steps, 0, -1)]
+    out: list[tuple[str, Channel, tuple[str, str]]] = []
+    for role, chain in (("destroy", destroy), ("start", [ir.start]), ("generate", generate)):
+        for channel in chain:
+            if any(channel is seen for _, seen, _ in out):
+                continue
+            covers = ("", "")
+            if role != "start" and not own(channel):
+                covers = scope(template_levels(ir, channel), ir.steps, ir.steps_name)
+            out.append((role, channel, covers))
+    return out
+
+
 def channel_rows(ir: ModelIR) -> list[tuple[str, str, str, str]]:
     """One row per channel: (role, family, learned nets or ``-``, kernel source).
 
     :param ir: the checked model.
-    :returns: rows for destroy, generate and the generation start, in that order.
+    :returns: rows for destroy, generate and the generation start, in that order; with kernels of
+        single levels, one row per kernel in chain order (see the module), a template's kernel
+        source followed by the levels it covers (``   (t = 2..T)``).
     """
     rows = []
-    for role, channel in zip(_ROLES, ir.channels, strict=True):
+    for role, channel, (covers, _) in _kernels(ir):
         nets = ", ".join(channel.nets) or "-"
-        rows.append((role, channel.family.label, nets, _kernel_source(ir, channel)))
+        kernel = _kernel_source(ir, channel) + (f"   ({covers})" if covers else "")
+        rows.append((role, channel.family.label, nets, kernel))
     return rows
 
 
@@ -44,16 +77,14 @@ def _text_table(ir: ModelIR) -> str:
 
 
 def _latex(ir: ModelIR, env: str) -> str:
-    steps = ir.steps_name
     lines = [f"% {tex_text(ir.name)}: the channels of the diagram", rf"\begin{{{env}}}"]
     rows = []
-    for role, channel in zip(_ROLES, ir.channels, strict=True):
+    for role, channel, (_, covers) in _kernels(ir):
         body = channel.latex or rf"\texttt{{{tex_text(_kernel_source(ir, channel))}}}"
         family = rf"\mathsf{{{channel.family.label}}}"
         if channel.learned:
             family += rf",\ \text{{learned: {tex_text(', '.join(channel.nets))}}}"
-        scope = rf"t = 1, \dots, {steps}" if role != "start" else ""
-        rows.append(rf"  \text{{{role}}}\ ({family}) &:\quad {body} &&\quad {scope}")
+        rows.append(rf"  \text{{{role}}}\ ({family}) &:\quad {body} &&\quad {covers}")
     lines.append(" \\\\\n".join(rows))
     lines.append(rf"\end{{{env}}}")
     return "\n".join(lines)

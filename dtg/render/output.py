@@ -18,7 +18,7 @@ from ..errors import DtgError
 from ..ir import ModelIR
 from .dot import to_digraph
 from .equations import equations as channel_equations
-from .scene import as_model
+from .scene import as_model, build
 from .tikz import to_tikz
 
 __all__ = ["render", "svg", "pipe", "IMAGE_FORMATS", "FORMATS", "graphviz_missing"]
@@ -46,12 +46,13 @@ def graphviz_missing(program: str = "dot", fmt: str = "svg") -> DtgError:
     )
 
 
-def _with_equations(g: graphviz.Digraph, ir: ModelIR) -> graphviz.Digraph:
-    """The digraph with the channels' equations (a text table) as its bottom label."""
+def _with_equations(g: graphviz.Digraph, ir: ModelIR, note: str = "") -> graphviz.Digraph:
+    """The digraph with the diagram's note and the channels' equations (a text table) as its
+    bottom label, every line to the left."""
     g = g.copy()
-    note = g.graph_attr.get("label", "")
     table = channel_equations(ir, "text").replace("\\", "\\\\").replace('"', "'")
-    text = (note + "\\l\\l" if note else "") + "\\l".join(table.splitlines()) + "\\l"
+    lines = [*note.splitlines(), ""] if note else []
+    text = "\\l".join([*lines, *table.splitlines()]) + "\\l"
     g.attr(label=text, labelloc="b", labeljust="l", fontname="Courier", fontsize="10")
     return g
 
@@ -121,7 +122,8 @@ def render(
         return path
     g = to_digraph(model, view, labels)
     if equations:
-        g = _with_equations(g, model)
+        note = build(model, view, labels).note if view != "zoom" else ""
+        g = _with_equations(g, model, note)
     if fmt == "dot":
         write_atomic(path, g.source)
     else:

@@ -12,6 +12,12 @@ objective). A fine-tuning objective has no data goal: its target is the frozen p
 reward, so the goal joins ``A′`` to the prior's ``A″`` and says the tilt (``~ ∝ exp(β·r)``);
 ``policy_gradient`` without ``kl`` maximises the reward and has no distribution to match, so no
 goal is drawn.
+
+A model with kernels of single levels (``destroy x[1] ~ …``, a hierarchical VAE) has no one
+template step: both views draw it level by level (:func:`dtg.render.levels.drawn_levels`), each
+edge labelled with its own level's channel, and the compact view says so in its note; when the
+levels differ in space, the note also gives each drawn level's space (``A : real[64]   B :
+real[16]``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ir import Channel, Family, ModelIR, ObjectiveKind
+from .levels import COMPACT_NOTE, drawn_levels, node_name, space_note
 from .names import Name, level_name, shown_levels
 
 __all__ = [
@@ -57,6 +64,7 @@ class Node:
     :param col: the column (levels left to right; ``-1`` for factor and caption).
     :param filled: the data node.
     :param frozen: part of a frozen parent.
+    :param space: the level's space, given when the levels of the model differ in space.
     """
 
     id: str
@@ -66,6 +74,7 @@ class Node:
     col: int
     filled: bool = False
     frozen: bool = False
+    space: str = ""
 
 
 @dataclass
@@ -166,19 +175,32 @@ def _channel_edge(src: str, dst: str, channel: Channel, frozen: bool, role: str)
     return Edge(src, dst, kind, label, tex, role, channel.nets, frozen)
 
 
+def _step(ir: ModelIR, row: str, level: int | str) -> Channel:
+    """The channel of the step between ``level - 1`` and ``level`` on one row (a template level
+    such as ``"t"`` gets the template)."""
+    if isinstance(level, int):
+        return ir.destroy_at(level) if row == "data" else ir.generate_at(level)
+    return ir.destroy if row == "data" else ir.generate
+
+
 def _chain(d: Diagram, ir: ModelIR, row: str, prime: int, levels: list, labels: str) -> None:
     """Add one row: its level nodes, ellipsis and channel edges (and the generation start)."""
     frozen = row == "parent"
-    channel = ir.destroy if row == "data" else ir.generate
+    spaced = len(set(ir.message.level_spaces)) > 1
     ids: list[str] = []
     for col, level in enumerate(levels):
         id = f"{row[0]}{col}"
         if level is None:
             d.nodes.append(Node(id, _ELLIPSIS, "ellipsis", row, col, frozen=frozen))
         else:
-            name = level_name(level, ir.steps, ir.steps_name, labels, prime)
+            if isinstance(level, int):
+                name = node_name(level, ir, labels, prime)
+            else:
+                name = level_name(level, ir.steps, ir.steps_name, labels, prime)
             filled = row == "data" and col == 0
-            d.nodes.append(Node(id, name, "level", row, col, filled=filled, frozen=frozen))
+            space = str(ir.message.space_at(level)) if spaced else ""
+            node = Node(id, name, "level", row, col, filled=filled, frozen=frozen, space=space)
+            d.nodes.append(node)
         ids.append(id)
     for col in range(1, len(levels)):
         a, b = ids[col - 1], ids[col]
@@ -186,9 +208,9 @@ def _chain(d: Diagram, ir: ModelIR, row: str, prime: int, levels: list, labels: 
             src, dst = (a, b) if row == "data" else (b, a)
             d.edges.append(Edge(src, dst, "ellipsis", frozen=frozen))
         elif row == "data":
-            d.edges.append(_channel_edge(a, b, channel, frozen, "destroy"))
+            d.edges.append(_channel_edge(a, b, _step(ir, row, levels[col]), frozen, "destroy"))
         else:
-            d.edges.append(_channel_edge(b, a, channel, frozen, "generate"))
+            d.edges.append(_channel_edge(b, a, _step(ir, row, levels[col]), frozen, "generate"))
     if row == "data":
         return
     last = d.node(ids[-1])
@@ -204,7 +226,9 @@ def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagra
     """The diagram of a model in the ``compact`` or ``unrolled`` view.
 
     :param ir: the checked model.
-    :param view: ``"compact"`` (one template step, ``t = 1..T``) or ``"unrolled"``.
+    :param view: ``"compact"`` (one template step, ``t = 1..T``) or ``"unrolled"``; a model with
+        kernels for single levels is drawn level by level in both (the compact view says so in
+        its note).
     :param labels: ``"letters"`` or ``"indexed"``.
     :returns: the :class:`Diagram`.
     """
@@ -214,6 +238,9 @@ def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagra
     if labels not in ("letters", "indexed"):
         raise ValueError(f"unknown labels {labels!r}: expected 'letters' or 'indexed'")
     d = Diagram(ir.name, view)
+    if ir.per_level or (fine_tuned(ir) and ir.parent is not None and ir.parent.per_level):
+        _levels_diagram(d, ir, labels)
+        return d
     levels: list = ["t-1", "t"] if view == "compact" else shown_levels(ir.steps)
     model_levels = levels
     if view == "compact" and ir.steps > 1:
@@ -225,6 +252,22 @@ def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagra
         d.note = f"{one_step}t = 1..{T}   ({T} = {ir.steps})"
         one_tex = r"$A = x_{t-1}$, $B = x_{t}$, \quad " if labels == "letters" else ""
         d.note_tex = rf"{one_tex}$t = 1, \dots, {T}$ \quad (${T} = {ir.steps}$)"
+    _chains(d, ir, levels, model_levels, labels)
+    return d
+
+
+def _levels_diagram(d: Diagram, ir: ModelIR, labels: str) -> None:
+    """A model with kernels of single levels, drawn level by level in either view."""
+    levels = drawn_levels(ir)
+    notes = [(COMPACT_NOTE, COMPACT_NOTE)] if d.view == "compact" else []
+    notes.append(space_note(ir, levels, labels))
+    d.note = "\n".join(text for text, _ in notes if text)
+    d.note_tex = r" \par ".join(tex for _, tex in notes if tex)
+    _chains(d, ir, levels, levels, labels)
+
+
+def _chains(d: Diagram, ir: ModelIR, levels: list, model_levels: list, labels: str) -> None:
+    """Add the rows (data, model, and a fine-tuned parent), the goal and the reward."""
     _chain(d, ir, "data", 0, levels, labels)
     _chain(d, ir, "model", 1, model_levels, labels)
     if fine_tuned(ir):
@@ -240,7 +283,6 @@ def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagra
     if ir.reward is not None:
         d.nodes.append(Node("reward", reward_name(ir), "factor", "model", -1))
         d.edges.append(Edge("reward", "m0", "factor"))
-    return d
 
 
 def fine_tuned(ir: ModelIR) -> bool:

@@ -7,6 +7,9 @@ destruction, every level is drawn as a cluster of its elements, and each destruc
 - Shuffle: ``keep + (1 - keep)/V`` to the same value, ``(1 - keep)/V`` to each other value;
 - Mask: ``keep`` to the same value, ``1 - keep`` to ``M`` (the mask); ``M ↦ M`` surely;
 - MashLast: the last unmasked position becomes ``M`` (probability 1).
+
+A model with kernels for single levels (``destroy x[1] ~ …``) is refused, as any model the view
+cannot draw (:func:`zoom_problem`): the view draws one template's transition table at every level.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ def zoom_problem(ir: ModelIR) -> str | None:
     :param ir: the checked model.
     :returns: a one-line reason, or ``None``.
     """
+    if ir.per_level:
+        return (
+            f"the zoomed-in view draws one destruction template for every level; {ir.name} has "
+            "kernels for single levels"
+        )
     space = ir.message.space
     if space.kind != "token" or ir.message.level_space != space:
         return f"the zoomed-in view needs a token(V)[L] message; {ir.name} has {space}"
