@@ -124,11 +124,30 @@ def test_a_std_within_rounding_but_not_zero_is_explained() -> None:
     assert "generation starts at a point" in message
 
 
-def test_cosine_gaussian_schedule_checks_and_trains(tmp_path) -> None:
-    ir = dtg.loads(COSINE_DDPM).model()
+V_PREDICTION = COSINE_DDPM.replace("Guess(x[t], eps)", "Guess(x[t], eps, predict = v_prediction)")
+
+
+def test_cosine_gaussian_schedule_checks_trains_and_samples(tmp_path) -> None:
+    ir = dtg.loads(V_PREDICTION).model()
     abar = np.cos(np.pi / 2 * np.arange(21) / 20) ** 2
     np.testing.assert_allclose(ir.marginals["mean"] ** 2, abar, rtol=0, atol=1e-12)
-    trains(dtg.loads(COSINE_DDPM).compile("cpu"), tmp_path)
+    model = dtg.loads(V_PREDICTION).compile("cpu")
+    trains(model, tmp_path)
+    torch.manual_seed(1)
+    samples = model.sample(256)
+    # x̂[0] = (m x - s v̂) / (m² + s²) stays bounded where m_T = 0: the samples are O(1)
+    assert bool(torch.isfinite(samples).all()) and float(samples.abs().max()) < 50
+
+
+def test_epsilon_prediction_where_x0_is_forgotten_is_refused() -> None:
+    """β(T) = 1 (a_T = 8e-16 in float64): ε-prediction's samples were ~1e16."""
+    with pytest.raises(DtgRangeError) as info:
+        dtg.loads(COSINE_DDPM)
+    message = info.value.message
+    assert "Guess predicts epsilon, but the destroy step at level t = 20 keeps none" in message
+    a_20 = math.sqrt(math.cos(math.pi / 2) ** 2 / math.cos(math.pi / 2 * 19 / 20) ** 2)
+    assert f"{a_20:.3g}" in message and info.value.span.line == 10
+    assert any("predict = sample or predict = v_prediction" in hint for hint in info.value.hints)
 
 
 def test_a_square_root_of_rounding_below_zero_is_its_exact_value() -> None:

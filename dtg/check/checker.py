@@ -305,6 +305,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         generate = kernels.generate(destroy, level_space)
         kernels.check_ends(destroy, start)
         marginals = kernels.marginals(destroy)
+        kernels.check_guess(generate, destroy)
     else:
         chain = check_chain(kernels, found)
         destroy, generate, start = chain.destroy, chain.generate, chain.start

@@ -26,7 +26,11 @@ from .generate import PREDICT, VARIANCE, GenerateKernels
 from .kernel_base import T
 from .levels import LevelKernels
 
-__all__ = ["KernelChecker", "PREDICT", "VARIANCE"]
+__all__ = ["KernelChecker", "PREDICT", "VARIANCE", "EPSILON_FLOOR"]
+
+#: ε-prediction's error is multiplied by 1 / a_t at a step x[t] = a_t x[t-1] + s_t ε: below
+#: this (a float64 rounding of 0, such as sqrt(cos(π/2)² / ᾱ(T-1)) ≈ 8e-16) it is refused.
+EPSILON_FLOOR = 1e-8
 
 
 class KernelChecker(DestroyKernels, GenerateKernels, LevelKernels):
@@ -132,6 +136,30 @@ class KernelChecker(DestroyKernels, GenerateKernels, LevelKernels):
                         ),
                         span,
                     )
+
+    def check_guess(self, generate: Channel, destroy: Channel) -> None:
+        """ε-prediction recovers x̂[0] = (x[t] − σ_t·ε̂) / m_t and the step weighs it by the
+        posterior's coefficient, so its error is multiplied by β_t / ((1 − ᾱ_t)·a_t): refused
+        where a destroy step keeps none of ``x[t-1]`` (a_t = 0, e.g. β(T) = 1 when ᾱ(T) = 0
+        exactly), where that factor is unbounded."""
+        if generate.family is not Family.GUESS or generate.options.get("predict") != "epsilon":
+            return
+        if destroy.family is not Family.LINEAR_GAUSSIAN:
+            return
+        a = destroy.tables["a"]
+        zero = [t for t in range(1, self.steps + 1) if np.any(np.abs(a[t]) < EPSILON_FLOOR)]
+        if zero:
+            value = float(np.min(np.abs(a[zero[0]])))
+            shown = "exactly 0" if value == 0 else f"{value:.3g}, below {EPSILON_FLOOR:g}"
+            raise self.err(
+                DtgRangeError,
+                f"Guess predicts epsilon, but the destroy step at level t = {zero[0]} keeps none "
+                f"of x[t-1] (its coefficient of x[t-1] is {shown}), so x̂[0] = (x[t] - s·ε̂) / m "
+                "is undefined there",
+                generate.span,
+                "predict = sample or predict = v_prediction instead, or keep a little of x[0] "
+                "at t = T (e.g. an offset in a cosine schedule, or beta(t) ≤ 0.999)",
+            )
 
     def marginals(self, destroy: Channel) -> dict[str, np.ndarray]:
         """Closed-form marginal and posterior tables of the destruction, where they exist."""

@@ -97,7 +97,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     view = parser.add_argument(
         "--view",
         default="compact",
-        help="compact (one template step), unrolled, or zoom (tiny spaces)",
+        help="compact (one template step; per-level chains level by level), unrolled, or zoom "
+        "(tiny spaces)",
     )
     labels = parser.add_argument(
         "--labels",
