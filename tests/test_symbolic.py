@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import ROOT
 
 import dtg
 from dtg.check import symbolic
@@ -15,7 +19,9 @@ from dtg.ir import Family
 T = 50
 
 
-def ddpm(schedule: str, destroy: str | None = None, steps: int = T) -> dtg.ir.ModelIR:
+def ddpm(
+    schedule: str, destroy: str | None = None, steps: int = T, predict: str = "epsilon"
+) -> dtg.ir.ModelIR:
     destroy = destroy or "Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))"
     text = f"""
     model m {{
@@ -25,7 +31,7 @@ def ddpm(schedule: str, destroy: str | None = None, steps: int = T) -> dtg.ir.Mo
       net eps : (real[2], time) -> real[2] = mlp(hidden = [8])
       destroy x[t] ~ {destroy}
       generate x[T] ~ Normal(0, 1)
-      generate x[t-1] ~ Guess(x[t], eps)
+      generate x[t-1] ~ Guess(x[t], eps, predict = {predict})
       objective elbo
     }}"""
     return dtg.loads(text).model()
@@ -59,6 +65,7 @@ def test_cosine_schedule_matches_closed_forms() -> None:
     ir = ddpm(
         "schedule abar(t) = cos(pi/2 * (t/T + 0.008) / 1.008)^2",
         "Normal(sqrt(abar(t) / abar(t-1)) * x[t-1], sqrt(1 - abar(t) / abar(t-1)))",
+        predict="v_prediction",  # ᾱ(T) = 0 exactly: β(T) = 1, refused with ε-prediction
     )
     f = np.cos(np.pi / 2 * (np.arange(T + 1) / T + 0.008) / 1.008) ** 2
     betas = 1.0 - f[1:] / f[:-1]
@@ -212,3 +219,33 @@ def test_a_power_of_an_opaque_constant_is_undefined_at_once() -> None:
     values = symbolic.table(sp.Function("f")() ** 10000, 3)
     assert time.process_time() - start < 1.0
     assert np.isnan(values).all()
+
+
+def test_sliced_net_outputs_print_as_subscripts() -> None:
+    ir = dtg.load(ROOT / "examples" / "hvae_digits.dtg").model()
+    assert ir.destroy_at(1).latex == (
+        r"x_{1} \sim \mathcal{N}\left(\operatorname{enc1}\left(x_{0}\right)_{0:16},\ "
+        r"\left(e^{0.5 \operatorname{enc1}\left(x_{0}\right)_{16:32}}\right)^{2}\right)"
+    )
+
+
+def test_kernel_latex_does_not_depend_on_the_hash_seed() -> None:
+    """A slice's arguments were a set of symbols: gmm25_learned's LaTeX changed between runs."""
+    code = (
+        "import dtg; ir = dtg.load('examples/gmm25_learned.dtg').model(); "
+        "print('\\n'.join(c.latex for c in ir.channels))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (0, 1, 2, 3)
+    }
+    assert (
+        len(outputs) == 1 and r"\operatorname{back}\left(x_{t-1}, t\right)_{0:2}" in outputs.pop()
+    )

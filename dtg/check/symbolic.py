@@ -221,8 +221,6 @@ def nets_in(expr: sp.Expr) -> set[str]:
         name = function.func.__name__
         if name.startswith("net_"):
             names.add(name[4:])
-        elif name.startswith("(net_"):
-            names.add(name[5:].split("(")[0])
     return names
 
 
@@ -359,6 +357,15 @@ class _Latex(LatexPrinter):
             items = r" \\ ".join(self._print(item) for item in expr.args)
             column = rf"\begin{{pmatrix}} {items} \end{{pmatrix}}"
             return column if exp is None else rf"{column}^{{{exp}}}"
+        name = expr.func.__name__ if isinstance(expr, AppliedUndef) else ""
+        if name.startswith("index["):  # enc(x)[0:16] as enc(x)_{0:16}
+            value = self._print(expr.args[0])
+            shown = rf"{value}_{{{name[6:-1]}}}"
+            return shown if exp is None else rf"\left({shown}\right)^{{{exp}}}"
+        if name.startswith("net_"):  # a net as an operator: \operatorname{enc}\left(x\right)
+            args = ", ".join(self._print(arg) for arg in expr.args)
+            shown = rf"\operatorname{{{name[4:]}}}\left({args}\right)"
+            return shown if exp is None else rf"{shown}^{{{exp}}}"
         return super()._print_Function(expr, exp)
 
 

@@ -75,8 +75,9 @@ class SympyFold(ir.ExprFold[sp.Expr]):
         return sp.Function("vector")(*items)
 
     def index(self, node: ir.Index, base: sp.Expr) -> sp.Expr:
-        parts = node.item_texts()
-        return sp.Function(f"({base})[{', '.join(parts)}]")(*base.free_symbols)
+        # The items in the function's name (two slices of one value differ), the value as its
+        # argument (so the levels and nets it reads stay visible, in a fixed order).
+        return sp.Function(f"index[{', '.join(node.item_texts())}]")(base)
 
     def schedule_call(self, node: ir.ScheduleCall, *args: sp.Expr) -> sp.Expr:
         definition = self.schedules[node.name]
