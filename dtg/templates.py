@@ -18,15 +18,18 @@ _HEADER = "# Made with `dtg new {template}`; check it with `dtg check`.\n"
 TEMPLATES: dict[str, str] = {
     "ddpm": """\
 # Gaussian diffusion (DDPM) on two-moons points: destruction adds Gaussian noise along a
-# cosine schedule; generation starts from N(0, 1) and a net guesses the noise at each level.
+# cosine schedule (beta clipped at 0.999, as improved-diffusion does: the cosine reaches 0 at
+# t = T, where guessing the noise could not recover x[0]); generation starts from N(0, 1) and a
+# net guesses the noise at each level.
 model $name {
   data x : real[2] ~ moons(noise = 0.05)
   steps T = 50
   schedule abar(t) = cos(pi / 2 * (t / T + 0.008) / 1.008)^2
+  schedule beta(t) = min(1 - abar(t) / abar(t - 1), 0.999)
 
   net eps : (real[2], time) -> real[2] = mlp(hidden = [64, 64])
 
-  destroy  x[t]   ~ Normal(sqrt(abar(t) / abar(t - 1)) * x[t-1], sqrt(1 - abar(t) / abar(t - 1)))
+  destroy  x[t]   ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
   generate x[T]   ~ Normal(0, 1)
   generate x[t-1] ~ Guess(x[t], eps, predict = epsilon)
 
@@ -114,10 +117,11 @@ model ${name}_parent {
   data x : real[2] ~ moons(noise = 0.05)
   steps T = 50
   schedule abar(t) = cos(pi / 2 * (t / T + 0.008) / 1.008)^2
+  schedule beta(t) = min(1 - abar(t) / abar(t - 1), 0.999)
 
   net eps : (real[2], time) -> real[2] = mlp(hidden = [64, 64])
 
-  destroy  x[t]   ~ Normal(sqrt(abar(t) / abar(t - 1)) * x[t-1], sqrt(1 - abar(t) / abar(t - 1)))
+  destroy  x[t]   ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
   generate x[T]   ~ Normal(0, 1)
   generate x[t-1] ~ Guess(x[t], eps, predict = epsilon)
 
