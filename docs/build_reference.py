@@ -39,6 +39,8 @@ ARCH_OPTION_DOCS: dict[str, dict[str, str]] = {
         "hidden": "widths of the hidden layers, e.g. `[128, 128]`",
         "activation": "`silu`, `relu`, `gelu` or `tanh`",
         "zero_init": "`true`: the last layer starts at zero (the net outputs 0 at first)",
+        "out_bias": "the last layer's initial bias: with `zero_init`, the net's first output "
+        "(PIS's Langevin scale starts at 0.01)",
         "time_dim": "size of the sinusoidal embedding of a `time` input",
     },
     "transformer": {

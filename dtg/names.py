@@ -14,6 +14,7 @@ __all__ = [
     "CHANNELS",
     "CLASSIFY",
     "CONSTANT_NAMES",
+    "GRAD",
     "MATH_FUNCTIONS",
     "REDUCTIONS",
     "RESERVED_NAMES",
@@ -30,8 +31,10 @@ BINARY_FUNCTIONS = ("min", "max")
 REDUCTIONS = ("sum", "mean")
 #: The built-in digits classifier's reward, ``classify(x[0], classes = [...])``.
 CLASSIFY = "classify"
+#: The gradient of the model's reward at a level, ``grad(logr, x[t])``.
+GRAD = "grad"
 #: Every built-in function a ``.dtg`` expression can call.
-BUILTIN_FUNCTIONS = (*MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, CLASSIFY)
+BUILTIN_FUNCTIONS = (*MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, CLASSIFY, GRAD)
 #: Kernels: distributions and channels.
 CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
 #: Named numeric constants.

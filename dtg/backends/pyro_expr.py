@@ -55,6 +55,7 @@ class TorchEmitter(ir.ExprFold[Emitted]):
         self.env: Env = {}
         self.used: dict[str, str] = {}  # schedule name -> its def, dependencies first
         self.targets = False
+        self.grads = False  # grad(logr, x[t]) is used: the module defines reward_grad
 
     def emit(self, node: ir.Expr, env: Env, needed: int = 0) -> tuple[str, Kind]:
         """The code of ``node`` (parenthesised if it binds looser than ``needed``) and its kind:
@@ -182,6 +183,10 @@ class TorchEmitter(ir.ExprFold[Emitted]):
             raise unsupported(self.ir, f"a call to {node.name}")
         self.targets = True
         return f'TARGETS["{node.name}"].log_reward({arg[0]})', 0, _ATOM
+
+    def reward_grad(self, node: ir.RewardGrad, arg: Emitted) -> Emitted:
+        self.grads = True
+        return f"reward_grad({arg[0]}, {node.clip!r})", len(node.space.shape), _ATOM
 
     def _schedule(self, name: str) -> None:
         if name in self.used:

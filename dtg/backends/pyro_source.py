@@ -325,6 +325,17 @@ def _level_shapes(ir: ModelIR) -> str:
     return f"LEVEL_SHAPES = [{shapes}]  # x[0] … x[T]"
 
 
+_REWARD_GRAD = '''def reward_grad(x, clip):
+    """grad(logr, x[t]): detached, non-finite entries 0, each clipped to ±clip."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(log_reward(x).sum(), x, allow_unused=True)
+    if g is None:
+        return torch.zeros_like(x)
+    return torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0).clamp(-clip, clip).detach()
+'''
+
+
 def emit_pyro(ir: ModelIR) -> str:
     """The Pyro model and guide of ``ir`` as the source of a Python module.
 
@@ -341,6 +352,8 @@ def emit_pyro(ir: ModelIR) -> str:
             "    batch = x0.shape[0]\n"
             f"    return _full({emitter.emit(ir.reward.body, env)[0]}, batch, ())\n"
         )
+    if emitter.grads:  # ∇ log r by autograd, as the in-memory lowering (dtg.ir.expr.RewardGrad)
+        definitions.append(_REWARD_GRAD)
     nets = "".join(
         f'    "{name}": build_net(\n        {spec.arch!r},\n        {dict(spec.options)!r},\n'
         f"        ({''.join(space_code(s) + ', ' for s in spec.inputs).rstrip()}),\n"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import DtgTypeError
+from ..errors import DtgTypeError, did_you_mean
 from ..ir import NetSpec, Space
 from ..ir import expr as ir
+from ..names import GRAD
 from ..syntax import ast
 from .scope import BINARY_FUNCTIONS, CHANNELS, REDUCTIONS, SCALAR
 from .symbolic import MATH_FUNCTIONS
@@ -57,6 +58,8 @@ class CallLowering:
             return self._net_call(node, scope.nets[func])
         if func == "classify":
             return self._classify(node)
+        if func == GRAD:
+            return self._grad(node)
         if func in scope.targets:
             self._arity(node, 1, f"the target '{func}'")
             arg = self.lower(node.args[0])
@@ -123,6 +126,62 @@ class CallLowering:
             )
         digits = tuple(int(v) for v in values if v is not None)
         return ir.RewardCall(ir.RewardKind.CLASSIFY, "classify", arg, digits, span=node.span)
+
+    def _grad(self, node: ast.Call) -> ir.Expr:
+        """``grad(logr, x[t], clip = c)``: ∇ log r at a level the expression may read."""
+        scope = self.scope
+        usage = "grad(logr, x[t]) takes the reward's name and a level (and optionally clip = c)"
+        if scope.in_reward:
+            raise self.error(
+                DtgTypeError, "grad cannot be used inside the reward itself", node.func_span
+            )
+        if scope.reward is None:
+            raise self.error(
+                DtgTypeError,
+                "grad(…) is the gradient of the model's reward, and this model has no reward",
+                node.func_span,
+                hints=[f"declare one: reward logr({scope.message}) = …"],
+            )
+        name, space = scope.reward
+        if len(node.args) != 2 or any(k.name != "clip" for k in node.kwargs):
+            extra = next((k for k in node.kwargs if k.name != "clip"), None)
+            raise self.error(DtgTypeError, usage, extra.span if extra else node.span)
+        first, second = node.args
+        if not isinstance(first, ast.Name) or first.id != name:
+            got = first.id if isinstance(first, ast.Name) else "an expression"
+            hint = did_you_mean(got, [name]) if isinstance(first, ast.Name) else None
+            raise self.error(
+                DtgTypeError,
+                f"the first argument of grad must name the model's reward '{name}', not {got}",
+                first.span,
+                hints=[hint or f"write grad({name}, {scope.message}[t])"],
+            )
+        level = self.lower(second)
+        if not isinstance(level, ir.LevelRef):
+            raise self.error(
+                DtgTypeError,
+                f"grad is taken at a level of the message, e.g. {scope.message}[t]",
+                second.span,
+            )
+        if level.space != space:
+            raise self.error(
+                DtgTypeError,
+                f"the reward '{name}' reads {space}, but {scope.message}"
+                f"[{level.level.text()}] is {level.space}",
+                second.span,
+            )
+        clip = ir.GRAD_CLIP
+        if node.kwargs:
+            value = self.constant(node.kwargs[0].value)
+            if value is None or not value > 0 or value == float("inf"):
+                raise self.error(
+                    DtgTypeError,
+                    "clip must be a positive number: each entry of the gradient is clipped to "
+                    "[-clip, clip]",
+                    node.kwargs[0].value.span,
+                )
+            clip = float(value)
+        return ir.RewardGrad(name, level, clip, space=level.space, span=node.span)
 
     def _arity(self, node: ast.Call, count: int, what: str) -> None:
         if node.kwargs:

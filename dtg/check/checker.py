@@ -224,9 +224,12 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
 
     registered = frozenset(plugins.rewards())  # the user's Python rewards (dtg.plugins)
 
+    declared_reward: list[tuple[str, Any] | None] = [None]  # set once the reward is checked
+
     def scope(**extra: Any) -> Scope:
         extra.setdefault("params", {"t": SCALAR})
         extra.setdefault("plugins", registered)
+        extra.setdefault("reward", declared_reward[0])
         return Scope(
             message_name,
             steps_name,
@@ -282,6 +285,8 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
 
     sampler = isinstance(declaration, ast.SpaceDecl)
     reward = check_reward(statements.get("reward"), space, scope, source, sampler=sampler)
+    if reward is not None:
+        declared_reward[0] = (reward.name, space)
     if isinstance(declaration, ast.SpaceDecl) and reward is None:
         raise DtgCheckError(
             f"model '{model.name}' declares 'space {message_name}' but no reward",

@@ -55,6 +55,8 @@ class Scope:
     in_reward: bool = False
     #: The parameters are a schedule's own (lowered to ``Var``), not ``t`` or the reward's x.
     schedule_params: bool = False
+    #: The model's reward (its name and the space of its sample), for ``grad(logr, x[t])``.
+    reward: tuple[str, Space] | None = None
 
     def known_names(self) -> list[str]:
         return [
@@ -68,6 +70,7 @@ class Scope:
             *REDUCTIONS,
             *BINARY_FUNCTIONS,
             "classify",
+            "grad",
             *CONSTANT_NAMES,
             *self.plugins,
         ]

@@ -103,3 +103,6 @@ class SympyFold(ir.ExprFold[sp.Expr]):
 
     def reward_call(self, node: ir.RewardCall, arg: sp.Expr) -> sp.Expr:
         return sp.Function(node.name)(arg)
+
+    def reward_grad(self, node: ir.RewardGrad, arg: sp.Expr) -> sp.Expr:
+        return sp.Function(f"grad_{node.reward}")(arg)  # a non-linear function of the level

@@ -35,6 +35,7 @@ __all__ = [
     "RewardKind",
     "RewardCall",
     "RewardGrad",
+    "GRAD_CLIP",
     "BinOp",
     "Binary",
     "Neg",
@@ -186,12 +187,30 @@ class RewardCall(Expr):
         return (self.arg,)
 
 
+#: ``grad(logr, x[t])`` clips each coordinate of ∇ log r to ±this by default (gfn-diffusion's
+#: ``lgv_clip``).
+GRAD_CLIP = 100.0
+
+
 @dataclass(frozen=True)
 class RewardGrad(Expr):
-    """Reserved: ``∇ log r`` at a level (a kernel that uses the reward's gradient). The checker
-    does not produce it yet; its space is the level's space."""
+    """``grad(logr, x[t])``: the gradient of the model's log-reward at a level's value.
 
-    level: Level
+    Lowered by autograd of the reward at ``arg``'s value, vectorised over the batch, *detached*
+    (an input to the nets: no second-order terms), non-finite entries set to 0 and each entry
+    clipped to ``±clip``. Its space is the level's.
+
+    :param reward: the reward's name (``logr``).
+    :param arg: the level it is taken at (a :class:`LevelRef`).
+    :param clip: the clip (``grad(logr, x[t], clip = 10)``; default :data:`GRAD_CLIP`).
+    """
+
+    reward: str
+    arg: Expr
+    clip: float = GRAD_CLIP
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
 
 
 class BinOp(enum.Enum):
@@ -295,7 +314,7 @@ R = TypeVar("R")
 class ExprFold(Generic[R]):
     """Fold an expression bottom-up: each node's method receives the node and its children's
     results. Subclasses define ``const``, ``param``, ``var``, ``level_ref``, ``schedule_call``,
-    ``net_call``, ``reward_call``, ``binary``, ``neg``, ``call``, ``index`` and ``vector``; a
+    ``net_call``, ``reward_call``, ``reward_grad``, ``binary``, ``neg``, ``call``, ``index`` and ``vector``; a
     missing method raises ``NotImplementedError`` naming the node.
     """
 

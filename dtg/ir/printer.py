@@ -7,6 +7,7 @@ were written, levels tight (``x[t-1]``).
 from __future__ import annotations
 
 from .expr import (
+    GRAD_CLIP,
     Binary,
     BinOp,
     Call,
@@ -20,6 +21,7 @@ from .expr import (
     Param,
     ParamKind,
     RewardCall,
+    RewardGrad,
     RewardKind,
     ScheduleCall,
     Var,
@@ -70,6 +72,10 @@ class _Printer(ExprFold[Printed]):
             classes = ", ".join(map(str, node.classes))
             return f"classify({arg[0]}, classes = [{classes}])", _ATOM
         return f"{node.name}({arg[0]})", _ATOM
+
+    def reward_grad(self, node: RewardGrad, arg: Printed) -> Printed:
+        clip = "" if node.clip == GRAD_CLIP else f", clip = {node.clip:g}"
+        return f"grad({node.reward}, {arg[0]}{clip})", _ATOM
 
     def binary(self, node: Binary, left: Printed, right: Printed) -> Printed:
         strength = _STRENGTH[node.op]

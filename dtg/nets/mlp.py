@@ -42,6 +42,8 @@ class MLP(nn.Module):
         if cfg["zero_init"]:
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
+        if cfg.get("out_bias"):  # the initial output of a zero-initialised net (PIS: 0.01)
+            nn.init.constant_(last.bias, cfg["out_bias"])
         self.body = nn.Sequential(*layers, last)
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:

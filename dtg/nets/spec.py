@@ -38,7 +38,13 @@ ACTIVATIONS = ("silu", "relu", "gelu", "tanh")
 ARCHITECTURES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "mlp": MappingProxyType(
-            {"hidden": (128, 128), "activation": "silu", "zero_init": False, "time_dim": 64}
+            {
+                "hidden": (128, 128),
+                "activation": "silu",
+                "zero_init": False,
+                "out_bias": 0.0,
+                "time_dim": 64,
+            }
         ),
         "transformer": MappingProxyType(
             {"width": 128, "depth": 4, "heads": 4, "dropout": 0.0, "causal": False}
@@ -106,6 +112,10 @@ def _mlp_options(cfg: dict[str, Any]) -> None:
         word = str(activation)
         raise _unknown(f"unknown activation {word!r}", word, ACTIVATIONS, "activations")
     _bool("zero_init", cfg["zero_init"])
+    bias = cfg["out_bias"]
+    if not isinstance(bias, int | float) or isinstance(bias, bool) or not math.isfinite(bias):
+        raise NetConfigError(f"option 'out_bias' must be a finite number, got {bias!r}")
+    cfg["out_bias"] = float(bias)
     cfg["time_dim"] = _int("time_dim", cfg["time_dim"], 2)
 
 

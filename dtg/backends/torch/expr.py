@@ -199,6 +199,27 @@ class ExprCompiler(ir.ExprFold[Closure]):
 
         return call
 
+    def reward_grad(self, node: ir.RewardGrad, arg: Closure) -> Closure:
+        """∇ log r at the level's value by autograd (see :class:`dtg.ir.expr.RewardGrad`)."""
+        reward = self.ir.reward
+        if reward is None:  # the checker refuses grad without a reward
+            raise DtgRuntimeError("grad(…) needs the model's reward")
+        log_reward = self.compile(reward.body)  # reads x[0], the level "zero"
+        clip = node.clip
+
+        def gradient(env: Env) -> Tensor:
+            value = arg(env).detach()
+            with torch.enable_grad():  # also while sampling under no_grad
+                x = value.requires_grad_(True)
+                log_r = log_reward(Env(env.batch, env.t, {"zero": x}))
+                (grad,) = torch.autograd.grad(log_r.sum(), x, allow_unused=True)
+            if grad is None:  # a reward that does not read x
+                return torch.zeros_like(value)
+            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+            return grad.clamp(-clip, clip).detach()
+
+        return gradient
+
     def reward_call(self, node: ir.RewardCall, arg: Closure) -> Closure:
         if node.kind is ir.RewardKind.CLASSIFY:
             classes, vocab = list(node.classes), self.ir.message.space.vocab
