@@ -13,7 +13,7 @@ from conftest import EXAMPLES
 
 import dtg
 from dtg.runtime.evaluate import evaluate
-from dtg.runtime.sampler_eval import importance_estimates, mode_coverage
+from dtg.runtime.sampler_eval import importance_estimates, mode_coverage, well_sign_errors
 from dtg.targets import MANYWELL_LOG_Z, TARGETS
 
 #: A sampler of a Gaussian target: the Brownian bridge of variance SIGMA2 pinned at 0 and, with
@@ -243,3 +243,27 @@ def test_a_data_models_reward_may_not_declare_a_target() -> None:
     text = text.replace("classes = [0, 2, 4, 6, 8])", "classes = [0, 2, 4, 6, 8]) { log_z = 0 }")
     with pytest.raises(dtg.DtgError, match="only a sampler's reward"):
         dtg.loads(text, file=str(EXAMPLES / "rtb_even_digits.dtg"))
+
+
+def test_a_mode_is_covered_by_one_percent_of_the_samples() -> None:
+    modes = [[0.0, 0.0], [5.0, 5.0]]
+    far = torch.full((196, 2), -20.0)
+    held = torch.tensor([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [5.0, 5.1]])  # 3 at A, 1 at B
+    samples = torch.cat([far, held])  # 200 samples: A holds 1.5 %, B 0.5 %
+    assert mode_coverage(samples, modes, 1.0) == (pytest.approx(0.5), 1)
+    assert mode_coverage(samples, modes, 1.0, share=0.0) == (1.0, 2)
+    assert mode_coverage(samples, modes, 1.0, share=0.02) == (0.0, 0)
+
+
+def test_well_sign_errors_against_the_exact_share() -> None:
+    a = np.linspace(-6, 6, 1_200_001)
+    density = np.exp(-(a**4) + 6 * a**2 + 0.5 * a - 60)
+    exact = density[a > 0].sum() / density.sum()  # P(a > 0) by a Riemann sum
+    samples = -torch.ones(100, 32)
+    positives = [(7 * i) % 100 for i in range(16)]  # well i: this many of 100 samples positive
+    for well, count in enumerate(positives):
+        samples[:count, 2 * well] = 1.0
+    errors = np.abs(np.array(positives) / 100 - exact)
+    worst, mean = well_sign_errors(samples)
+    assert worst == pytest.approx(errors.max(), abs=1e-6)
+    assert mean == pytest.approx(errors.mean(), abs=1e-6)

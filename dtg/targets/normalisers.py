@@ -22,6 +22,7 @@ __all__ = [
     "manywell_log_z",
     "log_z_of",
     "modes_of",
+    "manywell_positive_share",
 ]
 
 #: gmm25: the component means are the grid's points in 2-D, each with this variance per axis.
@@ -57,6 +58,16 @@ def manywell_tables() -> tuple[float, np.ndarray, np.ndarray]:
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * h)])
     log_z1 = m + math.log(cum[-1])
     return log_z1, grid, cum / cum[-1]
+
+
+def manywell_positive_share() -> float:
+    """P(a > 0) for one well's first coordinate ``a`` (density ∝ exp(−a⁴ + 6a² + a/2)): the
+    exact frequency of the positive well, from the quadrature's CDF at 0.
+
+    :returns: the probability (≈ 0.8443: the tilt ``a/2`` favours the positive well).
+    """
+    _, grid, cdf = manywell_tables()
+    return float(1.0 - np.interp(0.0, grid, cdf))
 
 
 def manywell_log_z() -> float:
