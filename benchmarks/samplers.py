@@ -7,8 +7,10 @@ Four parts (select with ``--parts``), results printed as JSON (and written to ``
     :func:`dtg.runtime.sampler_eval.evaluate_sampler`), mean ± std over seeds, at T = 100 on 25GMM,
     Funnel and Manywell, for trajectory balance (TB), VarGrad and TB + exploration (extra
     generation noise std 0.2 decayed linearly to 0 over the first half of training, as in
-    Sendera et al. 2024, App. D), next to the published values (arXiv 2402.05098, Table 1/C.1,
-    25,000 iterations, batch 300, 5 seeds). The CPU budget is recorded with every figure.
+    Sendera et al. 2024, App. D), and TB + exploration 0.1 + local search (``tb_expl_ls``:
+    ``local_search = true`` at its defaults, gfn-diffusion's settings), next to the published
+    values (arXiv 2402.05098, Table 1/C.1, 25,000 iterations, batch 300, 5 seeds). The CPU budget
+    is recorded with every figure.
 ``few_steps``
     T = 10 on 25GMM: fixed destruction and fixed generation variance (``gmm25_tb.dtg`` with
     ``steps T = 10``) against learned generation variance + learned destruction
@@ -102,8 +104,11 @@ PUBLISHED_NOTE = (
 PUBLISHED_FEW_STEPS = {"fixed": -1.67, "learned": -0.62}
 
 FILES = {"gmm25": "gmm25_tb.dtg", "funnel": "funnel_tb.dtg", "manywell": "manywell_tb.dtg"}
-METHODS = ("tb", "vargrad", "tb_expl", "vargrad_expl")
+METHODS = ("tb", "vargrad", "tb_expl", "vargrad_expl", "tb_expl_ls")
 EXPLORE = 0.2  # Sendera et al. 2024, App. D: exploration factor 0.2, decayed over the first half
+#: TB + Expl. + LS: gfn-diffusion's command for it uses exploration factor 0.1 (decayed the same
+#: way) with local search at its defaults (dtg's ``local_search`` defaults are those values).
+EXPLORE_LS = 0.1
 METRIC_KEYS = ("delta_log_z", "delta_log_z_rw", "log_z_elbo", "log_z_rw", "eubo", "ess", "w2")
 
 
@@ -129,11 +134,14 @@ def method_text(target: str, method: str, iters: int) -> str:
     """The model text of ``target`` trained by ``method``."""
     text = (EXAMPLES / FILES[target]).read_text()
     explore = f"explore = {EXPLORE}, explore_steps = {max(1, iters // 2)}"
+    explore_ls = f"explore = {EXPLORE_LS}, explore_steps = {max(1, iters // 2)}"
     objective = {
         "tb": "objective trajectory_balance(lr_logZ = 0.1)",
         "vargrad": "objective vargrad",
         "tb_expl": f"objective trajectory_balance(lr_logZ = 0.1, {explore})",
         "vargrad_expl": f"objective vargrad({explore})",
+        "tb_expl_ls": f"objective trajectory_balance(lr_logZ = 0.1, {explore_ls}, "
+        "local_search = true)",
     }[method]
     return set_objective(text, objective)
 
@@ -257,6 +265,7 @@ def run_quality(args, results: dict, save) -> None:
     part["published_note"] = PUBLISHED_NOTE
     part["explore"] = {
         "std": EXPLORE,
+        "std_tb_expl_ls": EXPLORE_LS,
         "decay": "linear to 0 over the first half of the iterations",
     }
     for target, methods in parse_plan(args.plan):
@@ -678,6 +687,7 @@ def markdown(results: dict) -> str:
         "vargrad": "VarGrad",
         "tb_expl": "TB + Expl.",
         "vargrad_expl": "VarGrad + Expl.",
+        "tb_expl_ls": "TB + Expl. + LS",
     }
     lines = []
     quality = results.get("quality", {})

@@ -192,6 +192,21 @@ _SAMPLER = {
     "clip": _num(None, doc="clip each squared residual at this value"),
 }
 
+#: Local search (Sendera et al. 2024): MALA from a rank-prioritised buffer of terminal states;
+#: odd iterations train on destruction trajectories from the samples it accepted.
+_LOCAL_SEARCH = {
+    "local_search": OptionSpec(False, "bool", doc="alternate on-policy and local-search batches"),
+    "ls_every": _int(100, doc="iterations between local-search rounds"),
+    "ls_steps": _int(200, doc="MALA steps per round"),
+    "ls_burn_in": _int(100, low=0, doc="MALA steps before accepted proposals are kept"),
+    "ls_step_size": _num(0.1, doc="initial MALA step size of each round"),
+    "ls_target_accept": _num(
+        0.574, high=1.0, doc="acceptance rate the step size is moved toward (±1 % per step)"
+    ),
+    "ls_buffer": _int(600_000, doc="size of each local-search buffer"),
+    "ls_rank_weight": _num(0.01, doc="k of the rank weights 1 / (k N + rank)"),
+}
+
 #: Options of each objective, in positional order.
 OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
     ObjectiveKind.DENOISING: {
@@ -232,14 +247,20 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
             *LogZInit,
             doc="log Z starts at the first batch's estimate (on-policy), or at 0",
         ),
+        **_LOCAL_SEARCH,
     },
-    ObjectiveKind.VARGRAD: dict(_SAMPLER),
+    ObjectiveKind.VARGRAD: {**_SAMPLER, **_LOCAL_SEARCH},
     ObjectiveKind.SUBTB: {
         "lambda": _num(0.9, doc="geometric weight of sub-trajectory lengths"),
         "lr_logZ": _num(0.1, high=_MAX_LR, doc="learning rate of log Z"),
         **_SAMPLER,
+        **_LOCAL_SEARCH,
     },
-    ObjectiveKind.DETAILED_BALANCE: {"lr_logZ": _num(0.1, high=_MAX_LR), **_SAMPLER},
+    ObjectiveKind.DETAILED_BALANCE: {
+        "lr_logZ": _num(0.1, high=_MAX_LR),
+        **_SAMPLER,
+        **_LOCAL_SEARCH,
+    },
     ObjectiveKind.RELATIVE_TRAJECTORY_BALANCE: {
         "beta": _num(1.0, doc="inverse temperature of the reward"),
         "lr_logZ": _num(0.1, high=_MAX_LR, doc="learning rate of log Z"),

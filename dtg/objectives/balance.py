@@ -12,8 +12,10 @@ trajectory:
 
 Options: ``explore`` (extra generation noise std, decayed linearly to 0 over ``explore_steps``),
 ``replay = N`` (a buffer of terminal states; half of each batch then runs the destruction chain
-backward from buffer samples), ``clip`` (clip each squared residual), and for learned destruction
-``destroy = joint | tlm | fixed`` with ``lr_destroy`` and ``tau`` (arXiv 2506.01541, 2410.15474).
+backward from buffer samples), ``clip`` (clip each squared residual), for learned destruction
+``destroy = joint | tlm | fixed`` with ``lr_destroy`` and ``tau`` (arXiv 2506.01541, 2410.15474),
+and ``local_search = true`` with its ``ls_*`` options: odd iterations train on destruction
+trajectories from samples found by MALA (:mod:`.local_search`).
 
 References: Malkin et al. 2022 (arXiv 2201.13259); Richter et al. 2020 / Zhang et al. 2023
 (VarGrad); Madan et al. 2023 (SubTB, arXiv 2209.12782); Sendera et al. 2024 (arXiv 2402.05098).
@@ -30,9 +32,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import DtgRuntimeError
 from ..ir import ObjectiveKind
-from ..ir.space import Space
+from ..ir.space import Space, SpaceKind
 from ..nets import build_net
+from .local_search import LocalSearch
 from .trajectories import (
     Trajectories,
     clip_residuals,
@@ -147,7 +151,16 @@ class Balance(nn.Module):
         shape = model.ir.message.space.shape
         self.register_buffer("replay_x", torch.zeros((size, *shape)))
         self.register_buffer("replay_count", torch.zeros((), dtype=torch.long))
+        self.local_search = None
+        if options.get("local_search"):
+            if model.ir.message.space.kind != SpaceKind.REAL:
+                raise DtgRuntimeError(
+                    f"local_search needs a real space (MALA follows ∇ log r), not "
+                    f"{model.ir.message.space}"
+                )
+            self.local_search = LocalSearch(tuple(shape), options)
         self._last: dict[str, float] = {}
+        self._from_search = False  # the last batch: destruction trajectories from local search
 
     @property
     def model(self) -> Any:
@@ -195,6 +208,23 @@ class Balance(nn.Module):
                     p_target.mul_(tau).add_(p.detach(), alpha=1 - tau)
 
     def trajectories(self, n: int) -> Trajectories:
+        search = self.local_search
+        self._from_search = False
+        if search is not None and search.off_policy(int(self.step)):
+            if search.due(int(self.step)):
+                search.search(self.model.reward_fn, n)
+            starts = search.starts(n)
+            if starts is not None:
+                self._from_search = True
+                return destroy_trajectories(self.model, starts)
+        traj, on_policy = self._on_policy(n)
+        if search is not None:
+            search.remember(traj.states[0][:on_policy], traj.log_reward[:on_policy])
+        return traj
+
+    def _on_policy(self, n: int) -> tuple[Trajectories, int]:
+        """``n`` generation trajectories (half of them from the replay buffer, with ``replay``),
+        and how many of them (the first) were generated."""
         model = self.model
         on_policy = n
         use_replay = self.replay_x.shape[0] > 0 and int(self.replay_count) >= n // 2
@@ -208,7 +238,7 @@ class Balance(nn.Module):
             traj = traj.cat(destroy_trajectories(model, replayed))
         if self.replay_x.shape[0] > 0:
             self._remember(traj.states[0][:on_policy])
-        return traj
+        return traj, on_policy
 
     def _remember(self, x0: Tensor) -> None:
         size = self.replay_x.shape[0]
@@ -243,6 +273,10 @@ class Balance(nn.Module):
             loss = clip_residuals(per, self.options.get("clip")).mean()
         if self.targets:
             loss = loss + self._tlm_loss(traj)
+        if self._from_search:  # no ELBO: the last on-policy batch's figures stay
+            if self.kind is not ObjectiveKind.VARGRAD:
+                self._last["log_z"] = float(self.log_z.detach())
+            return loss
         with torch.no_grad():
             w = traj.log_weight
             log_z = -float((-w).mean()) if self.kind is ObjectiveKind.VARGRAD else float(self.log_z)
@@ -253,7 +287,7 @@ class Balance(nn.Module):
         """The log-weights ``[B]`` of on-policy trajectories: the batch's own, unless it was drawn
         with exploration noise — then its mean is no ELBO (on Manywell it put log Z ~800 below
         the truth, too far for lr_logZ to climb in a run), and a fresh batch is drawn."""
-        if self.explore_std() == 0.0:
+        if self.explore_std() == 0.0 and not self._from_search:
             return traj.log_weight
         with torch.no_grad(), self._target_destruction():
             return sample_trajectories(self.model, n).log_weight
@@ -278,4 +312,7 @@ class Balance(nn.Module):
         return torch.stack(columns, 1)
 
     def metrics(self) -> dict[str, float]:
-        return dict(self._last)
+        out = dict(self._last)
+        if self.local_search is not None:
+            out.update(self.local_search.metrics())
+        return out
