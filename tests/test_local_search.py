@@ -340,3 +340,48 @@ def test_checkpoint_resume_keeps_the_buffers(tmp_path: Path) -> None:
     assert a.found.count == b.found.count > 0
     assert torch.equal(a.found.rank_x, b.found.rank_x)
     assert torch.equal(a.policy.rank_x, b.policy.rank_x)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("local_search = true, ls_steps = 50, ls_burn_in = 60", "none are left"),
+        ("local_search = true, ls_steps = 101", "none are left"),
+    ],
+)
+def test_the_checker_refuses_local_search_that_keeps_nothing(options: str, message: str) -> None:
+    text = (
+        (EXAMPLES / "gmm25_tb.dtg")
+        .read_text()
+        .replace("lr_logZ = 0.1", f"lr_logZ = 0.1, {options}")
+    )
+    with pytest.raises(DtgError) as caught:
+        dtg.loads(text)
+    assert message in str(caught.value) and caught.value.span.line == 16
+
+
+TOKEN_SAMPLER = """
+model tokens {
+  space x : token(3)[2]
+  steps T = 2
+  reward logr(x) = classify_free(x)
+  net logits : (token(3)[2], time) -> real[2, 3] = mlp(hidden = [16])
+  destroy  x[t]   ~ Shuffle(x[t-1], keep = 1/2)
+  generate x[T]   ~ Categorical(logits = 0)
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective trajectory_balance(local_search = true)
+}
+"""
+
+
+def test_the_checker_refuses_local_search_on_tokens() -> None:
+    dtg.register_reward("classify_free", lambda x: x.float().sum(-1))
+    try:
+        with pytest.raises(DtgError) as caught:
+            dtg.loads(TOKEN_SAMPLER)
+    finally:
+        from dtg import plugins
+
+        plugins.unregister_reward("classify_free")
+    assert "local_search needs a real space" in str(caught.value)
+    assert caught.value.span.line == 10

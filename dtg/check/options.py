@@ -123,7 +123,33 @@ def check_objective(
         checker,
         positional=statement.args,
     )
+    _check_local_search(statement, options, facts, source)
     return ObjectiveSpec(kind, options, statement.span)
+
+
+def _check_local_search(
+    statement: ast.Objective, options: dict[str, Any], facts: dict[str, Any], source: str
+) -> None:
+    """``local_search`` runs MALA on x[0] (a real space) and keeps the proposals after burn-in."""
+    if not options.get("local_search"):
+        return
+    spans = {k.name: k.span for k in statement.kwargs}
+    if facts.get("space_kind") != "real":
+        raise DtgObjectiveError(
+            f"local_search needs a real space (MALA follows ∇ log r), not a {facts['space_kind']} one",
+            spans.get("local_search", statement.span),
+            source,
+        )
+    steps, burn = options.get("ls_steps") or 200, options.get("ls_burn_in")
+    burn = 100 if burn is None else burn
+    if burn >= steps - 1:
+        raise DtgObjectiveError(
+            f"local search keeps the proposals after ls_burn_in = {burn:g} of ls_steps = "
+            f"{steps:g} steps: none are left",
+            spans.get("ls_burn_in", spans.get("ls_steps", statement.span)),
+            source,
+            hints=["make ls_steps > ls_burn_in + 1"],
+        )
 
 
 # Re-exported for the kernel checker.

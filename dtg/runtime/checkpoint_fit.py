@@ -33,7 +33,17 @@ __all__ = [
 #: other buffer is a table the program compiles to (a schedule, a marginal, a loss weight): it is
 #: derived from the program, so a checkpoint neither holds nor restores it.
 TRAINING_BUFFERS = frozenset(
-    {"history", "history_count", "log_z_started", "step", "replay_x", "replay_count"}
+    {
+        "history",
+        "history_count",
+        "log_z_started",
+        "step",
+        "replay_x",
+        "replay_count",
+        "rank_x",
+        "rank_log_r",
+        "rank_count",
+    }
 )
 
 
