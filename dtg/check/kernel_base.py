@@ -76,8 +76,9 @@ class KernelBase:
             f"add: {example}",
         )
 
-    def _lhs(self, statement, expected: sp.Expr, rule: str) -> None:
-        level = statement.level
+    def _own_level(self, level: ast.Level) -> None:
+        """The level a statement defines is of the model's message and its index uses only
+        ``t``, ``T`` and numbers."""
         if level.message != self.message:
             raise self.err(
                 DtgLevelError,
@@ -85,8 +86,11 @@ class KernelBase:
                 level.span,
                 f"write {self.message}[…]",
             )
-        checker = ExprChecker(self.scope(), self.source)
-        checker._check_index_names(level.index)
+        ExprChecker(self.scope(), self.source)._check_index_names(level.index)
+
+    def _lhs(self, statement, expected: sp.Expr, rule: str) -> None:
+        level = statement.level
+        self._own_level(level)
         index = self.builder.index(level.index)
         if sp.simplify(index - expected) != 0:
             shown = brief(index_to_source(level.index))

@@ -106,14 +106,7 @@ class LevelKernels(KernelBase):
 
     def _fixed_level(self, statement: ast.Destroy | ast.Generate) -> int:
         level = statement.level
-        if level.message != self.message:
-            raise self.err(
-                DtgLevelError,
-                f"'{level.message}' is not the model's message '{self.message}'",
-                level.span,
-                f"write {self.message}[…]",
-            )
-        ExprChecker(self.scope(), self.source)._check_index_names(level.index)
+        self._own_level(level)
         value = self.builder.index(level.index)
         if not getattr(value, "is_Integer", False):
             shown = brief(index_to_source(level.index))
