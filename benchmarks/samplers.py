@@ -77,6 +77,9 @@ PUBLISHED = {
         "vargrad_expl": {
             "delta_log_z": [0.615, 0.241], "delta_log_z_rw": [0.487, 0.250], "w2": [3.89, 0.85]
         },
+        "tb_expl_ls": {
+            "delta_log_z": [0.171, 0.013], "delta_log_z_rw": [0.004, 0.011], "w2": [1.25, 0.18]
+        },
     },
     "funnel": {
         "tb": {"delta_log_z": [0.690, 0.018], "delta_log_z_rw": [0.239, 0.192], "w2": [22.4, 4.0]},
@@ -86,12 +89,18 @@ PUBLISHED = {
         "vargrad_expl": {
             "delta_log_z": [0.642, 0.010], "delta_log_z_rw": [0.250, 0.112], "w2": [22.1, 4.0]
         },
+        "tb_expl_ls": {
+            "delta_log_z": [0.653, 0.025], "delta_log_z_rw": [0.285, 0.099], "w2": [21.9, 4.0]
+        },
     },
     "manywell": {
         "tb": {"delta_log_z": [4.01, 0.04], "delta_log_z_rw": [2.67, 0.02], "w2": [6.14, 0.02]},
         "tb_expl": {"delta_log_z": [4.01, 0.05], "delta_log_z_rw": [2.68, 0.06], "w2": [6.15, 0.02]},
         "vargrad_expl": {
             "delta_log_z": [4.01, 0.05], "delta_log_z_rw": [2.69, 0.06], "w2": [6.15, 0.02]
+        },
+        "tb_expl_ls": {
+            "delta_log_z": [4.57, 2.13], "delta_log_z_rw": [0.19, 0.29], "w2": [5.66, 0.05]
         },
     },
 }  # fmt: skip
