@@ -242,3 +242,17 @@ def test_exact_evaluation_is_bounded_where_it_is_optional() -> None:
     ir = dtg.loads(text).model()
     assert time.process_time() - start < 5.0
     assert ir.destroy.tables["keep"][1] < 1.0  # not exactly 1: left as float64 gives it
+
+
+def test_a_division_by_zero_in_a_schedule_is_reported_at_the_schedule() -> None:
+    text = COSINE_DDPM.replace(
+        "schedule abar(t) = cos(pi/2 * t/T)^2\n  schedule beta(t) = 1 - abar(t) / abar(t-1)",
+        "schedule beta(t) = 0.1 / (t - 3)^2",
+    ).replace("Guess(x[t], eps)", "Guess(x[t], eps, predict = v_prediction)")
+    with pytest.raises(DtgRangeError) as info:
+        dtg.loads(text)
+    assert info.value.span.line == 5  # the schedule, not the kernel that uses it
+    assert (
+        "the schedule 'beta' has no finite value at level t = 3 (beta(3) = inf)"
+        in info.value.message
+    )

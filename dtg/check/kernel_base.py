@@ -197,8 +197,9 @@ class KernelBase:
             value = float(symbolic.table(expr, self.steps, start=1)[level])
             if not np.isfinite(value) or exact.near(value, 0.0):  # float64 rounding: exactly
                 value = _or(exact.value_at(expr, level), value)
-            if not (value < 0 and (under or (anywhere and under == ""))):
-                continue  # (a schedule that is not finite there is reported where it is used)
+            undefined = not np.isfinite(value)  # 1/0 or sqrt(-1) inside the schedule itself
+            if not undefined and not (value < 0 and (under or (anywhere and under == ""))):
+                continue
             definition = self.schedule_defs[call.name]
             where = f"level t = {level}"
             shown = call.name
@@ -211,6 +212,13 @@ class KernelBase:
             used = (
                 f"it is used on line {span.line}" if span is not None else f"it is used in {what}"
             )
+            if undefined:
+                message = (
+                    f"the schedule '{call.name}' has no finite value at {where} ({shown} = "
+                    f"{value}), and {what} uses it there"
+                )
+                hint = "check it for a division by zero, or the log/sqrt of a negative number"
+                raise self.err(DtgRangeError, message, definition.span, hint, used)
             how = f"{under} there" if under else "is then negative"
             message = (
                 f"the schedule '{call.name}' is negative at {where} ({shown} = {value:.6g}), "
