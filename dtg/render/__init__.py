@@ -5,9 +5,11 @@ the data node filled) and the generation chain below it (A′ ↽ B′ ↽ …, 
 ``A′ ~ A`` (``~|B`` when the objective trains a conditional). Harpoons are stochastic channels,
 full arrows deterministic maps, bold edges learned channels (with their nets named); ``*`` is the
 singleton; a reward is a factor box on A′; the parent a child fine-tunes is a frozen grey copy
-(A″), and the goal then joins A′ to it, tilted by the reward (``~ ∝ exp(β·r)``). A model with
-kernels for single levels (``destroy x[1] ~ …``) is drawn level by level in both views, each edge
-with its own level's kernel (:mod:`dtg.render.levels`).
+(A″), and the goal then joins A′ to it, tilted by the reward (``~ ∝ exp(β·r)``); a step whose
+kernel uses the reward's gradient (``grad(logr, x[t])``) gets a dashed ``∇ logr`` arrow from the
+factor box to the level it starts from (:mod:`dtg.render.grads`). A model with kernels for single
+levels (``destroy x[1] ~ …``) is drawn level by level in both views, each edge with its own
+level's kernel (:mod:`dtg.render.levels`).
 
 >>> import dtg
 >>> from dtg import render

@@ -3,7 +3,9 @@
 Layout: ``rankdir=LR`` puts the levels left to right; each column is a ``rank=same`` subgraph
 whose nodes are ordered top to bottom (data, model, parent) by flat edges, so the destruction
 chain sits above the generation chain. Harpoons are half arrowheads (``lnormal``), deterministic
-maps full ones (``normal``); learned channels are bold; the goal is an undirected dashed ``~``.
+maps full ones (``normal``); learned channels are bold; the goal is an undirected dashed ``~``; the
+reward feeding a step (``grad(logr, x[t])``) a dashed ``vee`` arrow into the step's start, from
+below, that does not move the layout (``constraint=false``).
 A level node's tooltip gives its space when the model's levels differ in space; the note's lines
 (the compact view's range of ``t``, a per-level model's spaces) are the graph's bottom label.
 """
@@ -73,6 +75,16 @@ def _edge_attrs(edge: Edge) -> dict[str, str]:
         )
     elif edge.kind == "factor":
         attrs.update(dir="none", tooltip="reward")
+    elif edge.kind == "grad":  # beside the layout: the chains keep their places
+        attrs.update(
+            style="dashed",
+            arrowhead="vee",
+            arrowsize="0.6",
+            label=edge.label,
+            headport="s",
+            constraint="false",
+            tooltip=f"{edge.label}: the reward's gradient feeds the {edge.channel} step",
+        )
     else:  # ellipsis
         attrs.update(style="dotted", arrowhead="none")
     if edge.frozen:

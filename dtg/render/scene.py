@@ -11,7 +11,8 @@ The goal of training is the undirected ``~`` edge: ``A′ ~ A`` (``~|B`` for a c
 objective). A fine-tuning objective has no data goal: its target is the frozen prior tilted by the
 reward, so the goal joins ``A′`` to the prior's ``A″`` and says the tilt (``~ ∝ exp(β·r)``);
 ``policy_gradient`` without ``kl`` maximises the reward and has no distribution to match, so no
-goal is drawn.
+goal is drawn. A step whose kernel uses the reward's gradient (``grad(logr, x[t])``) is fed by a
+``grad`` edge from the reward factor to the level the step starts from (:mod:`dtg.render.grads`).
 
 A model with kernels of single levels (``destroy x[1] ~ …``, a hierarchical VAE) has no one
 template step: both views draw it level by level (:func:`dtg.render.levels.drawn_levels`), each
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ir import Channel, Family, ModelIR, ObjectiveKind
+from .grads import grad_label
 from .levels import COMPACT_NOTE, drawn_levels, node_name, space_note
 from .names import Name, level_name, shown_levels
 
@@ -80,9 +82,11 @@ class Node:
 @dataclass
 class Edge:
     """An edge. ``kind`` is ``"harpoon"`` (stochastic channel), ``"arrow"`` (deterministic map),
-    ``"goal"`` (the undirected ``~``), ``"factor"`` (reward attachment) or ``"ellipsis"``.
+    ``"goal"`` (the undirected ``~``), ``"factor"`` (reward attachment), ``"grad"`` (the reward
+    feeding the step out of ``dst``: its kernel uses ``grad(logr, …)``) or ``"ellipsis"``.
 
-    :param channel: ``"destroy" | "generate" | "start"`` for channel edges, else ``None``.
+    :param channel: ``"destroy" | "generate" | "start"`` for channel edges and the role of the
+        step a ``grad`` edge feeds, else ``None``.
     :param nets: the nets of a learned channel (drawn bold).
     """
 
@@ -169,10 +173,17 @@ def reward_name(ir: ModelIR) -> Name:
     return Name(text, html, rf"\texttt{{{tex_text(text)}}}")
 
 
-def _channel_edge(src: str, dst: str, channel: Channel, frozen: bool, role: str) -> Edge:
+def _channel_edge(
+    d: Diagram, ir: ModelIR, src: str, dst: str, channel: Channel, frozen: bool, role: str
+) -> None:
+    """Add one step's edge, and the reward's arrow into ``src`` when the step's kernel uses the
+    reward's gradient (:mod:`dtg.render.grads`; none on a frozen parent's chain)."""
     label, tex = channel_label(channel)
     kind = "harpoon" if channel.stochastic else "arrow"
-    return Edge(src, dst, kind, label, tex, role, channel.nets, frozen)
+    d.edges.append(Edge(src, dst, kind, label, tex, role, channel.nets, frozen))
+    fed = None if frozen else grad_label(ir, channel)
+    if fed is not None:
+        d.edges.append(Edge("reward", src, "grad", fed[0], fed[1], role))
 
 
 def _step(ir: ModelIR, row: str, level: int | str) -> Channel:
@@ -208,9 +219,9 @@ def _chain(d: Diagram, ir: ModelIR, row: str, prime: int, levels: list, labels: 
             src, dst = (a, b) if row == "data" else (b, a)
             d.edges.append(Edge(src, dst, "ellipsis", frozen=frozen))
         elif row == "data":
-            d.edges.append(_channel_edge(a, b, _step(ir, row, levels[col]), frozen, "destroy"))
+            _channel_edge(d, ir, a, b, _step(ir, row, levels[col]), frozen, "destroy")
         else:
-            d.edges.append(_channel_edge(b, a, _step(ir, row, levels[col]), frozen, "generate"))
+            _channel_edge(d, ir, b, a, _step(ir, row, levels[col]), frozen, "generate")
     if row == "data":
         return
     last = d.node(ids[-1])
@@ -219,7 +230,7 @@ def _chain(d: Diagram, ir: ModelIR, row: str, prime: int, levels: list, labels: 
     else:
         star = Node(f"{row[0]}s", _STAR, "singleton", row, len(levels), frozen=frozen)
         d.nodes.append(star)
-        d.edges.append(_channel_edge(star.id, last.id, ir.start, frozen, "start"))
+        _channel_edge(d, ir, star.id, last.id, ir.start, frozen, "start")
 
 
 def build(ir: ModelIR, view: str = "compact", labels: str = "letters") -> Diagram:

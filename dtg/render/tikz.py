@@ -3,7 +3,9 @@
 The grid of the :class:`~dtg.render.scene.Diagram` becomes a ``tikzcd`` matrix (rows data, model,
 parent; columns the levels). Each channel is one ``\\arrow``: ``harpoon`` for stochastic channels,
 plain ``->`` for deterministic maps, thick when learned, grey and dashed when frozen; the goal is a
-``squiggly`` undirected arrow labelled ``\\sim``.
+``squiggly`` undirected arrow labelled ``\\sim``; the reward feeding a step (``grad(logr, x[t])``)
+is a dashed arrow from the factor to the step's start, labelled ``\\nabla \\log r`` (bent below
+its row).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from ..ir import ModelIR
 from .equations import equations as channel_equations
 from .scene import ROWS, Diagram, Edge, Node, as_model, build
 
-__all__ = ["to_tikz", "diagram_to_tikz", "PREAMBLE"]
+__all__ = ["to_tikz", "diagram_to_tikz", "PREAMBLE", "GRAD_STYLE"]
 
 PREAMBLE = r"""\documentclass[border=6pt{varwidth}]{{standalone}}
 \usepackage{{amsmath}}
@@ -26,6 +28,9 @@ PREAMBLE = r"""\documentclass[border=6pt{varwidth}]{{standalone}}
   dtg learned/.style={{line width=1.1pt}},
 }}
 """
+#: The style of the reward's arrows into steps that use ``grad(logr, …)``, added to the
+#: preamble's ``\tikzset`` only where the diagram has one.
+GRAD_STYLE = "  dtg grad/.style={dashed},\n"
 
 
 def _direction(src: Node, dst: Node) -> str:
@@ -46,6 +51,9 @@ def _arrow(edge: Edge, d: Diagram) -> str:
         opts += ["squiggly", "dash", f'"{{{edge.tex}}}"']
     elif edge.kind == "factor":
         opts.append("dash")
+    elif edge.kind == "grad":  # below the row it runs along, clear of the levels it passes
+        opts += ["dtg grad"] + (["bend right=22"] if src.row == dst.row else [])
+        opts.append(f'"{{{edge.tex}}}"{{swap, near end}}')  # under the arrow, by its level
     else:  # ellipsis
         opts += ["dash", "dotted"]
     if edge.frozen:
@@ -117,9 +125,7 @@ def to_tikz(
         block = channel_equations(ir, "latex", env="aligned").split("\n", 1)[1]
         body.append(rf"\par\bigskip $\displaystyle {block}$")
     varwidth = ", varwidth=40cm" if equations or d.note_tex else ""
-    return (
-        PREAMBLE.format(varwidth=varwidth)
-        + "\\begin{document}\n"
-        + "\n".join(body)
-        + "\n\\end{document}\n"
-    )
+    preamble = PREAMBLE.format(varwidth=varwidth)
+    if any(edge.kind == "grad" for edge in d.edges):
+        preamble = preamble.removesuffix("}\n") + GRAD_STYLE + "}\n"
+    return preamble + "\\begin{document}\n" + "\n".join(body) + "\n\\end{document}\n"
