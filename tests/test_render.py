@@ -433,6 +433,7 @@ def test_tikz_one_arrow_per_channel(path: Path | None, view: str) -> None:
     assert goals == (0 if ir.objective.kind is ObjectiveKind.POLICY_GRADIENT else 1)
     assert (r"\sim" in body) == bool(goals)
     others = goals + body.count("dotted") + int(ir.reward is not None)  # goal, ellipses, factor
+    others += body.count("dtg grad")  # the reward feeding the steps that use grad(logr, …)
     assert body.count(r"\arrow[") == harpoons + plain + others
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pyro
 import pytest
 import torch
+from conftest import ROOT
 from pyro.infer import Trace_ELBO
 
 import dtg
@@ -226,3 +227,10 @@ def test_the_emitted_pyro_source_computes_the_same_elbo(tmp_path) -> None:
         losses.append(float(Trace_ELBO().differentiable_loss(model_fn, guide_fn, x).detach()))
     assert abs(losses[0] - losses[1]) <= 1e-5 * max(1.0, abs(losses[0])), losses
     assert "reward_grad(x_next, 5.0)" in path.read_text()
+
+
+def test_the_kernel_latex_writes_nabla_log_r() -> None:
+    ir = dtg.load(ROOT / "examples" / "gmm25_lp.dtg").model()
+    assert (
+        r"\nabla \log r\left(x_{t}\right) \operatorname{scale}\left(t\right)" in ir.generate.latex
+    )

@@ -116,6 +116,9 @@ def _notation_figures() -> dict[str, Diagram]:
     fig("ellipsis", [a1, dots, c1], [Edge("m1", "m0", "ellipsis"), Edge("m2", "m1", "ellipsis")])
     factor = Node("reward", Name("logr = gmm25(x)", "logr = gmm25(x)", ""), "factor", "model", -1)
     fig("factor", [factor, a1], [Edge("reward", "m0", "factor")])
+    langevin = Edge("m1", "m0", "harpoon", "Normal [drift]", channel="generate", nets=("drift",))
+    feed = Edge("reward", "m1", "grad", "∇ logr", channel="generate")
+    fig("grad", [factor, a1, b1], [Edge("reward", "m0", "factor"), langevin, feed])
     frozen = [
         _level("p0", "A″", "parent", 0, frozen=True),
         _level("p1", "B″", "parent", 1, frozen=True),

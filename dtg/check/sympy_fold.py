@@ -105,4 +105,5 @@ class SympyFold(ir.ExprFold[sp.Expr]):
         return sp.Function(node.name)(arg)
 
     def reward_grad(self, node: ir.RewardGrad, arg: sp.Expr) -> sp.Expr:
-        return sp.Function(f"grad_{node.reward}")(arg)  # a non-linear function of the level
+        # A non-linear function of the level; ':' keeps it apart from any name a .dtg can write.
+        return sp.Function(f"grad:{node.reward}")(arg)
