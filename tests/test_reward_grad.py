@@ -19,6 +19,7 @@ from conftest import ROOT
 from pyro.infer import Trace_ELBO
 
 import dtg
+from dtg import plugins
 from dtg.backends.pyro_source import emit_pyro
 from dtg.backends.torch.expr import Env
 from dtg.errors import DtgError
@@ -108,8 +109,6 @@ def test_a_plugin_rewards_gradient_equals_finite_differences() -> None:
             numeric = (bumpy(x + step) - bumpy(x - step)) / (2 * h)
             assert torch.allclose(got[:, i], numeric.clamp(-100, 100), atol=1e-6)
     finally:
-        from dtg import plugins
-
         plugins.unregister_reward("bumpy_grad_test")
 
 
@@ -179,6 +178,14 @@ def test_a_langevin_parametrised_exact_reverse_chain_balances() -> None:
         (("grad(logr, x[t])", "grad(logr, x[t], clip = -1)"), "clip must be a positive number"),
         (("grad(logr, x[t])", "grad(logr, x[t], scale = 1)"), "grad(logr, x[t]) takes"),
         (("gmm25(x)", "gmm25(x) + grad(logr, x)"), "grad cannot be used inside the reward"),
+        (
+            ("steps T = 4", "steps T = 4\n  schedule g(t) = sum(grad(logr, x[t]))"),
+            "grad cannot be used here",
+        ),
+        (
+            ("generate x[T]   = 0", "generate x[T]   ~ Normal(grad(logr, x[T]), 1)"),
+            "grad cannot be used here",
+        ),
     ],
 )
 def test_mistakes_are_located(replace, message) -> None:
@@ -234,3 +241,34 @@ def test_the_kernel_latex_writes_nabla_log_r() -> None:
     assert (
         r"\nabla \log r\left(x_{t}\right) \operatorname{scale}\left(t\right)" in ir.generate.latex
     )
+
+
+def test_a_reward_that_does_not_read_x_has_gradient_zero() -> None:
+    x = torch.randn(5, 2, dtype=torch.float64)
+    assert gradient_of("-1.5", 2, x).abs().max().item() == 0.0
+    model = dtg.loads(SAMPLER.format(dim=2, reward="-1.5", grad="grad(logr, x[t])")).compile("cpu")
+    assert torch.isfinite(model.sample(4)).all()
+
+
+TOKENS = """
+model tokens {
+  space x : token(3)[4]
+  steps T = 2
+  reward logr(x) = count_twos(x)
+  net f : (token(3)[4], time) -> real[4, 3] = mlp(hidden = [8])
+  destroy  x[t]   ~ Shuffle(x[t-1], keep = 1/2)
+  generate x[T]   ~ Categorical(logits = 0)
+  generate x[t-1] ~ Categorical(logits = f(x[t], t) + sum(grad(logr, x[t])))
+  objective trajectory_balance
+}
+"""
+
+
+def test_grad_on_a_token_space_is_refused() -> None:
+    dtg.register_reward("count_twos", lambda x: (x == 2).float().sum(-1))
+    try:
+        with pytest.raises(DtgError) as caught:
+            dtg.loads(TOKENS)
+    finally:
+        plugins.unregister_reward("count_twos")
+    assert "grad needs a real space" in str(caught.value) and caught.value.span.line == 9

@@ -329,7 +329,10 @@ _REWARD_GRAD = '''def reward_grad(x, clip):
     """grad(logr, x[t]): detached, non-finite entries 0, each clipped to ±clip."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(log_reward(x).sum(), x, allow_unused=True)
+        log_r = log_reward(x)
+        g = None
+        if log_r.requires_grad:  # else the reward does not depend on x
+            (g,) = torch.autograd.grad(log_r.sum(), x, allow_unused=True)
     if g is None:
         return torch.zeros_like(x)
     return torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0).clamp(-clip, clip).detach()

@@ -135,6 +135,14 @@ class CallLowering:
             raise self.error(
                 DtgTypeError, "grad cannot be used inside the reward itself", node.func_span
             )
+        if scope.schedule_params or not scope.allow_nets:
+            raise self.error(
+                DtgTypeError,
+                "grad cannot be used here: schedules, data sources and the generation start read "
+                "no level of the message",
+                node.func_span,
+                hints=["use it in a kernel: generate x[t-1] ~ Normal(… grad(logr, x[t]) …)"],
+            )
         if scope.reward is None:
             raise self.error(
                 DtgTypeError,
@@ -161,6 +169,12 @@ class CallLowering:
             raise self.error(
                 DtgTypeError,
                 f"grad is taken at a level of the message, e.g. {scope.message}[t]",
+                second.span,
+            )
+        if level.space.kind != "real":
+            raise self.error(
+                DtgTypeError,
+                f"grad needs a real space (the gradient of log r), not {level.space}",
                 second.span,
             )
         if level.space != space:

@@ -27,12 +27,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..channels.score import log_reward_and_grad
 from ..errors import DtgRuntimeError
 
 __all__ = [
     "RATE_WINDOW",
     "adapt_step_size",
-    "log_reward_and_grad",
     "MalaResult",
     "mala",
     "RankBuffer",
@@ -55,24 +55,6 @@ def adapt_step_size(step_size: Tensor, rate: Tensor, target: float, factor: floa
     up = torch.as_tensor(1.0 + factor, dtype=step_size.dtype, device=step_size.device)
     down = torch.as_tensor(1.0 - factor, dtype=step_size.dtype, device=step_size.device)
     return step_size * torch.where(rate > target, up, down)
-
-
-def log_reward_and_grad(log_r_fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
-    """log r(x) and ∇ₓ log r(x) by autograd, both detached; non-finite gradients are zeroed.
-
-    :param log_r_fn: ``[B, *shape] → [B]``.
-    :param x: ``[B, *shape]``.
-    :returns: ``([B], [B, *shape])``.
-    """
-    with torch.enable_grad():
-        point = x.detach().requires_grad_(True)
-        log_r = log_r_fn(point)
-        if log_r.requires_grad:
-            (grad,) = torch.autograd.grad(log_r.sum(), point)
-        else:  # a reward that does not depend on x
-            grad = torch.zeros_like(point)
-    grad = torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad))
-    return log_r.detach(), grad.detach()
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...channels.score import log_reward_and_grad
 from ...classifier import log_prob_classes
 from ...errors import DtgRuntimeError
 from ...ir import ModelIR
@@ -208,15 +209,10 @@ class ExprCompiler(ir.ExprFold[Closure]):
         clip = node.clip
 
         def gradient(env: Env) -> Tensor:
-            value = arg(env).detach()
-            with torch.enable_grad():  # also while sampling under no_grad
-                x = value.requires_grad_(True)
-                log_r = log_reward(Env(env.batch, env.t, {"zero": x}))
-                (grad,) = torch.autograd.grad(log_r.sum(), x, allow_unused=True)
-            if grad is None:  # a reward that does not read x
-                return torch.zeros_like(value)
-            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
-            return grad.clamp(-clip, clip).detach()
+            def at(x: Tensor) -> Tensor:
+                return log_reward(Env(env.batch, env.t, {"zero": x}))
+
+            return log_reward_and_grad(at, arg(env), clip)[1]
 
         return gradient
 
