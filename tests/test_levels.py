@@ -241,3 +241,86 @@ def test_the_example_checks_and_is_formatted() -> None:
         "destroy Normal [enc1] | Normal [enc2]" in shown
         and "Normal [dec1] | Normal [dec2]" in shown
     )
+
+
+CATEGORICAL_TEMPLATE = """
+model cat {
+  data x : token(3)[4] ~ categorical(probs = [0.2, 0.3, 0.5], n = 100)
+  steps T = 2
+  net enc : (token(3)[4]) -> real[2] = mlp(hidden = [8])
+  net dec : (real[2]) -> real[4, 3] = mlp(hidden = [8])
+  destroy  x[1]   ~ Normal(enc(x[0]), 0.5)
+  destroy  x[2]   ~ Normal(0.5 * x[1], 0.5)
+  generate x[T]   ~ Normal(0, 1)
+  generate x[1]   ~ Normal(0.5 * x[2], 0.5)
+  generate x[t-1] ~ Categorical(dec(x[t]))
+  objective elbo
+}
+"""
+
+
+def test_a_token_x0_takes_its_own_categorical_not_a_template() -> None:
+    with pytest.raises(DtgError) as caught:
+        dtg.loads(CATEGORICAL_TEMPLATE)
+    assert "the generation template must be a Normal, not Categorical" in str(caught.value)
+    fixed = CATEGORICAL_TEMPLATE.replace(
+        "generate x[t-1] ~ Categorical(dec(x[t]))", "generate x[0] ~ Categorical(dec(x[1]))"
+    )
+    torch.manual_seed(0)
+    model = dtg.loads(fixed).compile("cpu")
+    samples = model.sample(5)
+    assert samples.shape == (5, 4) and samples.dtype == torch.long and int(samples.max()) < 3
+    x = torch.randint(0, 3, (8, 4), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(model.nelbo(x)).all()
+
+
+NEGATIVE_TEMPLATE_STD = MIXED.replace(
+    "destroy  x[t]   ~ Normal(0.9 * x[t-1], 0.3)",
+    "destroy  x[t]   ~ Normal(0.9 * x[t-1], 0.1 * (2.5 - t))",
+).replace(
+    "generate x[t-1] ~ Normal(mu(x[t], t), 0.3)",
+    "generate x[t-1] ~ Normal(mu(x[t], t), 0.3)\n  destroy  x[3] ~ Normal(0.5 * x[2], 0.1)",
+)
+
+
+def test_a_templates_std_is_checked_on_the_middle_levels_it_covers() -> None:
+    with pytest.raises(DtgError) as caught:  # level 2 only: 0.1 · (2.5 − 2) > 0 … at t = 3 < 0
+        dtg.loads(NEGATIVE_TEMPLATE_STD.replace("2.5 - t", "1.5 - t"))
+    assert "std = -0.05 at level t = 2" in str(caught.value)
+    ir = dtg.loads(NEGATIVE_TEMPLATE_STD).model()  # 0.05 at t = 2; t = 3 has its own kernel
+    assert ir.destroy_at(2) is ir.destroy and ir.destroy_at(3) is not ir.destroy
+
+
+def test_a_levels_own_std_is_checked_at_its_level_only() -> None:
+    own = hvae(replace=("exp(0.5 * enc2(x[1])[4:8])", "0.1 * (t - 1)"))
+    assert dtg.loads(own).model().destroy_at(2).params["std"] is not None  # 0.1 at t = 2
+    with pytest.raises(DtgError) as caught:
+        dtg.loads(hvae(replace=("exp(0.5 * enc2(x[1])[4:8])", "0.1 * (t - 2)")))
+    assert "is 0 at level t = 2" in str(caught.value)
+    point = (
+        hvae(replace=("exp(0.5 * enc2(x[1])[4:8])", "0"))
+        .replace("generate x[T] ~ Normal(0, 1)", "generate x[T] = 0")
+        .replace("enc2(x[1])[0:4]", "0 * enc2(x[1])[0:4]")
+    )
+    torch.manual_seed(0)
+    model = dtg.loads(point).compile("cpu")  # a deterministic last step into the point 0
+    assert torch.isfinite(model.nelbo(torch.rand(4, 64))).all()
+
+
+def test_a_generation_template_that_cannot_cover_a_level_names_both() -> None:
+    text = hvae(replace=("  generate x[0] ~ Normal(dec1(x[1]), 0.2)\n", "")).replace(
+        "generate x[1] ~ Normal(dec2(x[2])[0:16], exp(0.5 * dec2(x[2])[16:32]))",
+        "generate x[t-1] ~ Normal(dec1(x[t]), 0.2)",
+    )
+    with pytest.raises(DtgError) as caught:
+        dtg.loads(text)
+    text = str(caught.value)
+    assert "cannot cover both x[1] → x[0] (real[16] → real[64]) and x[2] → x[1]" in text
+
+
+def test_a_child_cannot_respell_its_parents_level() -> None:
+    parent = hvae().replace("model hvae", "model par")
+    child = "model child extends par {\n  destroy x[T-1] ~ Normal(enc1(x[0])[0:16], 0.2)\n}\n"
+    with pytest.raises(DtgError) as caught:
+        dtg.loads(parent + child)
+    assert "cannot replace the kernel of x[1] that its parent defines" in str(caught.value)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import DtgCheckError, DtgTypeError
 from ..ir import Channel, Direction, Family, Space
+from ..syntax import ast
 from .kernels import KernelChecker
 from .levels import LevelStatements
 
@@ -67,7 +68,7 @@ def check_chain(kernels: KernelChecker, found: LevelStatements) -> Chain:
                 reads = spaces[-1]
                 template, template_space = _template_on(kernels, reads)
             if spaces[-1] not in (reads, template_space):
-                raise _misfit(kernels, template, level - 1, spaces[-1], found, "reads")
+                raise _misfit(kernels, template, level - 1, spaces[-1], found)
             channel, space = template, template_space
         destroy_levels.append(channel)
         spaces.append(space)
@@ -90,9 +91,18 @@ def check_chain(kernels: KernelChecker, found: LevelStatements) -> Chain:
                 "write the generation kernel out, e.g. generate x[t-1] ~ Normal(mu(x[t], t), s)",
             )
         generate_template = kernels.generate(destroy_levels[0], spaces[first], spaces[first - 1])
+        if generate_template.family not in _GAUSSIAN:
+            raise kernels.err(
+                DtgTypeError,
+                "beside kernels for single levels, the generation template must be a Normal, "
+                f"not {generate_template.family.label}",
+                generate_template.span,
+                f"a token {kernels.message}[0] gets a kernel of its own: generate "
+                f"{kernels.message}[0] ~ Categorical(logits = …)",
+            )
         for level in covered:
             if (spaces[level], spaces[level - 1]) != (spaces[first], spaces[first - 1]):
-                raise _misfit(kernels, generate_template, level, spaces[level], found, "writes")
+                raise _generate_misfit(kernels, generate_template, first, level, spaces)
     generate_levels: list[Channel] = []
     for level in range(1, steps + 1):
         if level in found.generate:
@@ -106,7 +116,11 @@ def check_chain(kernels: KernelChecker, found: LevelStatements) -> Chain:
         generate_levels.append(channel)
 
     start = kernels.start(destroy_levels[-1], spaces[-1])
-    kernels.check_ends(destroy_levels[-1], start)
+    covered = [level for level in range(1, steps + 1) if level not in found.destroy]
+    last = destroy_levels[-1]
+    if template is not None and template.family is Family.LINEAR_GAUSSIAN and last is not template:
+        kernels.check_stds(template, False, covered)  # the levels check_ends does not see
+    kernels.check_ends(last, start, covered if last is template else None)
     return Chain(
         destroy=template or destroy_levels[0],
         generate=generate_template or generate_levels[0],
@@ -140,7 +154,9 @@ def _template_on(kernels: KernelChecker, reads: Space) -> tuple[Channel, Space]:
     return template, space
 
 
-def _unused(kernels: KernelChecker, statement, verb: str, level: str):
+def _unused(
+    kernels: KernelChecker, statement: ast.Statement, verb: str, level: str
+) -> DtgCheckError:
     """A template beside per-level kernels for every level would never run."""
     message = kernels.message
     defines = "x[1] … x[T]" if verb == "destroy" else "x[0] … x[T-1]"
@@ -153,20 +169,34 @@ def _unused(kernels: KernelChecker, statement, verb: str, level: str):
     )
 
 
-def _misfit(kernels, template: Channel, level: int, space: Space, found, verb: str):
+def _generate_misfit(
+    kernels: KernelChecker, template: Channel, first: int, level: int, spaces: list[Space]
+) -> DtgTypeError:
+    """The generation template, checked on its first level, cannot also cover ``level``."""
+    x = kernels.message
+    return kernels.err(
+        DtgTypeError,
+        f"the generation template cannot cover both {x}[{first}] → {x}[{first - 1}] "
+        f"({spaces[first]} → {spaces[first - 1]}) and {x}[{level}] → {x}[{level - 1}] "
+        f"({spaces[level]} → {spaces[level - 1]})",
+        template.span,
+        f"give one of them a kernel of its own: generate {x}[{level - 1}] ~ … or generate "
+        f"{x}[{first - 1}] ~ …",
+    )
+
+
+def _misfit(
+    kernels: KernelChecker, template: Channel, level: int, space: Space, found: LevelStatements
+) -> DtgTypeError:
     """The template cannot cover a level whose space another kernel set differently."""
     message = kernels.message
     where = found.destroy.get(level)
     by = f" (set by destroy {message}[{level}] on line {where.span.line})" if where else ""
-    own = (
-        f"destroy {message}[{level + 1}] ~ …"
-        if verb == "reads"
-        else f"generate {message}[{level - 1}] ~ …"
-    )
+    own = f"destroy {message}[{level + 1}] ~ …"
     return kernels.err(
         DtgTypeError,
         f"the template cannot cover this level: {message}[{level}] is {space}{by}, "
-        f"but the template {verb} levels of another space",
+        "but the template reads levels of another space",
         template.span,
         f"give that level a kernel of its own: {own}",
     )

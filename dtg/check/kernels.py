@@ -12,6 +12,8 @@ step into a singleton (std 0 or keep 0 at ``t = T``) is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import sympy as sp
 
@@ -38,12 +40,17 @@ class KernelChecker(DestroyKernels, GenerateKernels, LevelKernels):
     and kernels for single levels (:mod:`dtg.check.levels`)."""
 
     # ------------------------------------------------------------------ the two ends
-    def check_ends(self, destroy: Channel, start: Channel) -> None:
-        """The destruction must reach what generation starts from; std 0 only into a singleton."""
+    def check_ends(
+        self, destroy: Channel, start: Channel, levels: Sequence[int] | None = None
+    ) -> None:
+        """The destruction must reach what generation starts from; std 0 only into a singleton.
+
+        :param levels: the levels ``destroy`` runs at (all by default).
+        """
         final = self.steps
         singleton = start.family is Family.SINGLETON
         if destroy.family is Family.LINEAR_GAUSSIAN:
-            self._check_stds(destroy, singleton)
+            self.check_stds(destroy, singleton, levels)
         if singleton and start.params.get("value") != "masked":
             if destroy.family is Family.LINEAR_GAUSSIAN:
                 value = start.params["value"]
@@ -100,14 +107,19 @@ class KernelChecker(DestroyKernels, GenerateKernels, LevelKernels):
                     "make keep = 0 at t = T, e.g. keep = alpha(t)/alpha(t-1) with alpha(T) = 0",
                 )
 
-    def _check_stds(self, destroy: Channel, singleton: bool) -> None:
+    def check_stds(
+        self, destroy: Channel, singleton: bool, levels: Sequence[int] | None = None
+    ) -> None:
         """Every std of a linear-Gaussian destruction is positive; 0 only at t = T into a
-        singleton start, decided exactly (see :mod:`dtg.check.exact`)."""
+        singleton start, decided exactly (see :mod:`dtg.check.exact`).
+
+        :param levels: the levels it runs at (a template beside per-level kernels); all by default.
+        """
         final, s = self.steps, destroy.tables["s"]
         node = destroy.args["std"]
         span = node.span or destroy.span
         shown = f"the std {brief(to_text(node, self.steps_name))}"
-        for t in range(1, final + 1):
+        for t in levels if levels is not None else range(1, final + 1):
             point = t == final and singleton
             for index in np.ndindex(*s.shape[1:]):
                 value = s[(t, *index)]

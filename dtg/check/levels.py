@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy as sp
 
 from ..errors import DtgCheckError, DtgLevelError, DtgNameError, DtgRangeError, DtgTypeError
 from ..ir import Channel, Direction, Family, Space
+from ..ir import expr as ir
 from ..syntax import ast
 from ..syntax.printer import brief, expr_to_source, index_to_source
 from . import symbolic
@@ -54,8 +56,8 @@ def _symbol(level: int) -> sp.Symbol:
 
 
 def _key(level: int) -> str:
-    """The lowering's name of level ``level`` (:attr:`dtg.ir.expr.Level.key`)."""
-    return "zero" if level == 0 else f"@{level}"
+    """The lowering's name of level ``level``."""
+    return ir.Level(ir.LevelAnchor.ABSOLUTE, level).key
 
 
 class LevelKernels(KernelBase):
@@ -70,6 +72,7 @@ class LevelKernels(KernelBase):
         :returns: the statements, or ``None`` when the model has none.
         """
         found = LevelStatements()
+        own = {id(statement) for statement in self.model.statements}
         for key, statement in list(self.statements.items()):
             if not key.startswith(LEVEL_KEYS):
                 continue
@@ -98,6 +101,14 @@ class LevelKernels(KernelBase):
             table = found.destroy if destroy else found.generate
             at = level if destroy else level + 1
             if at in table:
+                if (id(statement) in own) != (id(table[at]) in own):  # a parent's, respelt
+                    raise self.err(
+                        DtgCheckError,
+                        f"model '{self.model.name}' cannot replace the kernel of "
+                        f"{self.message}[{level}] that its parent defines",
+                        statement.span,
+                        "a child model inherits every kernel of its parent",
+                    )
                 self._twice(statement, table[at], f"kernel of {self.message}[{level}]")
             table[at] = statement
         if not found.destroy and not found.generate:
@@ -117,7 +128,7 @@ class LevelKernels(KernelBase):
             )
         return int(value)
 
-    def _twice(self, statement, first, what: str) -> None:
+    def _twice(self, statement: ast.Statement, first: ast.Statement, what: str) -> None:
         raise DtgNameError(
             f"{what} given twice",
             statement.span,
@@ -157,7 +168,9 @@ class LevelKernels(KernelBase):
         )
         return channel
 
-    def _stochastic(self, statement, allowed: tuple[str, ...], where: str) -> ast.Call:
+    def _stochastic(
+        self, statement: ast.Destroy | ast.Generate, allowed: tuple[str, ...], where: str
+    ) -> ast.Call:
         kernel = statement.kernel
         if not kernel.stochastic:
             raise self.err(
@@ -205,7 +218,8 @@ class LevelKernels(KernelBase):
             )
         levels = {_key(read): _symbol(read)}
         mean, std = (self.sympy(lowered[k], levels) for k in ("mean", "std"))
-        self._positive_std(std, args["std"])
+        at = defined if direction is Direction.DESTROY else read  # the level t it runs at
+        self._positive_std(std, args["std"], at, direction is Direction.DESTROY)
         nets = tuple(dict.fromkeys(checker.nets_called))
         shown_std = rf"\left({symbolic.latex(std)}\right)^{{2}}"
         latex = (
@@ -217,17 +231,23 @@ class LevelKernels(KernelBase):
         )  # fmt: skip
         return channel, space
 
-    def _positive_std(self, std: sp.Expr, node: ast.Expr) -> None:
-        """A std without nets or levels is a number (or a table over t): it must be positive."""
+    def _positive_std(self, std: sp.Expr, node: ast.Expr, level: int, destroy: bool) -> None:
+        """A std without nets or levels is a number at the kernel's level ``t = level``: it must
+        be positive there, or 0 in the last destroy step into a point start (``= 0``), which
+        :meth:`~dtg.check.kernels.KernelChecker.check_ends` then checks."""
         if symbolic.nets_in(std) or std.free_symbols - {symbolic.T_SYMBOL}:
             return
-        values = symbolic.table(std, self.steps, start=1)[1:]
-        bad = [v for v in values.ravel() if not v > 0]
+        values = np.ravel(symbolic.table(std, self.steps, start=1)[level])
+        start = self.statements.get("generate start")
+        point = destroy and level == self.steps and start is not None
+        point = point and not start.kernel.stochastic
+        bad = [v for v in values if not (v > 0 or (point and v == 0))]
         if bad:
             raise self.err(
                 DtgRangeError,
-                f"the std {brief(expr_to_source(node))} is {bad[0]:.6g}: a standard deviation "
-                "must be positive",
+                f"the std {brief(expr_to_source(node))} is {bad[0]:.6g} at level t = {level}: a "
+                "standard deviation must be positive"
+                + (" (0 only in the last destroy step, into a point start)" if destroy else ""),
                 node.span,
             )
 
