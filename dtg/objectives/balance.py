@@ -161,6 +161,7 @@ class Balance(nn.Module):
             self.local_search = LocalSearch(tuple(shape), options)
         self._last: dict[str, float] = {}
         self._from_search = False  # the last batch: destruction trajectories from local search
+        self._host_step: int | None = None  # see host_step()
 
     @property
     def model(self) -> Any:
@@ -207,11 +208,25 @@ class Balance(nn.Module):
                 ):
                     p_target.mul_(tau).add_(p.detach(), alpha=1 - tau)
 
+    def host_step(self) -> int:
+        """The iteration count as a Python int: the ``step`` buffer read once (after a load),
+        then counted on the host, so local search's schedule costs no device read per step."""
+        if self._host_step is None:
+            self._host_step = int(self.step)
+        return self._host_step
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_step = None
+
     def trajectories(self, n: int) -> Trajectories:
+        """The batch of ``n`` trajectories this iteration trains on: generated (with the
+        ``replay`` and ``explore`` options), or, on local search's off-policy iterations,
+        destruction trajectories from the samples it found."""
         search = self.local_search
         self._from_search = False
-        if search is not None and search.off_policy(int(self.step)):
-            if search.due(int(self.step)):
+        if search is not None and search.off_policy(self.host_step()):
+            if search.due(self.host_step()):
                 search.search(self.model.reward_fn, n)
             starts = search.starts(n)
             if starts is not None:
@@ -256,6 +271,8 @@ class Balance(nn.Module):
         else:
             traj = self.trajectories(n)
         self.step += 1
+        if self._host_step is not None:
+            self._host_step += 1
         if self.kind is ObjectiveKind.VARGRAD:
             loss = vargrad_loss(traj)
             per = None

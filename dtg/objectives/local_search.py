@@ -13,8 +13,10 @@ A buffer keeps its last ``ls_buffer`` samples with their log-rewards and draws s
 probability ∝ 1 / (k N + rank_i), rank 0 the highest log-reward among the N held, k =
 ``ls_rank_weight`` (gfn-diffusion's rank-based prioritisation).
 
-Everything runs on the model's device, vectorised over the chains; a round reads one number back
-from the device (how many proposals were accepted), nothing else does.
+Everything runs on the model's device, vectorised over the chains. A round (once per
+``ls_every`` iterations) reads three numbers back from the device — how many proposals it kept,
+and for the log its acceptance rate and last step size — and nothing per MALA step; the
+iterations between rounds read nothing (the iteration count is kept on the host).
 """
 
 from __future__ import annotations
@@ -52,9 +54,8 @@ def adapt_step_size(step_size: Tensor, rate: Tensor, target: float, factor: floa
     :param target: the acceptance rate aimed at (0.574 is optimal for MALA in high dimension).
     :returns: a tensor like ``step_size``.
     """
-    up = torch.as_tensor(1.0 + factor, dtype=step_size.dtype, device=step_size.device)
-    down = torch.as_tensor(1.0 - factor, dtype=step_size.dtype, device=step_size.device)
-    return step_size * torch.where(rate > target, up, down)
+    # Python scalars, not new device tensors: no host-to-device copy per MALA step.
+    return torch.where(rate > target, step_size * (1.0 + factor), step_size * (1.0 - factor))
 
 
 @dataclass
