@@ -11,8 +11,8 @@ from conftest import EXAMPLES, example_paths
 
 import dtg
 from dtg.ir.expr import RewardGrad, walk
+from dtg.ir.printer import reward_latex as reward_tex
 from dtg.render import build, to_dot, to_tikz
-from dtg.render.grads import reward_tex
 from dtg.render.output import svg
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")

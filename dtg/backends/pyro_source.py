@@ -189,7 +189,7 @@ def _by_level(ir: ModelIR, role: str, emitter: TorchEmitter) -> list[str]:
     levels = ir.destroy_levels if role == "destroy" else ir.generate_levels
     parts, cases, template = [], [], None
     for level, channel in enumerate(levels, start=1):
-        if channel.source is not None and channel.source.isdigit():  # "0", "1": its own
+        if channel.single_level:  # "0", "1": its own
             name, code = _own_kernel(role, level, channel, emitter)
             parts.append(code)
             cases.append(f"    if level == {level}:\n        return {name}(x)\n")

@@ -26,6 +26,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 
+from ..ir.printer import reward_latex
 from ..syntax import ast
 
 __all__ = [
@@ -349,15 +350,6 @@ def _evaluate_one(expr: sp.Expr, level: int) -> complex:
         return complex(math.nan)
 
 
-def _reward_tex(name: str) -> str:
-    r"""A reward's name in LaTeX: ``logr`` → ``\log r``, ``loglik`` → ``\log \mathrm{lik}``,
-    ``energy`` → ``\mathrm{energy}``."""
-    rest = name[3:].lstrip("_") if name.startswith("log") else ""
-    base = rest or name
-    shown = base if len(base) == 1 else rf"\mathrm{{{base}}}".replace("_", r"\_")
-    return rf"\log {shown}" if rest else shown
-
-
 class _Latex(LatexPrinter):
     """sympy's LaTeX, with a vector ``[a, b]`` as a column ``(a; b)`` (a per-coordinate kernel)."""
 
@@ -377,7 +369,7 @@ class _Latex(LatexPrinter):
             return shown if exp is None else rf"{shown}^{{{exp}}}"
         if name.startswith("grad:"):  # grad(logr, x[t]) as \nabla \log r\left(x_{t}\right)
             args = ", ".join(self._print(arg) for arg in expr.args)
-            shown = rf"\nabla {_reward_tex(name[5:])}\left({args}\right)"
+            shown = rf"\nabla {reward_latex(name[5:])}\left({args}\right)"
             return shown if exp is None else rf"\left({shown}\right)^{{{exp}}}"
         return super()._print_Function(expr, exp)
 

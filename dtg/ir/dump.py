@@ -49,7 +49,7 @@ def _levels(ir: ModelIR, rows: int) -> list[str]:
     """Per-level kernels: each level's own channel, and a template once, with its levels."""
     lines: list[str] = []
     for role, channels in (("destroy", ir.destroy_levels), ("generate", ir.generate_levels)):
-        template = [k + 1 for k, c in enumerate(channels) if c.source == "t" or c.source == "t-1"]
+        template = [k + 1 for k, c in enumerate(channels) if not c.single_level]
         for level, channel in enumerate(channels, start=1):
             if level in template[1:]:
                 continue

@@ -134,6 +134,12 @@ class Channel:
         return bool(self.nets)
 
     @property
+    def single_level(self) -> bool:
+        """Whether this is a kernel for one level (``destroy x[2] ~ …``: its source and target
+        are level numbers), not a template (``x[t-1]``, ``x[t]``) or the start."""
+        return self.source is not None and self.source.isdigit()
+
+    @property
     def name(self) -> str:
         """The label drawn on the diagram's edge."""
         return self.family.label

@@ -28,7 +28,7 @@ from .expr import (
     Vector,
 )
 
-__all__ = ["to_text"]
+__all__ = ["to_text", "reward_latex"]
 
 # Binding strength (higher binds tighter); unary minus sits between * and ^.
 _STRENGTH = {BinOp.ADD: 1, BinOp.SUB: 1, BinOp.MUL: 2, BinOp.DIV: 2, BinOp.POW: 4}
@@ -102,3 +102,19 @@ def to_text(node: Expr, steps_name: str = "T") -> str:
     :param steps_name: the model's name for ``T``.
     """
     return _Printer(steps_name).fold(node)[0]
+
+
+def reward_latex(name: str) -> str:
+    """The LaTeX of a log-reward's name: ``logr`` → ``\\log r``, ``loglik`` →
+    ``\\log \\mathrm{lik}``, ``energy`` → ``\\mathrm{energy}`` (one letter in italics, a longer
+    name upright).
+
+    :param name: the reward statement's name.
+    :returns: LaTeX math.
+    """
+    rest = name[3:].lstrip("_") if name.startswith("log") else ""
+    return rf"\log {_tex_name(rest)}" if rest else _tex_name(name)
+
+
+def _tex_name(name: str) -> str:
+    return name if len(name) == 1 else rf"\mathrm{{{name}}}".replace("_", r"\_")

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from ..ir import Channel, ModelIR
 from ..ir.expr import RewardGrad, walk
+from ..ir.printer import reward_latex
 
-__all__ = ["reward_grads", "grad_label", "reward_tex", "NABLA"]
+__all__ = ["reward_grads", "grad_label", "NABLA"]
 
 NABLA = "\u2207"
 
@@ -31,22 +32,6 @@ def reward_grads(channel: Channel) -> list[RewardGrad]:
     return found
 
 
-def reward_tex(name: str) -> str:
-    """The LaTeX of a log-reward's name: ``logr`` → ``\\log r``, ``loglik`` → ``\\log
-    \\mathrm{lik}``, ``energy`` → ``\\mathrm{energy}``.
-
-    :param name: the reward statement's name.
-    :returns: LaTeX math.
-    """
-    rest = name[3:].lstrip("_") if name.startswith("log") else ""
-    return rf"\log {_tex_name(rest)}" if rest else _tex_name(name)
-
-
-def _tex_name(name: str) -> str:
-    """A name in math: one letter in italics, a longer name upright."""
-    return name if len(name) == 1 else rf"\mathrm{{{name}}}".replace("_", r"\_")
-
-
 def grad_label(ir: ModelIR, channel: Channel) -> tuple[str, str] | None:
     """The label of the arrow from the reward to a step that uses its gradient.
 
@@ -60,4 +45,4 @@ def grad_label(ir: ModelIR, channel: Channel) -> tuple[str, str] | None:
     if ir.reward is None or not reward_grads(channel):
         return None
     name = ir.reward.name
-    return f"{NABLA} {name}", rf"\nabla {reward_tex(name)}"
+    return f"{NABLA} {name}", rf"\nabla {reward_latex(name)}"

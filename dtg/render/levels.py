@@ -33,7 +33,7 @@ def own(channel: Channel) -> bool:
     :param channel: a destruction or generation channel.
     :returns: ``True`` when its target is a level number (``"1"``), not ``"t"`` or ``"t-1"``.
     """
-    return channel.target.isdigit()
+    return channel.single_level
 
 
 def _own_levels(ir: ModelIR) -> set[int]:

@@ -119,7 +119,7 @@ class CompiledModel(nn.Module):
     def _level_shape(self, channel) -> tuple[int, ...]:
         """The shape of the level a channel defines (a template's: the first level it covers)."""
         target = channel.target
-        if target.isdigit():
+        if channel.single_level:
             return self.ir.message.space_at(int(target)).shape
         if self.ir.per_level:
             levels = self.ir.destroy_levels if target == "t" else self.ir.generate_levels
@@ -166,7 +166,7 @@ class CompiledModel(nn.Module):
 
     def _generate(self, channel=None) -> nn.Module:
         channel = channel or self.ir.generate
-        if channel.family is Family.CATEGORICAL and channel.target.isdigit():  # a level's own
+        if channel.family is Family.CATEGORICAL and channel.single_level:
             space = self.ir.message.space_at(int(channel.target))
             logits = self._closure(channel.args["logits"], self._source_key(channel))
             return CategoricalKernel(logits, tuple(space.shape), int(space.vocab or 0))
