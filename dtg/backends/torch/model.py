@@ -7,6 +7,7 @@ follows ``device``: ``.to(device)`` moves it all, and no tensor is created elsew
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from ...channels.factory import build_discrete
 from ...channels.gaussian import LinearGaussian, NormalKernel, NormalStart, PointStart
 from ...channels.guess import GaussianGuess
 from ...errors import DtgRuntimeError
-from ...ir import Family, ModelIR, ObjectiveKind
+from ...ir import Channel, Family, ModelIR, ObjectiveKind
 from ...ir import expr as ir_expr
 from ...marginals import gaussian_tables
 from ...nets import build_net
@@ -97,7 +98,12 @@ class CompiledModel(nn.Module):
     def ir_source(self) -> str | None:
         return getattr(self.program, "source", None)
 
-    def _levels(self, channels, template: nn.Module, build) -> nn.ModuleList:
+    def _levels(
+        self,
+        channels: tuple[Channel, ...],
+        template: nn.Module,
+        build: Callable[[Channel], nn.Module],
+    ) -> nn.ModuleList:
         """The executable channel of each level (index ``l - 1``), built once per channel."""
         built: dict[int, nn.Module] = {}
         for channel in channels:
@@ -116,7 +122,7 @@ class CompiledModel(nn.Module):
             return getattr(self, f"{role}_levels")[level - 1]
         return getattr(self, role)
 
-    def _level_shape(self, channel) -> tuple[int, ...]:
+    def _level_shape(self, channel: Channel) -> tuple[int, ...]:
         """The shape of the level a channel defines (a template's: the first level it covers)."""
         target = channel.target
         if channel.single_level:
@@ -130,14 +136,14 @@ class CompiledModel(nn.Module):
         return self.ir.message.level_space.shape
 
     @staticmethod
-    def _source_key(channel) -> str:
+    def _source_key(channel: Channel) -> str:
         """The level key (:attr:`dtg.ir.expr.Level.key`) of the level a channel reads."""
         template = {"t-1": "prev", "t": "next", None: "next"}
         if channel.source in template:
             return template[channel.source]
         return ir_expr.Level(ir_expr.LevelAnchor.ABSOLUTE, int(channel.source)).key
 
-    def _normal(self, channel) -> NormalKernel:
+    def _normal(self, channel: Channel) -> NormalKernel:
         """A general Normal channel; its closures read the level the channel reads."""
         key, args = self._source_key(channel), channel.args
         return NormalKernel(
@@ -146,7 +152,7 @@ class CompiledModel(nn.Module):
             self._level_shape(channel),
         )
 
-    def _destroy(self, channel=None) -> nn.Module:
+    def _destroy(self, channel: Channel | None = None) -> nn.Module:
         channel = channel or self.ir.destroy
         if channel.family is Family.LINEAR_GAUSSIAN:
             # A template beside per-level kernels: its own tables (the chain has no marginals).
@@ -164,7 +170,7 @@ class CompiledModel(nn.Module):
             return PointStart(channel.params["value"], shape)
         return self._discrete("start")
 
-    def _generate(self, channel=None) -> nn.Module:
+    def _generate(self, channel: Channel | None = None) -> nn.Module:
         channel = channel or self.ir.generate
         if channel.family is Family.CATEGORICAL and channel.single_level:
             space = self.ir.message.space_at(int(channel.target))
