@@ -2,7 +2,8 @@
 
 Each run trains one variant of an example from the command line (``dtg train``, one torch
 thread) and evaluates it (``dtg eval --json``, K = 2,000 trajectories), writing
-``benchmarks/results/samplers_lp/<target>_<variant>_s<seed>_<steps>.json``. The variants of the
+``benchmarks/results/samplers_lp/<target>_<variant>_s<seed>_<steps>.json`` and a plot of 2,000
+samples beside it (``….png``). The variants of the
 25GMM ablation are made from ``examples/gmm25_lp.dtg`` by removing what they do not use, so
 that every variant has the same nets, schedule and budget::
 
@@ -74,6 +75,11 @@ def run(target: str, variant: str, seed: int, steps: int) -> dict:
         check=True, env=env, capture_output=True, text=True,
     )  # fmt: skip
     metrics = json.loads(evaluated.stdout)
+    subprocess.run(
+        [*dtg, "sample", str(source), "--checkpoint", str(folder / "checkpoint.pt"),
+         "--plot", str(RESULTS / f"{name}.png"), "-o", str(folder / "samples.npy")],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
     result = {"target": target, "variant": variant, "seed": seed, "steps": steps,
               "train_wall_s": round(wall, 1), "metrics": metrics}  # fmt: skip
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
