@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import EXAMPLES
 
 import dtg
 from dtg.objectives.balance import subtb_loss, tb_loss, vargrad_loss
@@ -182,3 +183,32 @@ def test_log_z_starts_from_on_policy_trajectories_when_exploring() -> None:
     on_policy = sample_trajectories(model, 64).log_weight
     assert float(model.objective.log_z.detach()) == pytest.approx(float(on_policy.mean()), abs=1e-9)
     assert abs(float(explored.mean() - on_policy.mean())) > 1.0  # the old start differed
+
+
+def test_the_polyak_target_copy_follows_tau_averaging_exactly() -> None:
+    """destroy = tlm: before each loss the target copy of the destruction nets becomes
+    τ·target + (1 − τ)·online (arXiv 2410.15474), written out here step by step."""
+    text = (EXAMPLES / "gmm25_learned.dtg").read_text()
+    text = text.replace("destroy = joint", "destroy = tlm, tau = 0.9")
+    torch.manual_seed(0)
+    model = dtg.loads(text).compile("cpu").double()
+    objective = model.objective
+    optimiser = torch.optim.SGD(model.param_groups(0.05), lr=0.05)
+    names = list(objective.targets)
+    assert names == ["back"]
+    target = [p.detach().clone() for p in objective.targets["back"].parameters()]
+    for _ in range(3):
+        online = [p.detach().clone() for p in model.nets["back"].parameters()]
+        loss = model.loss(16)
+        expected = [0.9 * a + 0.1 * b for a, b in zip(target, online, strict=True)]
+        got = [p.detach() for p in objective.targets["back"].parameters()]
+        for e, g in zip(expected, got, strict=True):
+            assert torch.allclose(e, g, rtol=0, atol=1e-12)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        target = [g.clone() for g in got]
+    moved = any(
+        not torch.equal(a, b) for a, b in zip(online, model.nets["back"].parameters(), strict=True)
+    )
+    assert moved  # the online destruction learns (its own TLM loss), so the test has teeth

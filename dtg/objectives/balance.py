@@ -186,7 +186,7 @@ class Balance(nn.Module):
     def explore_std(self) -> float:
         sigma = float(self.options.get("explore") or 0.0)
         span = int(self.options.get("explore_steps") or 1)
-        return max(0.0, sigma * (1.0 - int(self.step) / span))
+        return max(0.0, sigma * (1.0 - self.host_step() / span))
 
     @contextmanager
     def _target_destruction(self):
