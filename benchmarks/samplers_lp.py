@@ -17,6 +17,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/samplers_lp.py run gmm25 expl_lp_ls --seed 0 --steps 10000
     python benchmarks/samplers_lp.py table            # a markdown table of every result
+    OMP_NUM_THREADS=1 python benchmarks/samplers_lp.py speed  # seconds per iteration, ratios
 
 Funnel and Manywell run their own ``examples/<target>_lp.dtg`` (variant ``expl_lp_ls``).
 """
@@ -115,6 +116,52 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def speed(iterations: int = 20, rounds: int = 3) -> dict:
+    """Seconds per training iteration of each 25GMM variant, measured in this process in
+    interleaved rounds (so that a busy machine slows every variant alike), with each variant's
+    ratio to plain TB. Local search's round (every 100 iterations) is timed on its own."""
+    import torch  # heavy: only this command runs models in this process
+
+    import dtg
+
+    torch.set_num_threads(1)
+    models = {}
+    for variant in VARIANTS:
+        torch.manual_seed(0)
+        model = dtg.loads(variant_source("gmm25", variant)).compile("cpu")
+        optimiser = torch.optim.Adam(model.param_groups(1e-3))
+        models[variant] = (model, optimiser)
+
+    def step(model, optimiser) -> None:
+        loss = model.loss(300)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    for model, optimiser in models.values():  # warm up; local search fills its first buffer
+        for _ in range(3):
+            step(model, optimiser)
+    times = {variant: [] for variant in VARIANTS}
+    for _ in range(rounds):
+        for variant, (model, optimiser) in models.items():
+            search = getattr(model.objective, "local_search", None)
+            start = time.perf_counter()
+            for _ in range(iterations):
+                if search is not None:  # time the iterations between rounds here
+                    search.every = 10**9
+                step(model, optimiser)
+            times[variant].append((time.perf_counter() - start) / iterations)
+    out = {v: {"s_per_iteration": round(min(t), 4)} for v, t in times.items()}
+    for v in out:
+        out[v]["ratio_to_tb"] = round(out[v]["s_per_iteration"] / out["tb"]["s_per_iteration"], 3)
+    model, _ = models["expl_lp_ls"]
+    search = model.objective.local_search
+    start = time.perf_counter()
+    search.search(model.reward_fn, 300)
+    out["ls_round_s"] = round(time.perf_counter() - start, 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -124,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--seed", type=int, default=0)
     one.add_argument("--steps", type=int, default=10_000)
     commands.add_parser("table", help="print the markdown table of every result")
+    commands.add_parser("speed", help="seconds per iteration of each 25GMM variant (JSON)")
     args = parser.parse_args(argv)
-    if args.command == "run":
+    if args.command == "speed":
+        print(json.dumps(speed(), indent=1))
+    elif args.command == "run":
         print(json.dumps(run(args.target, args.variant, args.seed, args.steps)["metrics"]))
     else:
         print(table())
