@@ -93,6 +93,8 @@ def table() -> str:
     groups: dict[tuple, list[dict]] = {}
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
+        if "target" not in result:  # speed.json
+            continue
         key = (result["target"], result["variant"], result["steps"])
         groups.setdefault(key, []).append(result)
     rows = ["| target | variant | iterations | seeds | " + " | ".join(KEYS) + " | train wall |"]
