@@ -145,6 +145,9 @@ def test_a_second_ctrl_c_quits_at_once_without_a_traceback(tmp_path: Path) -> No
     # A checkpoint every step: the second signal lands in the step or in the save.
     process = start(tmp_path, "--set", "checkpoint_every=1", "--set", "log_every=1")
     wait_for(metrics, process)
+    # The first checkpoint is written after the first logged step: on a busy machine the two
+    # signals could otherwise land before it, when there is nothing saved to check.
+    wait_for(tmp_path / "run" / "checkpoint.pt", process)
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
