@@ -51,7 +51,7 @@ def _section(stem: str, source: str, ir: ModelIR) -> str:
         images.append(f'**{view}**<br>\n<img src="gallery/{stem}_{view}.svg" alt="{stem} {view}">')
     if (SAMPLES / f"{stem}.png").is_file():
         images.append(
-            f'**samples** (`dtg sample … --plot`, {SAMPLE_NOTE})<br>\n'
+            f"**samples** (`dtg sample … --plot`, {SAMPLE_NOTE})<br>\n"
             f'<img src="gallery/samples/{stem}.png" alt="{stem} samples" width="480">'
         )
     return "\n".join(
