@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+_ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|<(?:[^<>]|<[^<>]*>)*>|[^\s\]]+)')
+_EDGE = re.compile(r"^\s*(\w+) -> (\w+) \[(.*)\]$")
+_NODE = re.compile(r"^\s*(\w+) \[(.*)\]$")
+
+
+def _attrs(text: str) -> dict[str, str]:
+    return {k: v.strip('"') for k, v in _ATTR.findall(text)}
+
+
+def parse_dot(source: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
+    """Nodes (id -> attributes) and edges (tail, head, attributes) of a DOT text (the render
+    tests read diagrams with it)."""
+    nodes, edges = {}, []
+    for line in source.splitlines():
+        if m := _EDGE.match(line):
+            edges.append((m[1], m[2], _attrs(m[3])))
+        elif (m := _NODE.match(line)) and m[1] not in ("node", "edge", "graph"):
+            nodes[m[1]] = _attrs(m[2])
+    return nodes, edges

@@ -77,11 +77,8 @@ _IMPORTS = itertools.count()
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _threads(one_thread):  # conftest's: one torch thread
     yield
-    torch.set_num_threads(threads)
 
 
 @functools.cache

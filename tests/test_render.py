@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import xml.etree.ElementTree as ET
 from fractions import Fraction
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import graphviz
 import pytest
-from conftest import EXAMPLES, example_paths
+from conftest import EXAMPLES, example_paths, parse_dot
 
 import dtg
 import dtg.cli
@@ -51,25 +50,6 @@ model mask3 {
 """
 
 # ----------------------------------------------------------------------------- DOT parsing
-
-_ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|<(?:[^<>]|<[^<>]*>)*>|[^\s\]]+)')
-_EDGE = re.compile(r"^\s*(\w+) -> (\w+) \[(.*)\]$")
-_NODE = re.compile(r"^\s*(\w+) \[(.*)\]$")
-
-
-def _attrs(text: str) -> dict[str, str]:
-    return {k: v.strip('"') for k, v in _ATTR.findall(text)}
-
-
-def parse_dot(source: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
-    """Nodes (id -> attributes) and edges (tail, head, attributes) of a DOT text."""
-    nodes, edges = {}, []
-    for line in source.splitlines():
-        if m := _EDGE.match(line):
-            edges.append((m[1], m[2], _attrs(m[3])))
-        elif (m := _NODE.match(line)) and m[1] not in ("node", "edge", "graph"):
-            nodes[m[1]] = _attrs(m[2])
-    return nodes, edges
 
 
 def visible(edges):

@@ -7,7 +7,7 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import EXAMPLES, example_paths
+from conftest import EXAMPLES, example_paths, parse_dot
 
 import dtg
 from dtg.ir.expr import RewardGrad, walk
@@ -17,9 +17,6 @@ from dtg.render.output import svg
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
 NABLA = "\u2207"
-_EDGE = re.compile(r"^\s*(\w+) -> (\w+) \[(.*)\]$")
-_ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|<(?:[^<>]|<[^<>]*>)*>|[^\s\]]+)')
-_NODE = re.compile(r"^\s*(\w+) \[(.*)\]$")
 
 #: gmm25_lp with the gradient swapped for the level itself: the same diagram but the arrows.
 NO_GRAD = ("scale(t) * grad(logr, x[t])", "scale(t) * x[t]")
@@ -69,20 +66,6 @@ model child extends base {
 """
 
 
-def _attrs(text: str) -> dict[str, str]:
-    return {k: v.strip('"') for k, v in _ATTR.findall(text)}
-
-
-def parse(source: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
-    nodes, edges = {}, []
-    for line in source.splitlines():
-        if m := _EDGE.match(line):
-            edges.append((m[1], m[2], _attrs(m[3])))
-        elif (m := _NODE.match(line)) and m[1] not in ("node", "edge", "graph"):
-            nodes[m[1]] = _attrs(m[2])
-    return nodes, edges
-
-
 def ex(name: str):
     return dtg.load(EXAMPLES / f"{name}.dtg").model()
 
@@ -110,7 +93,7 @@ def uses_grad(ir) -> bool:
 
 
 def test_gmm25_lp_compact_dot_has_the_feeding_edge_into_b_prime() -> None:
-    nodes, edges = parse(to_dot(ex("gmm25_lp"), "compact"))
+    nodes, edges = parse_dot(to_dot(ex("gmm25_lp"), "compact"))
     (edge,) = feeding(edges)
     tail, head, attrs = edge
     assert nodes[head]["label"] == "<B′>"  # x[t]: where grad(logr, x[t]) is taken
@@ -126,13 +109,13 @@ def test_gmm25_lp_compact_dot_has_the_feeding_edge_into_b_prime() -> None:
 def test_gmm25_tb_has_no_feeding_edge() -> None:
     for view in ("compact", "unrolled"):
         source = to_dot(ex("gmm25_tb"), view)
-        _, edges = parse(source)
+        _, edges = parse_dot(source)
         assert not feeding(edges) and NABLA not in source
         assert [h for t, h, a in edges if t == "reward" and a.get("style") != "invis"] == ["m0"]
 
 
 def test_unrolled_feeds_every_drawn_generation_step() -> None:
-    nodes, edges = parse(to_dot(ex("gmm25_lp"), "unrolled"))
+    nodes, edges = parse_dot(to_dot(ex("gmm25_lp"), "unrolled"))
     heads = sorted(h for _, h, _ in feeding(edges))
     # T = 100 draws levels 0, 1, 2, ⋯, 99, 100: the steps 1 ⇀ 0, 2 ⇀ 1 and 100 ⇀ 99 are drawn,
     # starting at B′, C′ and the singleton x′[100] = 0.
@@ -143,7 +126,7 @@ def test_unrolled_feeds_every_drawn_generation_step() -> None:
 def test_destroy_kernel_with_grad_is_fed_on_the_data_row() -> None:
     ir = dtg.loads(DESTROY_GRAD).model()
     for view, drawn in (("compact", 1), ("unrolled", 3)):
-        _, edges = parse(to_dot(ir, view))
+        _, edges = parse_dot(to_dot(ir, view))
         fed = feeding(edges)
         assert sorted(h for _, h, _ in fed) == sorted(step_tails(edges, "destroy"))
         assert len(fed) == drawn and all("destroy" in a["tooltip"] for _, _, a in fed)
@@ -152,14 +135,14 @@ def test_destroy_kernel_with_grad_is_fed_on_the_data_row() -> None:
 def test_per_level_kernel_feeds_only_its_own_step() -> None:
     ir = dtg.loads(PER_LEVEL).model()
     for view in ("compact", "unrolled"):  # drawn level by level in both views
-        nodes, edges = parse(to_dot(ir, view))
+        nodes, edges = parse_dot(to_dot(ir, view))
         ((_, head, _),) = feeding(edges)
         assert head == "m2" and nodes[head]["label"] == "<C′>"  # x[2], where x[1]'s kernel starts
 
 
 def test_fine_tuned_child_feeds_its_own_chain_not_the_frozen_parent() -> None:
     ir = dtg.loads(FINE_TUNED).model("child")
-    nodes, edges = parse(to_dot(ir, "unrolled"))
+    nodes, edges = parse_dot(to_dot(ir, "unrolled"))
     heads = sorted(h for _, h, _ in feeding(edges))
     assert heads == ["m1", "m2", "m3"]  # T = 3, a Normal start: steps out of x′[1..3]
     assert any(n.startswith("p") for n in nodes)  # the parent is drawn, and not fed
