@@ -13,6 +13,7 @@ import torch
 from conftest import EXAMPLES
 
 import dtg
+from dtg.check.symbolic import T_SYMBOL
 from dtg.errors import DtgError
 from dtg.ir.dump import dump_ir
 
@@ -293,7 +294,8 @@ def test_a_templates_std_is_checked_on_the_middle_levels_it_covers() -> None:
 
 def test_a_levels_own_std_is_checked_at_its_level_only() -> None:
     own = hvae(replace=("exp(0.5 * enc2(x[1])[4:8])", "0.1 * (t - 1)"))
-    assert dtg.loads(own).model().destroy_at(2).params["std"] is not None  # 0.1 at t = 2
+    std = dtg.loads(own).model().destroy_at(2).params["std"]  # 0.1 · (t − 1): 0 at t = 1 only
+    assert float(std.subs(T_SYMBOL, 2)) == pytest.approx(0.1)
     with pytest.raises(DtgError) as caught:
         dtg.loads(hvae(replace=("exp(0.5 * enc2(x[1])[4:8])", "0.1 * (t - 2)")))
     assert "is 0 at level t = 2" in str(caught.value)
