@@ -133,16 +133,8 @@ def check_chain(kernels: KernelChecker, found: LevelStatements) -> Chain:
 
 
 def _template_on(kernels: KernelChecker, reads: Space) -> tuple[Channel, Space]:
-    """The destroy template checked as reading ``reads`` at the first level it covers.
-
-    The template's checks read ``kernels.space`` as the space of ``x[t-1]`` there (the data's,
-    for a model without per-level kernels), so it is set to ``reads`` for the check.
-    """
-    data, kernels.space = kernels.space, reads
-    try:
-        template, space = kernels.destroy()
-    finally:
-        kernels.space = data
+    """The destroy template checked as reading ``reads`` at the first level it covers."""
+    template, space = kernels.destroy(reads)
     if template.family not in _GAUSSIAN:
         raise kernels.err(
             DtgTypeError,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import sympy as sp
 
 from ..errors import DtgRangeError, DtgTypeError
 from ..ir import Channel, Direction, Family, Space
+from ..syntax import ast
 from ..syntax.printer import brief, expr_to_source
 from . import components, exact, symbolic
 from .exprs import ExprChecker
@@ -23,7 +25,12 @@ class DestroyKernels(KernelBase):
     """The destroy kernel's checks."""
 
     # ------------------------------------------------------------------ destroy
-    def destroy(self) -> tuple[Channel, Space]:
+    def destroy(self, reads: Space | None = None) -> tuple[Channel, Space]:
+        """The template ``destroy x[t] ~ …`` and the space of the levels it defines.
+
+        :param reads: the space of ``x[t-1]`` where it is checked: the data's by default; beside
+            per-level kernels, that of the first level it covers.
+        """
         statement = self.statements.get("destroy")
         if statement is None:
             raise self._missing(
@@ -45,25 +52,31 @@ class DestroyKernels(KernelBase):
             return self._mash_last(statement, call, checker(self.space)), self.space
         call = self._call(kernel, ("Normal", "Mask", "Shuffle"), "a destroy kernel (~)")
         if call.func == "Normal":
-            return self._destroy_normal(statement, call, checker)
+            return self._destroy_normal(statement, call, checker, reads or self.space)
         return self._destroy_discrete(statement, call, checker(self.space)), self.space
 
-    def _destroy_normal(self, statement, call, checker) -> tuple[Channel, Space]:
+    def _destroy_normal(
+        self,
+        statement: ast.Destroy,
+        call: ast.Call,
+        checker: Callable[[Space], ExprChecker],
+        reads: Space,
+    ) -> tuple[Channel, Space]:
         args = self._args(call, ("mean", "std"), 2)
-        if self.space.kind != "real":
+        if reads.kind != "real":
             raise self.err(
-                DtgTypeError, f"Normal needs a real message, but it is {self.space}", call.span
+                DtgTypeError, f"Normal needs a real message, but it is {reads}", call.span
             )
-        first = checker(self.space)
+        first = checker(reads)
         lowered = {"mean": first.lower(args["mean"])}
         mean_space = lowered["mean"].space
-        level_space = self.space if mean_space == SCALAR else mean_space
-        if level_space != self.space and self.steps > 1:
+        level_space = reads if mean_space == SCALAR else mean_space
+        if level_space != reads and self.steps > 1:
             again = checker(level_space).infer(args["mean"])
             if again != level_space:
                 raise self.err(
                     DtgTypeError,
-                    f"the destroy kernel maps {self.space} to {level_space} at t = 1 but "
+                    f"the destroy kernel maps {reads} to {level_space} at t = 1 but "
                     f"{level_space} to {again} at later levels",
                     args["mean"].span,
                     "with steps T > 1 a template's levels after x[0] share one space; give each "
@@ -84,12 +97,12 @@ class DestroyKernels(KernelBase):
         std = self.sympy(lowered["std"], {"prev": symbolic.X_PREV})
         params: dict[str, Any] = {"mean": mean, "std": std}
         tables: dict[str, np.ndarray] = {}
-        a = symbolic.linear_coefficient(mean) if level_space == self.space else None
+        a = symbolic.linear_coefficient(mean) if level_space == reads else None
         linear = a is not None and not symbolic.nets_in(std) and not std.has(symbolic.X_PREV)
         per_coordinate = None
-        if level_space == self.space and not nets and components.has_components(mean, std):
+        if level_space == reads and not nets and components.has_components(mean, std):
             per_coordinate = components.diagonal(
-                lowered["mean"], lowered["std"], self.steps, self.schedule_defs, self.space.shape
+                lowered["mean"], lowered["std"], self.steps, self.schedule_defs, reads.shape
             )
             linear = per_coordinate is not None
             if linear and _uniform(*per_coordinate):  # the same a(t), s(t) for every coordinate
@@ -102,7 +115,7 @@ class DestroyKernels(KernelBase):
             tables["s"] = self._table(std, "the std", args["std"].span, lowered["std"], "the std")
             family = Family.LINEAR_GAUSSIAN
         elif linear:
-            params, tables = self._diagonal(per_coordinate, what, args, lowered)
+            params, tables = self._diagonal(per_coordinate, what, args, lowered, reads.shape)
             family = Family.LINEAR_GAUSSIAN
         else:
             family = Family.NORMAL
@@ -127,9 +140,10 @@ class DestroyKernels(KernelBase):
         )
         return channel, level_space
 
-    def _diagonal(self, per_coordinate, what: str, args, lowered) -> tuple[dict, dict]:
+    def _diagonal(
+        self, per_coordinate, what: str, args, lowered, shape: tuple[int, ...]
+    ) -> tuple[dict, dict]:
         """The parameters and ``[T + 1, *shape]`` tables of a per-coordinate kernel."""
-        shape = self.space.shape
         params: dict[str, Any] = {}
         tables: dict[str, np.ndarray] = {}
         for name, values, whose, arg in (
