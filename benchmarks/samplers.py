@@ -119,6 +119,7 @@ EXPLORE = 0.2  # Sendera et al. 2024, App. D: exploration factor 0.2, decayed ov
 #: way) with local search at its defaults (dtg's ``local_search`` defaults are those values).
 EXPLORE_LS = 0.1
 METRIC_KEYS = ("delta_log_z", "delta_log_z_rw", "log_z_elbo", "log_z_rw", "eubo", "ess", "w2")
+METRIC_KEYS += ("modes_covered", "well_sign_error_max", "well_sign_error_mean")
 
 
 # ------------------------------------------------------------------------------- model texts
@@ -451,12 +452,28 @@ class _TimeWrapped(torch.nn.Module):
         return self.net(states[..., :-1], 1.0 - states[..., -1])
 
 
+#: dtg target → (torchgfn 2.4.1 ``DiffusionSampling`` target, dimension, σ² of the reference
+#: process as in gfn-diffusion: 5 for 25GMM, 1 for Funnel and Manywell). Their log-rewards agree
+#: with dtg's to float32 rounding (``hard_funnel`` is Neal's funnel with x0's std 3, as dtg's).
+GFN_TARGETS = {
+    "gmm25": ("gmm25_prior", 2, 5.0),
+    "funnel": ("hard_funnel", 10, 1.0),
+    "manywell": ("many_well", 32, 1.0),
+}
+
+
 class GfnTB:
     """torchgfn 2.4.1: ``TBGFlowNet`` with pinned-Brownian-motion estimators on
     ``DiffusionSampling("gmm25_prior")`` (its tutorial ``train_diffusion_sampler.py``)."""
 
     def __init__(
-        self, module: torch.nn.Module, steps: int, sigma2: float, lr: float, clip: float = 1.0
+        self,
+        module: torch.nn.Module,
+        steps: int,
+        sigma2: float,
+        lr: float,
+        clip: float = 1.0,
+        target: str = "gmm25",
     ) -> None:
         from gfn.estimators import PinnedBrownianMotionBackward, PinnedBrownianMotionForward
         from gfn.gflownet import TBGFlowNet
@@ -465,18 +482,19 @@ class GfnTB:
         from gfn.utils.modules import DiffusionFixedBackwardModule
 
         sigma = math.sqrt(sigma2)
+        name, dim, _ = GFN_TARGETS[target]
         self.env = DiffusionSampling(
-            target_str="gmm25_prior",
+            target_str=name,
             target_kwargs={},
             num_discretization_steps=steps,
             device=torch.device("cpu"),
         )
         pf = PinnedBrownianMotionForward(
-            s_dim=2, pf_module=module, sigma=sigma, num_discretization_steps=steps
+            s_dim=dim, pf_module=module, sigma=sigma, num_discretization_steps=steps
         )
         pb = PinnedBrownianMotionBackward(
-            s_dim=2,
-            pb_module=DiffusionFixedBackwardModule(s_dim=2),
+            s_dim=dim,
+            pb_module=DiffusionFixedBackwardModule(s_dim=dim),
             sigma=sigma,
             num_discretization_steps=steps,
         )
@@ -610,30 +628,37 @@ def run_speed(args, results: dict, save) -> None:
 
 
 def run_reference(args, results: dict, save) -> None:
-    """torchgfn 2.4.1's TB with its PIS net (its tutorial's settings) on 25GMM at the same T,
-    batch and iterations as a dtg run: the same-budget reference for dtg's figures."""
+    """torchgfn 2.4.1's TB with its PIS net (its tutorial's settings) on ``--ref-target`` at the
+    same T, batch and iterations as a dtg run: the same-budget reference for dtg's figures."""
     from gfn.utils.modules import DiffusionPISGradNetForward
 
-    from dtg.runtime.sampler_eval import wasserstein2
+    from dtg.runtime.sampler_eval import mode_coverage, wasserstein2, well_sign_errors
     from dtg.targets import TARGETS
 
     steps = args.ref_steps
     iters = args.ref_iters
+    target = TARGETS[args.ref_target]
+    gfn_name, dim, sigma2 = GFN_TARGETS[args.ref_target]
     runs = []
     for seed in range(args.seed0, args.seed0 + args.few_seeds):
         torch.manual_seed(seed)
         pis = DiffusionPISGradNetForward(
-            s_dim=2, harmonics_dim=64, t_emb_dim=64, s_emb_dim=64, hidden_dim=64,
+            s_dim=dim, harmonics_dim=64, t_emb_dim=64, s_emb_dim=64, hidden_dim=64,
             joint_layers=2, zero_init=True,
         )  # fmt: skip
-        runner = GfnTB(pis, steps, 5.0, args.lr, clip=args.clip)
+        runner = GfnTB(pis, steps, sigma2, args.lr, clip=args.clip, target=args.ref_target)
+        # The two log-rewards must agree (the figures compare against dtg's log Z).
+        probe = torch.randn(64, dim)
+        gap = (runner.env.target.log_reward(probe) - target.log_reward(probe)).abs().max()
+        assert float(gap) < 1e-3, f"torchgfn's {gfn_name} is not dtg's {args.ref_target}"
+        tag = f"[torchgfn {args.ref_target} T={steps}]"
         trace = []
         start = time.perf_counter()
         for step in range(1, iters + 1):
             loss = runner.step(args.batch)
             if step % args.log_every == 0 or step == iters:
                 trace.append({"iter": step, "loss": round(loss, 4)})
-                print(f"[torchgfn T={steps}] {trace[-1]}", file=sys.stderr, flush=True)
+                print(f"{tag} {trace[-1]}", file=sys.stderr, flush=True)
         seconds = time.perf_counter() - start
         torch.manual_seed(seed)
         weights, samples = [], []
@@ -647,17 +672,24 @@ def run_reference(args, results: dict, save) -> None:
         w = torch.cat(weights).double()
         w = w[torch.isfinite(w)]
         x = torch.cat(samples)
-        exact = TARGETS["gmm25"].sample(args.k, torch.Generator().manual_seed(seed + 1))
+        log_z = target.log_z
         log_z_rw = float(torch.logsumexp(w, 0) - math.log(len(w)))
         metrics = {
+            "log_z": log_z,
             "log_z_elbo": float(w.mean()),
             "log_z_rw": log_z_rw,
-            "delta_log_z": abs(float(w.mean())),
-            "delta_log_z_rw": abs(log_z_rw),
-            "w2": wasserstein2(x[:1000], exact[:1000]),
+            "delta_log_z": abs(float(w.mean()) - log_z),
+            "delta_log_z_rw": abs(log_z_rw - log_z),
             "learned_log_z": float(runner.gflownet.logZ.detach()),
         }
-        print(f"[torchgfn T={steps}] {metrics}", file=sys.stderr, flush=True)
+        if args.ref_target == "gmm25":
+            exact = target.sample(args.k, torch.Generator().manual_seed(seed + 1))
+            metrics["w2"] = wasserstein2(x[:1000], exact[:1000])
+            metrics["modes_covered"] = mode_coverage(x, target.modes, target.mode_radius)[1]
+        if args.ref_target == "manywell":
+            worst, mean = well_sign_errors(x)
+            metrics["well_sign_error_max"], metrics["well_sign_error_mean"] = worst, mean
+        print(f"{tag} {metrics}", file=sys.stderr, flush=True)
         runs.append(
             {
                 "seed": seed, "iterations": iters, "batch": args.batch,
@@ -665,10 +697,12 @@ def run_reference(args, results: dict, save) -> None:
             }
         )  # fmt: skip
     key = f"torchgfn_tb_pis_T{steps}" + ("_noclip" if args.clip <= 0 else "")
+    if args.ref_target != "gmm25":
+        key = f"{args.ref_target}_{key}"
     results.setdefault("reference", {})[key] = {
         "what": "torchgfn 2.4.1 TBGFlowNet + PinnedBrownianMotion estimators + "
-        "DiffusionPISGradNetForward(64, 2 joint layers, zero_init) on DiffusionSampling"
-        "('gmm25_prior'), sigma^2 = 5, lr 1e-3, log Z lr 0.1, same gradient clip as dtg",
+        f"DiffusionPISGradNetForward(64, 2 joint layers, zero_init) on DiffusionSampling"
+        f"('{gfn_name}'), sigma^2 = {sigma2:g}, lr 1e-3, log Z lr 0.1, same gradient clip as dtg",
         "budget": budget_text(iters, args.batch, len(runs)),
         "steps_T": steps,
         "grad_clip": args.clip,
@@ -775,6 +809,7 @@ def main() -> None:
     parser.add_argument("--few-variants", default="fixed,learned,learned_same_rate")
     parser.add_argument("--ref-steps", type=int, default=10, help="reference: T")
     parser.add_argument("--ref-iters", type=int, default=2000, help="reference: iterations")
+    parser.add_argument("--ref-target", choices=tuple(GFN_TARGETS), default="gmm25")
     parser.add_argument("--speed-rounds", type=int, default=40)
     parser.add_argument("--speed-warmup", type=int, default=3)
     parser.add_argument("--log-every", type=int, default=250)
