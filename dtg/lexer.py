@@ -55,6 +55,7 @@ FUNCTIONS = (
     "sigmoid",
     "softplus",
     "abs",
+    "floor",
     "sum",
     "mean",
 )

@@ -64,10 +64,10 @@ def _gaussian_tables(a, s, mean, var, steps) -> dict[str, np.ndarray]:
 def discrete_alpha(keep: np.ndarray) -> dict[str, np.ndarray]:
     """α_t = ∏_{k≤t} keep_k: the probability that a position is untouched by level t.
 
-    :param keep: shape ``[T + 1]`` (entry 0 unused).
-    :returns: ``alpha`` of shape ``[T + 1]`` with α_0 = 1, and ``keep`` itself.
+    :param keep: shape ``[T + 1]`` (entry 0 unused), or ``[T + 1, *shape]`` per position.
+    :returns: ``alpha`` of the same shape with α_0 = 1, and ``keep`` itself.
     """
-    alpha = np.ones(len(keep))
+    alpha = np.ones(np.shape(keep))
     for t in range(1, len(keep)):
         alpha[t] = alpha[t - 1] * keep[t]
     return {"alpha": alpha, "keep": keep.copy()}

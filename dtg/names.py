@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BINARY_FUNCTIONS",
     "BUILTIN_FUNCTIONS",
+    "HYPERSCHEDULES",
     "CHANNELS",
     "CLASSIFY",
     "CONSTANT_NAMES",
@@ -24,7 +25,9 @@ __all__ = [
 ]
 
 #: Elementwise functions of one argument (their sympy meaning is in :mod:`dtg.check.symbolic`).
-MATH_FUNCTIONS = ("sqrt", "exp", "log", "cos", "sin", "tanh", "sigmoid", "softplus", "abs")
+MATH_FUNCTIONS = (
+    "sqrt", "exp", "log", "cos", "sin", "tanh", "sigmoid", "softplus", "abs", "floor",
+)  # fmt: skip
 #: Elementwise functions of two arguments; a scalar argument broadcasts.
 BINARY_FUNCTIONS = ("min", "max")
 #: Reductions over all dimensions of one example.
@@ -33,8 +36,12 @@ REDUCTIONS = ("sum", "mean")
 CLASSIFY = "classify"
 #: The gradient of the model's reward at a level, ``grad(logr, x[t])``.
 GRAD = "grad"
+#: The built-in hyperschedules (per-position noise levels τ(t, i); dtg.check.hyper).
+HYPERSCHEDULES = ("simple_annealing", "block_annealing", "hybrid_annealing")
 #: Every built-in function a ``.dtg`` expression can call.
-BUILTIN_FUNCTIONS = (*MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, CLASSIFY, GRAD)
+BUILTIN_FUNCTIONS = (
+    *MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, *HYPERSCHEDULES, CLASSIFY, GRAD,
+)  # fmt: skip
 #: Kernels: distributions and channels.
 CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
 #: Named numeric constants.

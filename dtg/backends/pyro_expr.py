@@ -17,6 +17,7 @@ _ATOM = _PREC["atom"]
 _ELEMENTWISE = {
     ir.Builtin.SQRT, ir.Builtin.EXP, ir.Builtin.LOG, ir.Builtin.COS, ir.Builtin.SIN,
     ir.Builtin.TANH, ir.Builtin.SIGMOID, ir.Builtin.ABS, ir.Builtin.SOFTPLUS,
+    ir.Builtin.FLOOR,
 }  # fmt: skip
 _LEVEL_NAMES = {"zero": "x0", "prev": "x_prev", "next": "x_next"}
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..marginals import discrete_alpha
@@ -35,6 +36,7 @@ __all__ = [
     "CategoricalStart",
     "CategoricalKernel",
     "sample_categorical",
+    "causal_sequence_nll",
     "gather_log_prob",
     "net_closure",
     "scores_every_position",
@@ -63,9 +65,22 @@ def gather_log_prob(log_probs: Tensor, value: Tensor) -> Tensor:
     return sum_event(picked)
 
 
+def causal_sequence_nll(logits: Tensor, x0: Tensor) -> Tensor:
+    """``Σ_i −log p̂(x0_i | x0_{<i})`` from a causal net's logits on x[0] (output ``i`` reads
+    inputs ``< i``): every level of a left-to-right (staircase) destruction in one call.
+
+    :param logits: ``[B, *shape, V]``, the net's output on ``x0``. :param x0: long ``[B, *shape]``.
+    :returns: ``[B]`` nats.
+    """
+    flat = logits.flatten(1, -2)  # [B, L, V]
+    nll = F.cross_entropy(flat.transpose(1, 2), x0.flatten(1), reduction="none")  # [B, L]
+    return nll.sum(1)
+
+
 def level_view(values: Tensor, like: Tensor) -> Tensor:
-    """``[B]`` level parameters viewed to broadcast against ``like`` ``[B, …]``."""
-    return values.reshape(values.shape + (1,) * (like.dim() - 1))
+    """Level parameters, ``[B]`` or per position ``[B, *shape]``, viewed to broadcast against
+    ``like`` ``[B, *shape, …]``."""
+    return values.reshape(values.shape + (1,) * (like.dim() - values.dim()))
 
 
 class DiscreteChannel(Channel):
@@ -73,7 +88,8 @@ class DiscreteChannel(Channel):
 
     def _register_keep(self, keep: np.ndarray, vocab: int) -> np.ndarray:
         """Store ``vocab``, the per-level ``keep`` (``nan`` → 1) and α_t = ∏ keep as float32
-        buffers (Mask and Shuffle); :returns: α as float64 ``[T + 1]``."""
+        buffers (Mask and Shuffle): ``[T + 1]``, or ``[T + 1, *shape]`` for a per-position keep
+        (a hyperschedule); :returns: α as float64, the shape of ``keep``."""
         self.vocab = int(vocab)
         keep = np.nan_to_num(np.asarray(keep, dtype=np.float64), nan=1.0)
         alpha = discrete_alpha(keep)["alpha"]

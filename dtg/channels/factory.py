@@ -58,7 +58,8 @@ def build_discrete(model: Any, role: str) -> Channel:
             predict = net_closure(model, channel.options["net"])
             destroy = model.destroy
             if isinstance(destroy, Mask):
-                return MaskGuess(destroy, predict)
+                one_pass = scores_every_position(model, channel.options["net"])
+                return MaskGuess(destroy, predict, one_pass=one_pass)
             if isinstance(destroy, MashLast):
                 one_pass = scores_every_position(model, channel.options["net"])
                 return MashLastGuess(destroy, predict, one_pass=one_pass)

@@ -27,9 +27,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Channel, sum_event
-from .discrete import DiscreteChannel, NetGuess, level_view, sample_categorical
+from .discrete import (
+    DiscreteChannel,
+    NetGuess,
+    causal_sequence_nll,
+    level_view,
+    sample_categorical,
+)
 
-__all__ = ["Mask", "MaskGuess", "MashLast", "MashLastGuess", "unmask_rates"]
+__all__ = [
+    "Mask",
+    "MaskGuess",
+    "MashLast",
+    "MashLastGuess",
+    "unmask_rates",
+    "revealed_positions",
+    "is_staircase",
+]
 
 Predict = Callable[[Tensor, Tensor], Tensor]
 
@@ -43,6 +57,35 @@ def unmask_rates(alpha: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         rates[1:] = (alpha[:-1] - alpha[1:]) / (1.0 - alpha[1:])
     return np.clip(np.nan_to_num(rates, nan=0.0, posinf=0.0), 0.0, 1.0)
+
+
+def revealed_positions(rates: np.ndarray) -> Tensor | None:
+    """The positions each level unmasks when every per-position rate is 0 or 1 and each level
+    unmasks the same number ``k`` of them: long ``[T + 1, k]`` (row 0 unused), else ``None``.
+
+    :param rates: ``[T + 1, *shape]`` per-position unmasking probabilities.
+    """
+    if rates.ndim < 2 or not np.isin(rates[1:], (0.0, 1.0)).all():
+        return None
+    flat = rates.reshape(len(rates), -1)
+    counts = flat[1:].sum(axis=1)
+    if counts.min() != counts.max() or counts[0] == 0:
+        return None
+    rows = [np.zeros(int(counts[0]), dtype=np.int64)]
+    rows += [np.flatnonzero(row) for row in flat[1:]]
+    return torch.as_tensor(np.stack(rows))
+
+
+def is_staircase(alpha: np.ndarray) -> bool:
+    """Whether α(t, i) is the autoregressive staircase: 1 for ``i < L − t``, else 0 (``T = L``)."""
+    if alpha.ndim < 2:
+        return False
+    flat = alpha.reshape(len(alpha), -1)
+    steps, length = len(flat) - 1, flat.shape[1]
+    if steps != length:
+        return False
+    expected = np.arange(length)[None, :] < (length - np.arange(steps + 1))[:, None]
+    return bool(np.array_equal(flat, expected.astype(np.float64)))
 
 
 def _log(values: Tensor) -> Tensor:
@@ -59,7 +102,14 @@ class Mask(DiscreteChannel):
     def __init__(self, keep: np.ndarray, vocab: int) -> None:
         super().__init__()
         alpha = self._register_keep(keep, vocab)
-        self.register_buffer("rate", torch.as_tensor(unmask_rates(alpha), dtype=torch.float32))
+        rates = unmask_rates(alpha)
+        self.register_buffer("rate", torch.as_tensor(rates, dtype=torch.float32))
+        reveal = revealed_positions(rates)
+        #: ``[T + 1, k]`` positions unmasked at each level when the schedule is deterministic
+        #: with ``k`` per level (a staircase or one-level blocks), else ``None``.
+        self.register_buffer("reveal", reveal, persistent=False)
+        #: Whether the schedule is the autoregressive staircase (position ``L − t`` at ``t``).
+        self.staircase = is_staircase(alpha)
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
         """:returns: long ``[B, *shape]``; masked positions stay masked."""
@@ -117,7 +167,21 @@ class MaskGuess(NetGuess):
 
     :param destroy: the :class:`Mask` channel (its tables give the posterior).
     :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
+    :param one_pass: the net is causal without a time input and the destruction is the
+        staircase hyperschedule, so :meth:`sequence_nll` scores every level in one call.
     """
+
+    def __init__(self, destroy: nn.Module, net: Callable, one_pass: bool = False) -> None:
+        super().__init__(destroy, net)
+        self.one_pass = bool(one_pass) and bool(destroy.staircase)
+
+    def sequence_nll(self, x0: Tensor) -> Tensor:
+        """The exact negative ELBO of the staircase from one call of the causal net: ``[B]``.
+
+        :param x0: data, long ``[B, *shape]``.
+        """
+        t = torch.full((x0.shape[0],), len(self.destroy.rate) - 1, device=x0.device)
+        return causal_sequence_nll(self.logits(x0, t), x0)
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
         """``[B, *shape, V + 1]``; see :meth:`Mask.posterior_log_probs`."""
@@ -125,13 +189,25 @@ class MaskGuess(NetGuess):
         return self.destroy.posterior_log_probs(source, self.logits(source, t).log_softmax(-1), t)
 
     def sample(self, source: Tensor | None, t: Tensor, generator=None) -> Tensor:
-        """Unmask each masked position with probability ``r_t`` to a value drawn from the net's
-        softmax; unmasked positions are carried over. ``r_1 = 1``: nothing stays masked at x[0]."""
+        """Unmask each masked position with probability ``r_t`` (per position for a
+        hyperschedule) to a value drawn from the net's softmax; unmasked positions are carried
+        over. ``r_1 = 1``: nothing stays masked at x[0]. A deterministic schedule that unmasks
+        the same number of positions at every level draws only those positions' values."""
         assert source is not None
+        if self.destroy.reveal is not None:
+            return self._reveal(source, t, generator)
         values = sample_categorical(self.logits(source, t).float(), generator)
         u = torch.rand(source.shape, generator=generator, device=source.device)
         unmask = (source == self.destroy.vocab) & (u < level_view(self.destroy.rate[t], source))
         return torch.where(unmask, values, source)
+
+    def _reveal(self, source: Tensor, t: Tensor, generator) -> Tensor:
+        flat = source.flatten(1)
+        positions = self.destroy.reveal[t]  # [B, k]
+        logits = self.logits(source, t).flatten(1, -2)  # [B, L, V]
+        here = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
+        values = sample_categorical(here.float(), generator)  # [B, k]
+        return flat.scatter(1, positions, values).reshape(source.shape)
 
 
 class MashLast(Channel):
@@ -196,10 +272,7 @@ class MashLastGuess(NetGuess):
         :param x0: data, long ``[B, *shape]``.
         """
         t = torch.full((x0.shape[0],), self.destroy.length, device=x0.device, dtype=torch.long)
-        logits = self.logits(x0, t).flatten(1, -2)  # [B, L, V]
-        target = x0.flatten(1)
-        nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # [B, L]
-        return nll.sum(1)
+        return causal_sequence_nll(self.logits(x0, t), x0)
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
         """``[B, *shape, V + 1]``: one-hot on ``x[t]`` except the softmax at position ``L − t``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import DtgTypeError, did_you_mean
 from ..ir import NetSpec, Space
 from ..ir import expr as ir
-from ..names import GRAD
+from ..names import GRAD, HYPERSCHEDULES
 from ..syntax import ast
 from .scope import BINARY_FUNCTIONS, CHANNELS, REDUCTIONS, SCALAR
 from .symbolic import MATH_FUNCTIONS
@@ -54,6 +54,8 @@ class CallLowering:
             arg = self.lower(node.args[0])
             self._require_real(arg.space, node.args[0], f"{func}()")
             return ir.Call(ir.Builtin(func), (arg,), span=node.span)
+        if func in HYPERSCHEDULES:
+            return self._hyperschedule(node)
         if func in scope.nets:
             return self._net_call(node, scope.nets[func])
         if func == "classify":

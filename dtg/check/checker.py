@@ -230,6 +230,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         extra.setdefault("params", {"t": SCALAR})
         extra.setdefault("plugins", registered)
         extra.setdefault("reward", declared_reward[0])
+        extra.setdefault("positions", space.size if space.kind == "token" else None)
         return Scope(
             message_name,
             steps_name,

@@ -16,6 +16,7 @@ from ..syntax.printer import brief, expr_to_source
 from . import components, exact, symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
+from .positions import POSITION, position_keep_table, uses_position
 from .scope import SCALAR
 
 __all__ = ["DestroyKernels"]
@@ -179,11 +180,15 @@ class DestroyKernels(KernelBase):
                 f"the first argument of {call.func} must be {self.message}[t-1]",
                 args["x"].span,
             )
+        # The keep may read the token position i (a hyperschedule: positions.py).
+        keep_checker = ExprChecker(
+            self.scope(levels={T - 1: self.space}, position=POSITION), self.source
+        )
         lowered = {
             "x": checker.lower(args["x"]),
-            "keep": checker.scalar(args["keep"], f"the keep probability of {call.func}"),
+            "keep": keep_checker.scalar(args["keep"], f"the keep probability of {call.func}"),
         }
-        if checker.nets_called:
+        if keep_checker.nets_called:
             raise self.err(
                 DtgTypeError,
                 f"the keep probability of {call.func} cannot use nets",
@@ -194,10 +199,17 @@ class DestroyKernels(KernelBase):
             raise self.err(
                 DtgTypeError, "the keep probability cannot depend on the message", args["keep"].span
             )
+        shown = brief(expr_to_source(args["keep"]))
+        if uses_position(lowered["keep"]):
+            length = self.space.size
+            flat = position_keep_table(
+                keep, self.steps, length, shown, args["keep"].span, self.source
+            )
+            table = flat.reshape(self.steps + 1, *self.space.shape)
+            return self._discrete_channel(statement, call, keep, table, lowered)
         table = self._table(
             keep, "keep", args["keep"].span, lowered["keep"], "the keep probability"
         )
-        shown = brief(expr_to_source(args["keep"]))
         tries = 0  # sympy's exact evaluations before t = T (a keep of 1 - 1e-13 everywhere)
         for t in range(1, self.steps + 1):
             value = table[t]
@@ -223,6 +235,11 @@ class DestroyKernels(KernelBase):
                     + (" (keep = 0 is allowed only at t = T)" if value <= 0 else ""),
                     args["keep"].span,
                 )
+        return self._discrete_channel(statement, call, keep, np.clip(table, 0.0, 1.0), lowered)
+
+    def _discrete_channel(self, statement, call, keep: sp.Expr, table: np.ndarray, lowered):
+        """The ``Mask``/``Shuffle`` channel with its checked keep table (``[T + 1]``, or
+        ``[T + 1, *shape]`` for a per-position keep)."""
         family = Family.MASK if call.func == "Mask" else Family.SHUFFLE
         latex = rf"x_{{t}} \sim \operatorname{{{call.func}}}\left(x_{{t-1}},\ {symbolic.latex(keep)}\right)"
         return Channel(
@@ -234,7 +251,7 @@ class DestroyKernels(KernelBase):
             expr_to_source(call),
             statement.span,
             {"keep": keep},
-            {"keep": np.clip(table, 0.0, 1.0)},
+            {"keep": table},
             (),
             {},
             latex,

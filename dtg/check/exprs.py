@@ -21,13 +21,14 @@ from ..syntax import ast
 from ..syntax.printer import brief, index_to_source
 from .calls import CallLowering
 from .collect import walk_syntax
+from .hyper import HyperLowering
 from .scope import CONSTANT_NAMES, SCALAR, VALUE_NAMES, Scope
 from .symbolic import MATH_FUNCTIONS, T_SYMBOL
 
 __all__ = ["ExprChecker", "names_in", "level_of"]
 
 
-class ExprChecker(CallLowering):
+class ExprChecker(CallLowering, HyperLowering):
     """Infer spaces; raise located errors.
 
     :param scope: the names in scope.
@@ -80,6 +81,8 @@ class ExprChecker(CallLowering):
 
     def _name(self, node: ast.Name) -> ir.Expr:
         name, scope = node.id, self.scope
+        if name == scope.position and name not in scope.params:
+            return ir.Param(ir.ParamKind.POSITION, space=SCALAR, span=node.span)
         if name in scope.params:
             space = scope.params[name]
             if scope.schedule_params:

@@ -88,7 +88,19 @@ class KernelChecker(DestroyKernels, GenerateKernels, LevelKernels):
                         "the last destroy step must be deterministic into the point: std = 0 "
                         f"at t = {self.steps_name}",
                     )
-        if start.params.get("value") == "masked":
+        per_position = destroy.family is Family.MASK and destroy.tables["keep"].ndim > 1
+        if start.params.get("value") == "masked" and per_position:
+            kept = destroy.tables["keep"][1:].prod(axis=0).reshape(-1)  # α(T, i)
+            if kept.any():
+                i = int(np.flatnonzero(kept)[0])
+                raise self.err(
+                    DtgRangeError,
+                    f"generation starts all-masked, but destruction leaves position i = {i} "
+                    f"unmasked at t = {self.steps_name} with probability {kept[i]:.6g}",
+                    start.span,
+                    "every position's keep must reach α(T, i) = 0: keep(t, i) = 0 at some level",
+                )
+        elif start.params.get("value") == "masked":
             keep = destroy.tables["keep"][final] if destroy.family is Family.MASK else 0.0
             if exact.near(keep, 0.0):  # not proven 0 when the kernel was checked
                 shown = brief(to_text(destroy.args["keep"], self.steps_name))

@@ -129,6 +129,13 @@ def masking_problem(
             "remove the option (discrete time is exact for any T)",
             None,
         )
+    if destroy.tables["keep"].ndim > 1:
+        return (
+            "time = continuous is MDLM's weighting of one schedule shared by every position, and "
+            "this keep depends on the position i",
+            "remove the option: the discrete-time weights are exact per (level, position)",
+            None,
+        )
     weights = continuous_weights(destroy.params["keep"], steps)
     if weights is None:
         return (

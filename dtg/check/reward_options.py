@@ -51,6 +51,7 @@ _UNARY = {
     ir.Builtin.SIGMOID: lambda a: 1.0 / (1.0 + np.exp(-a)),
     ir.Builtin.SOFTPLUS: lambda a: np.logaddexp(0.0, a),
     ir.Builtin.ABS: np.abs,
+    ir.Builtin.FLOOR: np.floor,
 }
 _BINARY = {
     ir.BinOp.ADD: np.add,

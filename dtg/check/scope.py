@@ -57,6 +57,10 @@ class Scope:
     schedule_params: bool = False
     #: The model's reward (its name and the space of its sample), for ``grad(logr, x[t])``.
     reward: tuple[str, Space] | None = None
+    #: The name of the token position (``i``) where a per-position keep may read it.
+    position: str | None = None
+    #: The message's number of token positions (``None`` for a real message).
+    positions: int | None = None
 
     def known_names(self) -> list[str]:
         return [
@@ -66,6 +70,7 @@ class Scope:
             *self.nets,
             *self.targets,
             *self.params,
+            *([self.position] if self.position else []),
             *MATH_FUNCTIONS,
             *REDUCTIONS,
             *BINARY_FUNCTIONS,

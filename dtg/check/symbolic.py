@@ -31,6 +31,7 @@ from ..syntax import ast
 
 __all__ = [
     "T_SYMBOL",
+    "I_SYMBOL",
     "X_PREV",
     "X_NEXT",
     "MATH_FUNCTIONS",
@@ -45,6 +46,8 @@ __all__ = [
 
 #: The level variable ``t`` in every expression dtg builds.
 T_SYMBOL = sp.Symbol("t", integer=True)
+#: The token position ``i`` (0-based, row-major) of a per-position keep in ``Mask``/``Shuffle``.
+I_SYMBOL = sp.Symbol("i", integer=True, nonnegative=True)
 #: Stands for each element of ``x[t-1]`` (kernels are elementwise in the message).
 X_PREV = sp.Symbol("x_{t-1}")
 #: Stands for each element of ``x[t]``.
@@ -70,6 +73,7 @@ MATH_FUNCTIONS: dict[str, Callable[[sp.Expr], sp.Expr]] = {
     "sigmoid": _sigmoid,
     "softplus": _softplus,
     "abs": sp.Abs,
+    "floor": sp.floor,
 }
 
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
@@ -308,10 +312,11 @@ _NUMPY_FUNCTIONS = {
     sp.sin: np.sin,
     sp.tanh: np.tanh,
     sp.Abs: np.abs,
+    sp.floor: np.floor,
 }
 
 
-def _numeric(expr: sp.Expr, t: np.ndarray) -> np.ndarray | float:
+def _numeric(expr: sp.Expr, t: np.ndarray, i: np.ndarray | None = None) -> np.ndarray | float:
     """Evaluate ``expr`` at the levels ``t`` (float64) by walking the sympy tree.
 
     The same numbers as ``lambdify`` with numpy (a test compares them): real float64 arithmetic,
@@ -320,9 +325,11 @@ def _numeric(expr: sp.Expr, t: np.ndarray) -> np.ndarray | float:
     """
     if expr is T_SYMBOL:
         return t
+    if expr is I_SYMBOL and i is not None:
+        return i
     if expr.is_Number or expr.is_NumberSymbol:
         return float(expr)
-    args = [_numeric(a, t) for a in expr.args]
+    args = [_numeric(a, t, i) for a in expr.args]
     if isinstance(expr, sp.Add):
         return sum(args[1:], args[0])
     if isinstance(expr, sp.Mul):

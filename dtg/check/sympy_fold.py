@@ -11,7 +11,16 @@ from typing import Any
 import sympy as sp
 
 from ..ir import expr as ir
-from .symbolic import _BINARY, CONSTANTS, MATH_FUNCTIONS, T_SYMBOL, _divide, _guarded, _is_vector
+from .symbolic import (
+    _BINARY,
+    CONSTANTS,
+    I_SYMBOL,
+    MATH_FUNCTIONS,
+    T_SYMBOL,
+    _divide,
+    _guarded,
+    _is_vector,
+)
 
 __all__ = ["SympyFold"]
 
@@ -49,6 +58,8 @@ class SympyFold(ir.ExprFold[sp.Expr]):
     def param(self, node: ir.Param) -> sp.Expr:
         if node.kind is ir.ParamKind.STEPS:
             return sp.Integer(self.steps)
+        if node.kind is ir.ParamKind.POSITION:
+            return I_SYMBOL
         return T_SYMBOL
 
     def var(self, node: ir.Var) -> sp.Expr:

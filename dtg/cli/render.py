@@ -1,8 +1,9 @@
 """``dtg render``: the command-line front of the renderer.
 
-``dtg render FILE [-o OUT] [--view compact|unrolled|zoom] [--labels letters|indexed]
+``dtg render FILE [-o OUT] [--view compact|unrolled|zoom|schedule] [--labels letters|indexed]
 [--model NAME] [--equations]`` writes the diagram (default ``<stem>.svg`` in the current folder)
-and prints ``wrote OUT``. The render stage (:mod:`dtg.render`) imports graphviz, so it is
+and prints ``wrote OUT``; ``--view schedule`` draws a token model's hyperschedule as a heat map
+(:mod:`dtg.render.heatmap`). The render stage (:mod:`dtg.render`) imports graphviz, so it is
 imported when the command runs, not when the parser is built.
 """
 
@@ -65,6 +66,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     :raises DtgOutputError: when the output cannot be written (:mod:`dtg.atomic`).
     """
     stage = _stage()
+    if args.view == "schedule":  # a heat map of the hyperschedule (matplotlib), not a diagram
+        out = _output(args, stage.SCHEDULE_FORMATS)
+        ir = _pick(args.file, args.model)
+        problem = stage.schedule_problem(ir)
+        if problem:
+            raise usage(problem)
+        stage.draw_schedule(ir, out)
+        print(f"wrote {out}")
+        return 0
     out = _output(args, stage.FORMATS)
     ir = _pick(args.file, args.model)
     if args.view == "zoom":
@@ -97,8 +107,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     view = parser.add_argument(
         "--view",
         default="compact",
-        help="compact (one template step; per-level chains level by level), unrolled, or zoom "
-        "(tiny spaces)",
+        help="compact (one template step; per-level chains level by level), unrolled, zoom "
+        "(tiny spaces), or schedule (a heat map of a token model's per-position schedule)",
     )
     labels = parser.add_argument(
         "--labels",
@@ -106,7 +116,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="letters (A, B, …) or indexed (x₀, x₁, …, x_T)",
     )
     # Set after add_argument, which formats the usage of the new flag (iterating its choices).
-    view.choices = LazyChoices(lambda: _stage().VIEWS)
+    view.choices = LazyChoices(lambda: (*_stage().VIEWS, "schedule"))
     labels.choices = LazyChoices(lambda: _stage().LABEL_STYLES)
     parser.add_argument("--model", help="the model to draw (default: the last in the file)")
     parser.add_argument(

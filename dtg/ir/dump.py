@@ -23,6 +23,10 @@ def _row(values: np.ndarray, count: int) -> str:
     return f"[{shown}{more}]"
 
 
+#: Families whose keep may be per position (a hyperschedule), shown as ``keep(t, i)``.
+_PER_POSITION = (Family.MASK, Family.SHUFFLE)
+
+
 def _channel(title: str, channel: Channel, rows: int, steps_name: str) -> list[str]:
     arrow = "⇀" if channel.stochastic else "→"
     source = f"x[{channel.source}]" if channel.source else "·"
@@ -35,7 +39,9 @@ def _channel(title: str, channel: Channel, rows: int, steps_name: str) -> list[s
         lines.append(f"    {name} = {to_text(value, steps_name)}  : {value.space}")
     if channel.family is not Family.NORMAL:  # a general Normal's parameters are its args
         for name, value in channel.params.items():
-            lines.append(f"    {name}(t) = {value}")
+            per_position = name in channel.tables and channel.tables[name].ndim > 1
+            shown = "(t, i)" if per_position and channel.family in _PER_POSITION else "(t)"
+            lines.append(f"    {name}{shown} = {value}")
     for name, value in channel.options.items():
         lines.append(f"    option {name} = {value}")
     for name, table in channel.tables.items():

@@ -255,6 +255,7 @@ class Builtin(enum.Enum):
     SIGMOID = "sigmoid"
     SOFTPLUS = "softplus"
     ABS = "abs"
+    FLOOR = "floor"  # a hyperschedule's integer noise level
     MIN = "min"
     MAX = "max"
     SUM = "sum"  # over all dimensions of one example

@@ -106,7 +106,10 @@ class Masking(nn.Module):
         flat = logits.reshape(-1, logits.shape[-1])
         ce = F.cross_entropy(flat, target.reshape(-1), reduction="none").view_as(target)  # [B, L]
         masked = xt.flatten(1) == self.destroy.vocab
-        return self.weights[t].to(ce.dtype) * torch.where(masked, ce, 0.0).sum(1)
+        weights = self.weights[t].to(ce.dtype)  # [B], or [B, *shape] per position
+        if weights.dim() > 1:
+            return (weights.flatten(1) * torch.where(masked, ce, 0.0)).sum(1)
+        return weights * torch.where(masked, ce, 0.0).sum(1)
 
     def _shuffle_term(self, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         log_p = self.generate.log_probs(xt, t)  # [B, *shape, V]
@@ -128,8 +131,9 @@ class Masking(nn.Module):
         return sum_event(torch.where(q > 0, q * (log_q - log_p), 0.0).sum(-1))
 
     def _one_pass(self) -> bool:
-        """A causal net without time scores every ``MashLast`` level in one call (exact sum)."""
-        return isinstance(self.generate, MashLastGuess) and self.generate.one_pass
+        """A causal net without time scores every level of ``MashLast`` or of a staircase
+        ``Mask`` in one call (exact sum)."""
+        return bool(getattr(self.generate, "one_pass", False))
 
     # ------------------------------------------------------------------ the interface
     def forward(self, x0: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from .dot import to_digraph, to_dot
 from .equations import channel_rows, equations
+from .heatmap import SCHEDULE_FORMATS, destroyed_table, draw_schedule, schedule_problem
 from .names import LABEL_STYLES
 from .output import FORMATS, IMAGE_FORMATS, render, svg
 from .scene import VIEWS, Diagram, build
@@ -42,6 +43,10 @@ __all__ = [
     "zoom_problem",
     "ZoomStep",
     "VIEWS",
+    "SCHEDULE_FORMATS",
+    "destroyed_table",
+    "draw_schedule",
+    "schedule_problem",
     "LABEL_STYLES",
     "FORMATS",
     "IMAGE_FORMATS",

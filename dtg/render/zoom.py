@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import graphviz
+import numpy as np
 
 from ..ir import Family, ModelIR
 from .names import level_name, shown_levels
@@ -113,8 +114,10 @@ def _step(ir: ModelIR, t: int, source: tuple[int, ...]) -> dict[tuple[int, ...],
         if unmasked:
             target[unmasked[-1]] = vocab
         return {tuple(target): 1.0}
-    keep = float(ir.destroy.tables["keep"][t])
-    per_position = [_position_probs(family, a, vocab, keep).items() for a in source]
+    keep = np.broadcast_to(ir.destroy.tables["keep"][t], ir.message.space.shape).reshape(-1)
+    per_position = [
+        _position_probs(family, a, vocab, float(keep[i])).items() for i, a in enumerate(source)
+    ]
     out: dict[tuple[int, ...], float] = {}
     for combo in itertools.product(*per_position):
         prob = 1.0

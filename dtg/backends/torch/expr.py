@@ -65,6 +65,7 @@ _ELEMENTWISE: dict[ir.Builtin, Callable[[Tensor], Tensor]] = {
     ir.Builtin.SIGMOID: torch.sigmoid,
     ir.Builtin.SOFTPLUS: F.softplus,
     ir.Builtin.ABS: torch.abs,
+    ir.Builtin.FLOOR: torch.floor,
 }
 _BINARY: dict[ir.BinOp, Callable[[Tensor, Tensor], Tensor]] = {
     ir.BinOp.ADD: torch.add,
