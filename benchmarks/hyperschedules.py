@@ -1,0 +1,170 @@
+"""Hyperschedules on digits at equal budget (issue 21): held-out bits, sample quality, speed.
+
+Every variant is one ``Mask`` model over the 64 grey-level tokens of the 8×8 digits (V = 17)
+with the base schedule ``alpha(tau) = 1 - tau / K`` and one of the built-in hyperschedules; all
+share the transformer's width and depth, the optimiser, the batch and the number of steps::
+
+    staircase   simple_annealing(width = 1), T = 64; causal, untimed net (one pass per step)
+    staircase_timed  the same schedule with the others' timed, bidirectional net (same size)
+    block4      block_annealing(size = 4,  levels = 4),  T = 64
+    block8      block_annealing(size = 8,  levels = 8),  T = 64
+    block16     block_annealing(size = 16, levels = 16), T = 64
+    flat        block_annealing(size = 64, levels = 64), T = 64 (MDLM's shared 1 - t/T)
+    hybrid      hybrid_annealing(size = 8, levels = 2),  T = 72
+
+Each run trains with ``dtg train`` (one torch thread), evaluates the held-out NELBO with
+``dtg eval --json``: the held-out NELBO (bits per token) and the built-in digits classifier on
+samples against held-out data (the total variation between their class histograms, and the
+mean confidence, max class probability, on both); and in this process the sampling time per
+image (500 images in one batch).
+
+    OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py run --steps 2000   # every variant
+    OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py run --variants flat,block8
+    python benchmarks/hyperschedules.py table        # the Markdown table of the results
+
+Results: ``benchmarks/results/hyperschedules/<variant>_<steps>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "hyperschedules"
+
+#: variant → (hyperschedule call, K, T, causal net)
+VARIANTS = {
+    "staircase": ("simple_annealing(t, i, width = 1)", 1, 64, True),
+    "staircase_timed": ("simple_annealing(t, i, width = 1)", 1, 64, False),
+    "block4": ("block_annealing(t, i, size = 4, levels = 4)", 4, 64, False),
+    "block8": ("block_annealing(t, i, size = 8, levels = 8)", 8, 64, False),
+    "block16": ("block_annealing(t, i, size = 16, levels = 16)", 16, 64, False),
+    "flat": ("block_annealing(t, i, size = 64, levels = 64)", 64, 64, False),
+    "hybrid": ("hybrid_annealing(t, i, size = 8, levels = 2)", 2, 72, False),
+}
+
+TEMPLATE = """model hyper_{variant} {{
+  data x : token(17)[64] ~ digits()
+  steps T = {steps}
+  schedule alpha(tau) = 1 - tau / {levels}
+  schedule level(t, i) = {call}
+  net logits : {signature} = transformer(
+      width = {width}, depth = {depth}, heads = 4, dropout = 0.1{causal})
+  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(level(t, i)) / alpha(level(t - 1, i)))
+  generate x[T]   = masked
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+  train {{ batch = 64, lr = 1e-3 }}
+}}
+"""
+
+
+def source(variant: str, width: int, depth: int) -> str:
+    call, levels, steps, causal = VARIANTS[variant]
+    inputs = "(token(17)[64])" if causal else "(token(17)[64], time)"
+    return TEMPLATE.format(
+        variant=variant, steps=steps, levels=levels, call=call, width=width, depth=depth,
+        signature=f"{inputs} -> real[64, 17]", causal=", causal = true" if causal else "",
+    )  # fmt: skip
+
+
+def sampling(folder: Path, text_path: Path, n: int) -> dict:
+    """The sampling time per image (``n`` images in one batch, after a warm-up) and the
+    number of parameters; the sample quality comes from ``dtg eval``."""
+    import torch  # heavy: only the timing loads a model in this process
+
+    import dtg
+    from dtg.runtime.checkpoint import load_checkpoint, restore_model
+
+    torch.set_num_threads(1)
+    model = dtg.load(text_path).compile("cpu")
+    restore_model(model, load_checkpoint(folder / "checkpoint.pt"))
+    model.eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.sample(8)  # warm-up
+        start = time.perf_counter()
+        model.sample(n)
+        per_image = (time.perf_counter() - start) / n
+    return {
+        "sample_ms_per_image": round(1e3 * per_image, 2),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def run(variant: str, steps: int, width: int, depth: int, n: int) -> dict:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"{variant}_{steps}"
+    folder = RESULTS / "runs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    text_path = folder / f"hyper_{variant}.dtg"
+    text_path.write_text(source(variant, width, depth))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "dtg"]
+    start = time.time()
+    subprocess.run(
+        [*cli, "train", str(text_path), "--seed", "0", "--steps", str(steps),
+         "--out", str(folder), "--force", "--no-progress"],
+        check=True, env=env,
+    )  # fmt: skip
+    wall = time.time() - start
+    evaluated = subprocess.run(
+        [*cli, "eval", str(text_path), "--checkpoint", str(folder / "checkpoint.pt"), "--json"],
+        check=True, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    metrics = json.loads(evaluated.stdout)
+    metrics.update(sampling(folder, text_path, n))
+    result = {
+        "variant": variant, "call": VARIANTS[variant][0], "levels_T": VARIANTS[variant][2],
+        "steps": steps, "width": width, "depth": depth, "train_wall_s": round(wall, 1),
+        "metrics": metrics,
+    }  # fmt: skip
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def table() -> str:
+    rows = [
+        "| variant | hyperschedule | levels T | train steps | params | held-out bits/token "
+        "| class TV (samples vs data) | confidence samples / data | ms per image | train wall |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(RESULTS.glob("*.json")):
+        r = json.loads(path.read_text())
+        m = r["metrics"]
+        rows.append(
+            f"| {r['variant']} | `{r['call']}` | {r['levels_T']} | {r['steps']:,} | "
+            f"{m['params']:,} | {m['bits_per_dim']:.3f} | {m['class_histogram_tv']:.3f} | "
+            f"{m['confidence_mean']:.3f} / {m['data_confidence_mean']:.3f} | "
+            f"{m['sample_ms_per_image']:.1f} | {r['train_wall_s'] / 60:.1f} min |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("run")
+    one.add_argument("--variants", default=",".join(VARIANTS))
+    one.add_argument("--steps", type=int, default=2000)
+    one.add_argument("--width", type=int, default=64)
+    one.add_argument("--depth", type=int, default=2)
+    one.add_argument("--samples", type=int, default=500)
+    commands.add_parser("table")
+    args = parser.parse_args()
+    if args.command == "table":
+        print(table())
+        return
+    for variant in args.variants.split(","):
+        run(variant, args.steps, args.width, args.depth, args.samples)
+
+
+if __name__ == "__main__":
+    main()
