@@ -21,6 +21,7 @@ image (500 images in one batch).
     OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py run --steps 2000   # every variant
     OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py run --variants flat,block8
     python benchmarks/hyperschedules.py table        # the Markdown table of the results
+    OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py speed  # sampling time, cache or not
 
 Results: ``benchmarks/results/hyperschedules/<variant>_<steps>.json``.
 """
@@ -130,13 +131,55 @@ def run(variant: str, steps: int, width: int, depth: int, n: int) -> dict:
     return result
 
 
+def speed(batch: int, rounds: int, width: int, depth: int) -> dict:
+    """Sampling time per image of fresh (untrained) models in evaluation mode, interleaved in
+    rounds: the staircase with its key/value cache and without (level by level, the path every
+    other variant takes), blocks of 8 and the flat schedule; ratios to the cached staircase."""
+    import statistics
+
+    import torch  # heavy: only this command runs models in this process
+
+    import dtg
+
+    torch.set_num_threads(1)
+    models = {}
+    for variant in ("staircase", "block8", "flat"):
+        torch.manual_seed(0)
+        models[variant] = dtg.loads(source(variant, width, depth)).compile("cpu").eval()
+    models["staircase_no_cache"] = dtg.loads(source("staircase", width, depth)).compile("cpu")
+    models["staircase_no_cache"].load_state_dict(models["staircase"].state_dict())
+    models["staircase_no_cache"].eval().generate.set_decoder(None)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.no_grad():
+        for model in models.values():
+            model.sample(4)  # warm-up
+        for round_ in range(rounds):
+            order = list(models) if round_ % 2 == 0 else list(models)[::-1]
+            for name in order:
+                start = time.perf_counter()
+                models[name].sample(batch)
+                times[name].append((time.perf_counter() - start) / batch)
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    result = {
+        "batch": batch, "rounds": rounds, "width": width, "depth": depth,
+        "torch_threads": torch.get_num_threads(),
+        "ms_per_image": {name: round(1e3 * m, 3) for name, m in medians.items()},
+        "ratio_to_cached_staircase": {
+            name: round(m / medians["staircase"], 2) for name, m in medians.items()
+        },
+    }  # fmt: skip
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def table() -> str:
     rows = [
         "| variant | hyperschedule | levels T | train steps | params | held-out bits/token "
         "| class TV (samples vs data) | confidence samples / data | ms per image | train wall |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for path in sorted(RESULTS.glob("*.json")):
+    for path in sorted(RESULTS.glob("*_*.json")):
         r = json.loads(path.read_text())
         m = r["metrics"]
         rows.append(
@@ -158,9 +201,17 @@ def main() -> None:
     one.add_argument("--depth", type=int, default=2)
     one.add_argument("--samples", type=int, default=500)
     commands.add_parser("table")
+    timing = commands.add_parser("speed")
+    timing.add_argument("--batch", type=int, default=64)
+    timing.add_argument("--rounds", type=int, default=5)
+    timing.add_argument("--width", type=int, default=64)
+    timing.add_argument("--depth", type=int, default=2)
     args = parser.parse_args()
     if args.command == "table":
         print(table())
+        return
+    if args.command == "speed":
+        print(json.dumps(speed(args.batch, args.rounds, args.width, args.depth), indent=1))
         return
     for variant in args.variants.split(","):
         run(variant, args.steps, args.width, args.depth, args.samples)

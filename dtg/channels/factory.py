@@ -57,12 +57,16 @@ def build_discrete(model: Any, role: str) -> Channel:
         if channel.family is Family.GUESS:
             predict = net_closure(model, channel.options["net"])
             destroy = model.destroy
+            one_pass = scores_every_position(model, channel.options["net"])
+            decoder = model.nets[channel.options["net"]] if one_pass else None
             if isinstance(destroy, Mask):
-                one_pass = scores_every_position(model, channel.options["net"])
-                return MaskGuess(destroy, predict, one_pass=one_pass)
+                guess = MaskGuess(destroy, predict, one_pass=one_pass)
+                guess.set_decoder(decoder if guess.one_pass else None)  # a staircase only
+                return guess
             if isinstance(destroy, MashLast):
-                one_pass = scores_every_position(model, channel.options["net"])
-                return MashLastGuess(destroy, predict, one_pass=one_pass)
+                guess = MashLastGuess(destroy, predict, one_pass=one_pass)
+                guess.set_decoder(decoder)
+                return guess
             if isinstance(destroy, Shuffle):
                 return ShuffleGuess(destroy, predict)
         if channel.family is Family.CATEGORICAL:

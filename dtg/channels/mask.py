@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..nets.decode import can_decode, decode_left_to_right
 from .base import Channel, sum_event
 from .discrete import (
     DiscreteChannel,
@@ -86,6 +87,32 @@ def is_staircase(alpha: np.ndarray) -> bool:
         return False
     expected = np.arange(length)[None, :] < (length - np.arange(steps + 1))[:, None]
     return bool(np.array_equal(flat, expected.astype(np.float64)))
+
+
+class LeftToRight:
+    """What a left-to-right ``Guess`` (``MashLast``, a staircase ``Mask``) adds when its net is
+    causal without time: :meth:`sample_sequence`, generation with a key/value cache."""
+
+    #: The net as a one-element tuple (not a submodule: its weights belong to the model).
+    _decoder: tuple[nn.Module, ...] = ()
+
+    def set_decoder(self, net: nn.Module | None) -> None:
+        self._decoder = (net,) if net is not None else ()
+
+    def sample_sequence(self, n: int, device: torch.device, generator=None) -> Tensor | None:
+        """x[0] for ``n`` sequences generated left to right with the cache, drawing from the
+        random stream exactly as level-by-level generation does; ``None`` when the net cannot
+        be decoded so (training mode, another architecture): then generate level by level.
+
+        :returns: long ``[n, L]`` or ``None``.
+        """
+        if not self._decoder or not can_decode(self._decoder[0]):
+            return None
+
+        def draw(logits: Tensor) -> Tensor:
+            return sample_categorical(logits.float(), generator)
+
+        return decode_left_to_right(self._decoder[0], n, draw, device)
 
 
 def _log(values: Tensor) -> Tensor:
@@ -162,7 +189,7 @@ class Mask(DiscreteChannel):
         return torch.where((xt == self.vocab).unsqueeze(-1), masked_row, carried)
 
 
-class MaskGuess(NetGuess):
+class MaskGuess(LeftToRight, NetGuess):
     """``Guess`` for ``Mask``: the posterior at the net's x̂[0] (SUBS, Sahoo et al. 2024).
 
     :param destroy: the :class:`Mask` channel (its tables give the posterior).
@@ -250,7 +277,7 @@ class MashLast(Channel):
         return torch.where(hidden, self.vocab, flat).reshape(x0.shape)
 
 
-class MashLastGuess(NetGuess):
+class MashLastGuess(LeftToRight, NetGuess):
     """``Guess`` for ``MashLast``: position ``L − t`` gets a value drawn from the net's softmax
     there; every other position is carried over (left-to-right generation).
 

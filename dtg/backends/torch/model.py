@@ -297,7 +297,16 @@ class CompiledModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        """Ancestral sampling of the generation chain: ``[n, *shape]`` in the data space."""
+        """Ancestral sampling of the generation chain: ``[n, *shape]`` in the data space.
+
+        A left-to-right model whose net is causal without time (in evaluation mode) generates
+        with a key/value cache (:mod:`dtg.nets.decode`): the same draws, one pass in all.
+        """
+        fast = getattr(self.generate, "sample_sequence", None)
+        if fast is not None and not self.ir.generate_levels:
+            x = fast(n, self.device)
+            if x is not None:
+                return x.reshape(n, *self.ir.message.space.shape)
         x = self.start.sample(None, level_tensor(self.ir.steps, n, self.device))
         for level in range(self.ir.steps, 0, -1):
             x = self.channel("generate", level).sample(x, level_tensor(level, n, self.device))
