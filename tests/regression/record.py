@@ -79,6 +79,10 @@ SAMPLES_FOR = {
     "mdlm_digits": 2,
     "uniform_digits": 2,
     "rtb_mdlm_even_digits": 0,
+    "hyper_ar_digits": 2,
+    "hyper_block_digits": 2,
+    "hyper_flat_digits": 2,
+    "hyper_hybrid_digits": 2,
 }
 #: Random projections per weight tensor, and the seed of their vectors (see :func:`projections`).
 PROJECTIONS, PROJECTION_SEED = 8, 17_2024
