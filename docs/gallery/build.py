@@ -4,7 +4,8 @@ Run from anywhere (needs Graphviz's ``dot``)::
 
     python docs/gallery/build.py
 
-Writes ``docs/gallery/<example>_<view>.svg`` (and ``.png``), the notation figures
+Writes ``docs/gallery/<example>_<view>.svg`` (and ``.png``; token models also
+``<example>_schedule.png``, their schedule's heat map), the notation figures
 ``docs/gallery/notation/*.svg``, and ``docs/gallery.md``. ``docs/notation.md`` is written by hand
 and shows the notation figures.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import dtg
 from dtg.ir import ModelIR
-from dtg.render import render, zoom_problem
+from dtg.render import draw_schedule, render, schedule_problem, zoom_problem
 from dtg.render.dot import diagram_to_digraph
 from dtg.render.names import Name
 from dtg.render.output import pipe
@@ -49,6 +50,12 @@ def _section(stem: str, source: str, ir: ModelIR) -> str:
         for fmt in ("svg", "png"):
             render(ir, GALLERY / f"{stem}_{view}.{fmt}", view=view)
         images.append(f'**{view}**<br>\n<img src="gallery/{stem}_{view}.svg" alt="{stem} {view}">')
+    if schedule_problem(ir) is None:  # a token model: its (hyper)schedule as a heat map
+        draw_schedule(ir, GALLERY / f"{stem}_schedule.png")
+        images.append(
+            f"**schedule** (`dtg render … --view schedule`)<br>\n"
+            f'<img src="gallery/{stem}_schedule.png" alt="{stem} schedule" width="420">'
+        )
     if (SAMPLES / f"{stem}.png").is_file():
         images.append(
             f"**samples** (`dtg sample … --plot`, {SAMPLE_NOTE})<br>\n"

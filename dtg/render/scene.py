@@ -135,13 +135,17 @@ def as_model(model: Any) -> ModelIR:
 
 
 def channel_label(channel: Channel) -> tuple[str, str]:
-    """The edge label of a channel: its family, and its nets when learned (``Guess [eps]``).
+    """The edge label of a channel: its family, and its nets when learned (``Guess [eps]``);
+    a keep per position (a hyperschedule) is shown by the subscript ``i`` (``Maskᵢ``).
 
     :param channel: the channel.
     :returns: (plain text, LaTeX).
     """
     label = channel.family.label
     tex = rf"\mathsf{{{label}}}"
+    keep = channel.tables.get("keep")
+    if keep is not None and keep.ndim > 1:  # a keep per token position (a hyperschedule)
+        label, tex = f"{label}ᵢ", rf"{tex}_{{i}}"
     if channel.learned:
         label += f" [{', '.join(channel.nets)}]"
         nets = r",\,".join(rf"\mathrm{{{n}}}" for n in channel.nets).replace("_", r"\_")
