@@ -21,6 +21,7 @@ from .discrete import (
     net_closure,
     scores_every_position,
 )
+from .hybrid import HybridGuess, HybridMask
 from .mask import MashLast, MashLastGuess, Mask, MaskGuess
 from .shuffle import Shuffle, ShuffleGuess
 
@@ -40,6 +41,8 @@ def build_discrete(model: Any, role: str) -> Channel:
     shape, vocab = tuple(space.shape), int(space.vocab or 0)
     if role == "destroy":
         family = ir.destroy.family
+        if family is Family.MASK and "redraw" in ir.destroy.tables:
+            return HybridMask(ir.destroy.tables["keep"], ir.destroy.tables["redraw"], vocab)
         if family is Family.MASK:
             return Mask(ir.destroy.tables["keep"], vocab)
         if family is Family.SHUFFLE:
@@ -69,6 +72,8 @@ def build_discrete(model: Any, role: str) -> Channel:
                 return guess
             if isinstance(destroy, Shuffle):
                 return ShuffleGuess(destroy, predict)
+            if isinstance(destroy, HybridMask):
+                return HybridGuess(destroy, predict)
         if channel.family is Family.CATEGORICAL:
             return CategoricalKernel(model._closure(channel.args["logits"], "next"), shape, vocab)
     raise DtgRuntimeError(

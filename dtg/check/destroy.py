@@ -16,7 +16,7 @@ from ..syntax.printer import brief, expr_to_source
 from . import components, exact, symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
-from .positions import POSITION, position_keep_table, uses_position
+from .positions import POSITION, position_keep_table, redraw_table, uses_position
 from .scope import SCALAR
 
 __all__ = ["DestroyKernels"]
@@ -166,7 +166,8 @@ class DestroyKernels(KernelBase):
         return params, tables
 
     def _destroy_discrete(self, statement, call, checker: ExprChecker) -> Channel:
-        args = self._args(call, ("x", "keep"), 2)
+        names = ("x", "keep", "redraw") if call.func == "Mask" else ("x", "keep")
+        args = self._args(call, names, 2)
         if self.space.kind != "token":
             raise self.err(
                 DtgTypeError,
@@ -206,7 +207,7 @@ class DestroyKernels(KernelBase):
                 keep, self.steps, length, shown, args["keep"].span, self.source
             )
             table = flat.reshape(self.steps + 1, *self.space.shape)
-            return self._discrete_channel(statement, call, keep, table, lowered)
+            return self._discrete_channel(statement, call, keep, table, lowered, args)
         table = self._table(
             keep, "keep", args["keep"].span, lowered["keep"], "the keep probability"
         )
@@ -235,13 +236,20 @@ class DestroyKernels(KernelBase):
                     + (" (keep = 0 is allowed only at t = T)" if value <= 0 else ""),
                     args["keep"].span,
                 )
-        return self._discrete_channel(statement, call, keep, np.clip(table, 0.0, 1.0), lowered)
+        table = np.clip(table, 0.0, 1.0)
+        return self._discrete_channel(statement, call, keep, table, lowered, args)
 
-    def _discrete_channel(self, statement, call, keep: sp.Expr, table: np.ndarray, lowered):
+    def _discrete_channel(
+        self, statement, call, keep: sp.Expr, table: np.ndarray, lowered, args
+    ) -> Channel:
         """The ``Mask``/``Shuffle`` channel with its checked keep table (``[T + 1]``, or
-        ``[T + 1, *shape]`` for a per-position keep)."""
+        ``[T + 1, *shape]`` for a per-position keep), and a hybrid ``Mask``'s ``redraw``."""
         family = Family.MASK if call.func == "Mask" else Family.SHUFFLE
-        latex = rf"x_{{t}} \sim \operatorname{{{call.func}}}\left(x_{{t-1}},\ {symbolic.latex(keep)}\right)"
+        params, tables, shown = {"keep": keep}, {"keep": table}, symbolic.latex(keep)
+        if "redraw" in args:
+            params["redraw"], tables = self._redraw(args["redraw"], table, lowered)
+            shown += rf",\ {symbolic.latex(params['redraw'])}"
+        latex = rf"x_{{t}} \sim \operatorname{{{call.func}}}\left(x_{{t-1}},\ {shown}\right)"
         return Channel(
             Direction.DESTROY,
             family,
@@ -250,13 +258,33 @@ class DestroyKernels(KernelBase):
             "t",
             expr_to_source(call),
             statement.span,
-            {"keep": keep},
-            {"keep": table},
+            params,
+            tables,
             (),
             {},
             latex,
             lowered,
         )
+
+    def _redraw(
+        self, node: ast.Expr, keep: np.ndarray, lowered: dict
+    ) -> tuple[sp.Expr, dict[str, np.ndarray]]:
+        """A hybrid ``Mask``'s ``redraw`` (lowered into ``lowered``): its sympy form and the
+        keep and redraw tables, both ``[T + 1, *shape]`` when either is per position."""
+        checker = ExprChecker(self.scope(levels={}, position=POSITION), self.source)
+        lowered["redraw"] = checker.scalar(node, "the redraw probability of Mask")
+        redraw = self.sympy(lowered["redraw"])
+        if checker.nets_called or redraw.has(symbolic.X_PREV):
+            raise self.err(
+                DtgTypeError, "the redraw probability is a fixed schedule of t (and i)", node.span
+            )
+        shown = brief(expr_to_source(node))
+        flat = redraw_table(redraw, keep, self.space.size, shown, node.span, self.source)
+        shape = (self.steps + 1, *self.space.shape)
+        if keep.ndim == 1 and not uses_position(lowered["redraw"]):
+            return redraw, {"keep": keep, "redraw": flat[:, 0].copy()}
+        full = np.broadcast_to(keep.reshape(self.steps + 1, -1), flat.shape).reshape(shape)
+        return redraw, {"keep": full.copy(), "redraw": flat.reshape(shape)}
 
     def _mash_last(self, statement, call, checker: ExprChecker) -> Channel:
         args = self._args(call, ("x",), 1)

@@ -189,6 +189,11 @@ class KernelChecker(DestroyKernels, GenerateKernels, LevelKernels):
         """Closed-form marginal and posterior tables of the destruction, where they exist."""
         if destroy.family is Family.LINEAR_GAUSSIAN:
             return gaussian_tables(destroy.tables["a"], destroy.tables["s"])
+        if destroy.family is Family.MASK and "redraw" in destroy.tables:
+            # α: still x[0] (never masked nor redrawn); "unmasked": not masked (a_t).
+            unmasked = discrete_alpha(destroy.tables["keep"])["alpha"]
+            never = discrete_alpha(1.0 - destroy.tables["redraw"])["alpha"]
+            return {"alpha": unmasked * never, "unmasked": unmasked, "keep": destroy.tables["keep"]}
         if destroy.family in (Family.MASK, Family.SHUFFLE):
             return discrete_alpha(destroy.tables["keep"])
         return {}

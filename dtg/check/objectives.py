@@ -129,6 +129,13 @@ def masking_problem(
             "remove the option (discrete time is exact for any T)",
             None,
         )
+    if "redraw" in destroy.tables:
+        return (
+            "time = continuous is MDLM's weighting of absorbing destruction, and this Mask also "
+            "redraws tokens uniformly",
+            "remove the option: the hybrid's discrete-time ELBO is exact",
+            None,
+        )
     if destroy.tables["keep"].ndim > 1:
         return (
             "time = continuous is MDLM's weighting of one schedule shared by every position, and "

@@ -30,7 +30,13 @@ from ..errors import DtgRangeError, Span
 from ..ir import expr as ir
 from . import exact, symbolic
 
-__all__ = ["POSITION", "uses_position", "position_table", "position_keep_table"]
+__all__ = [
+    "POSITION",
+    "uses_position",
+    "position_table",
+    "position_keep_table",
+    "redraw_table",
+]
 
 #: The name of the token position in a keep probability.
 POSITION = "i"
@@ -118,4 +124,44 @@ def position_keep_table(
             )
         table[t] = row
         intact = intact * row
+    return table
+
+
+def redraw_table(
+    redraw: sp.Expr,
+    keep: np.ndarray,
+    length: int,
+    shown: str,
+    span: Span | None,
+    source: str,
+) -> np.ndarray:
+    """The checked ``redraw`` table of a hybrid ``Mask`` (absorbing and uniform noise).
+
+    :param redraw: the probability that a kept position is redrawn uniformly, in ``t`` (and
+        ``i``). :param keep: the checked keep table, ``[T + 1]`` or ``[T + 1, *shape]``.
+    :param length: ``L``. :param shown: the redraw as written. :param span: where it is
+        written. :param source: the file's text.
+    :returns: float64 ``[T + 1, L]`` in ``[0, 1]`` (row 0 unused, 0; 0 where a position is
+        already masked for good, the 0/0 convention of the keep).
+    :raises DtgRangeError: naming the level and the position of the first bad entry.
+    """
+    steps = len(keep) - 1
+    table = position_table(redraw, steps, length, start=1)
+    table[0] = 0.0
+    kept = np.broadcast_to(keep.reshape(steps + 1, -1), (steps + 1, length))
+    intact = np.ones(length)
+    for t in range(1, steps + 1):
+        row = np.where(intact == 0.0, 0.0, table[t])
+        bad = ~np.isfinite(row) | (row < -exact.ROUNDING) | (row > 1 + exact.ROUNDING)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DtgRangeError(
+                f"redraw = {row[i]:.6g} at level t = {t}, position i = {i}: it must satisfy "
+                "0 ≤ redraw ≤ 1",
+                span,
+                source,
+                hints=[f"the redraw is {shown}"],
+            )
+        table[t] = np.clip(row, 0.0, 1.0)
+        intact = intact * kept[t]
     return table

@@ -13,8 +13,9 @@ is exact (``nelbo`` sums every level):
   cross-entropy of an autoregressive model. With a causal net that takes no time
   (``transformer(causal = true)``) that whole sum is computed from one call on x[0], so every
   position is scored per step instead of one.
-* ``Shuffle``: ``L_t = KL(q(x[t-1] | x[t], x[0]) ‖ p(x[t-1] | x[t]))`` for t ≥ 2,
-  ``−log p(x[0] | x[1])`` at t = 1, plus ``KL(q(x[T] | x[0]) ‖ p(x[T]))`` (D3PM's L_{t-1}, L_0, L_T).
+* ``Shuffle`` and a hybrid ``Mask`` (``redraw``): ``L_t = KL(q(x[t-1] | x[t], x[0]) ‖
+  p(x[t-1] | x[t]))`` for t ≥ 2, ``−log p(x[0] | x[1])`` at t = 1, plus ``KL(q(x[T] | x[0]) ‖
+  p(x[T]))`` (D3PM's L_{t-1}, L_0, L_T; 0 for the hybrid's all-masked end).
 
 Levels are drawn uniformly, or stratified (``sampling = antithetic``, the default):
 ``t_i = 1 + ⌊T · ((u + i/B) mod 1)⌋`` with one ``u ~ U[0, 1)`` per batch.
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..channels.base import level_tensor, sum_event
+from ..channels.hybrid import HybridGuess, HybridMask
 from ..channels.mask import MashLast, MashLastGuess, Mask, MaskGuess, unmask_rates
 from ..channels.shuffle import Shuffle, ShuffleGuess
 from ..errors import DtgRuntimeError
@@ -65,7 +67,12 @@ class Masking(nn.Module):
         self.steps = model.ir.steps
         self.time = options.get("time", "discrete")
         self.sampling = options.get("sampling", "antithetic")
-        pairs = {Mask: MaskGuess, MashLast: MashLastGuess, Shuffle: ShuffleGuess}
+        pairs = {
+            Mask: MaskGuess,
+            MashLast: MashLastGuess,
+            Shuffle: ShuffleGuess,
+            HybridMask: HybridGuess,
+        }
         kind = type(self.destroy)
         if kind not in pairs or not isinstance(self.generate, pairs[kind]):
             raise self._error("masking needs Mask, MashLast or Shuffle destruction with Guess")
@@ -93,7 +100,7 @@ class Masking(nn.Module):
         :param x0: data, long ``[B, *shape]``. :param xt: x[t], long ``[B, *shape]``.
         :param t: levels ``[B]`` in ``1..T``.
         """
-        if isinstance(self.destroy, Shuffle):
+        if isinstance(self.destroy, (Shuffle, HybridMask)):  # D3PM's KL over the states
             return self._shuffle_term(x0, xt, t)
         logits = self.generate.logits(xt, t).flatten(1, -2)  # [B, L, V]
         target = x0.flatten(1)

@@ -97,11 +97,19 @@ def _label(values: tuple[int, ...], vocab: int) -> str:
     return parts[0] if len(parts) == 1 else ("".join if vocab <= 10 else ",".join)(parts)
 
 
-def _position_probs(family: Family, a: int, vocab: int, keep: float) -> dict[int, float]:
+def _position_probs(
+    family: Family, a: int, vocab: int, keep: float, redraw: float = 0.0
+) -> dict[int, float]:
     if family is Family.SHUFFLE:
         return {b: (1 - keep) / vocab + (keep if a == b else 0.0) for b in range(vocab)}
     if a == vocab:  # Mask: the mask is absorbing
         return {vocab: 1.0}
+    if redraw:  # a hybrid Mask: kept values are redrawn uniformly w.p. redraw
+        out = {
+            b: keep * redraw / vocab + (keep * (1 - redraw) if a == b else 0.0)
+            for b in range(vocab)
+        }
+        return {**out, vocab: 1.0 - keep}
     return {a: keep, vocab: 1.0 - keep}
 
 
@@ -114,9 +122,13 @@ def _step(ir: ModelIR, t: int, source: tuple[int, ...]) -> dict[tuple[int, ...],
         if unmasked:
             target[unmasked[-1]] = vocab
         return {tuple(target): 1.0}
-    keep = np.broadcast_to(ir.destroy.tables["keep"][t], ir.message.space.shape).reshape(-1)
+    shape = ir.message.space.shape
+    keep = np.broadcast_to(ir.destroy.tables["keep"][t], shape).reshape(-1)
+    redraw = np.broadcast_to(ir.destroy.tables.get("redraw", np.zeros(t + 1))[t], shape)
+    redraw = redraw.reshape(-1)
     per_position = [
-        _position_probs(family, a, vocab, float(keep[i])).items() for i, a in enumerate(source)
+        _position_probs(family, a, vocab, float(keep[i]), float(redraw[i])).items()
+        for i, a in enumerate(source)
     ]
     out: dict[tuple[int, ...], float] = {}
     for combo in itertools.product(*per_position):
