@@ -11,6 +11,7 @@ share the transformer's width and depth, the optimiser, the batch and the number
     block16     block_annealing(size = 16, levels = 16), T = 64
     flat        block_annealing(size = 64, levels = 64), T = 64 (MDLM's shared 1 - t/T)
     hybrid      hybrid_annealing(size = 8, levels = 2),  T = 72
+    flat_redraw the flat schedule with hybrid noising: kept tokens redrawn uniformly, 1 % a level
 
 Each run trains with ``dtg train`` (one torch thread), evaluates the held-out NELBO with
 ``dtg eval --json``: the held-out NELBO (bits per token) and the built-in digits classifier on
@@ -48,7 +49,10 @@ VARIANTS = {
     "block16": ("block_annealing(t, i, size = 16, levels = 16)", 16, 64, False),
     "flat": ("block_annealing(t, i, size = 64, levels = 64)", 64, 64, False),
     "hybrid": ("hybrid_annealing(t, i, size = 8, levels = 2)", 2, 72, False),
+    "flat_redraw": ("block_annealing(t, i, size = 64, levels = 64)", 64, 64, False),
 }
+#: variants whose kept tokens are also redrawn uniformly (hybrid noising), and how often
+REDRAW = {"flat_redraw": 0.01}
 
 TEMPLATE = """model hyper_{variant} {{
   data x : token(17)[64] ~ digits()
@@ -57,7 +61,7 @@ TEMPLATE = """model hyper_{variant} {{
   schedule level(t, i) = {call}
   net logits : {signature} = transformer(
       width = {width}, depth = {depth}, heads = 4, dropout = 0.1{causal})
-  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(level(t, i)) / alpha(level(t - 1, i)))
+  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(level(t, i)) / alpha(level(t - 1, i)){redraw})
   generate x[T]   = masked
   generate x[t-1] ~ Guess(x[t], logits)
   objective masking
@@ -72,6 +76,7 @@ def source(variant: str, width: int, depth: int) -> str:
     return TEMPLATE.format(
         variant=variant, steps=steps, levels=levels, call=call, width=width, depth=depth,
         signature=f"{inputs} -> real[64, 17]", causal=", causal = true" if causal else "",
+        redraw=f", redraw = {REDRAW[variant]}" if variant in REDRAW else "",
     )  # fmt: skip
 
 
