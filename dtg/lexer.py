@@ -43,7 +43,7 @@ KEYWORDS = ("model", "extends", *STATEMENT_KEYWORDS)
 #: Spaces and net signature types.
 TYPES = ("real", "token", "time")
 #: Kernels (distributions and channels).
-CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
+CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "MashRandom", "Guess")
 #: Elementwise functions and reductions of the expression language.
 FUNCTIONS = (
     "sqrt",

@@ -43,7 +43,7 @@ BUILTIN_FUNCTIONS = (
     *MATH_FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS, *HYPERSCHEDULES, CLASSIFY, GRAD,
 )  # fmt: skip
 #: Kernels: distributions and channels.
-CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "Guess")
+CHANNELS = ("Normal", "Categorical", "Mask", "Shuffle", "MashLast", "MashRandom", "Guess")
 #: Named numeric constants.
 CONSTANT_NAMES = ("pi", "e")
 #: Named non-numeric values.

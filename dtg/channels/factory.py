@@ -22,6 +22,7 @@ from .discrete import (
     scores_every_position,
 )
 from .hybrid import HybridGuess, HybridMask
+from .mash_random import MashRandom, MashRandomGuess
 from .mask import MashLast, MashLastGuess, Mask, MaskGuess
 from .shuffle import Shuffle, ShuffleGuess
 
@@ -49,6 +50,8 @@ def build_discrete(model: Any, role: str) -> Channel:
             return Shuffle(ir.destroy.tables["keep"], vocab)
         if family is Family.MASH_LAST:
             return MashLast(shape, vocab)
+        if family is Family.MASH_RANDOM:
+            return MashRandom(shape, vocab)
     elif role == "start":
         channel = ir.start
         if channel.family is Family.SINGLETON and channel.params.get("value") == "masked":
@@ -74,6 +77,8 @@ def build_discrete(model: Any, role: str) -> Channel:
                 return ShuffleGuess(destroy, predict)
             if isinstance(destroy, HybridMask):
                 return HybridGuess(destroy, predict)
+            if isinstance(destroy, MashRandom):
+                return MashRandomGuess(destroy, predict)
         if channel.family is Family.CATEGORICAL:
             return CategoricalKernel(model._closure(channel.args["logits"], "next"), shape, vocab)
     raise DtgRuntimeError(

@@ -360,7 +360,7 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         Role.DATA if isinstance(declaration, ast.Data) else Role.TARGET,
         data_source,
         declaration.span,
-        masked=destroy.family in (Family.MASK, Family.MASH_LAST),
+        masked=destroy.family in (Family.MASK, Family.MASH_LAST, Family.MASH_RANDOM),
         level_spaces=chain.spaces if chain is not None else (),
     )
     return ModelIR(

@@ -51,7 +51,11 @@ class DestroyKernels(KernelBase):
         if not kernel.stochastic:
             call = self._call(kernel, ("MashLast",), "a deterministic destroy kernel (=)")
             return self._mash_last(statement, call, checker(self.space)), self.space
-        call = self._call(kernel, ("Normal", "Mask", "Shuffle"), "a destroy kernel (~)")
+        call = self._call(
+            kernel, ("Normal", "Mask", "Shuffle", "MashRandom"), "a destroy kernel (~)"
+        )
+        if call.func == "MashRandom":
+            return self._mash_last(statement, call, checker(self.space)), self.space
         if call.func == "Normal":
             return self._destroy_normal(statement, call, checker, reads or self.space)
         return self._destroy_discrete(statement, call, checker(self.space)), self.space
@@ -287,15 +291,18 @@ class DestroyKernels(KernelBase):
         return redraw, {"keep": full.copy(), "redraw": flat.reshape(shape)}
 
     def _mash_last(self, statement, call, checker: ExprChecker) -> Channel:
+        """``= MashLast(x[t-1])`` (the last unmasked position) or ``~ MashRandom(x[t-1])`` (one
+        unmasked position chosen uniformly): one position masked per level, ``T = L``."""
+        name = call.func
         args = self._args(call, ("x",), 1)
         if self.space.kind != "token":
             raise self.err(
-                DtgTypeError, f"MashLast needs a token message, but it is {self.space}", call.span
+                DtgTypeError, f"{name} needs a token message, but it is {self.space}", call.span
             )
         if not self._is_level(args["x"], T - 1):
             raise self.err(
                 DtgTypeError,
-                f"the argument of MashLast must be {self.message}[t-1]",
+                f"the argument of {name} must be {self.message}[t-1]",
                 args["x"].span,
             )
         lowered = {"x": checker.lower(args["x"])}
@@ -303,14 +310,16 @@ class DestroyKernels(KernelBase):
         if self.steps != length:
             raise self.err(
                 DtgRangeError,
-                f"MashLast masks one position per level, so steps {self.steps_name} must equal the "
+                f"{name} masks one position per level, so steps {self.steps_name} must equal the "
                 f"number of positions ({length}), not {self.steps}",
                 call.span,
             )
+        random = name == "MashRandom"
+        relation = r"\sim" if random else "="
         return Channel(
             Direction.DESTROY,
-            Family.MASH_LAST,
-            False,
+            Family.MASH_RANDOM if random else Family.MASH_LAST,
+            random,
             "t-1",
             "t",
             expr_to_source(call),
@@ -319,7 +328,7 @@ class DestroyKernels(KernelBase):
             {},
             (),
             {},
-            r"x_{t} = \operatorname{MashLast}\left(x_{t-1}\right)",
+            rf"x_{{t}} {relation} \operatorname{{{name}}}\left(x_{{t-1}}\right)",
             lowered,
         )
 

@@ -60,9 +60,11 @@ class GenerateKernels(KernelBase):
         span = statement.span
         if not kernel.stochastic:
             if isinstance(body, ast.Name) and body.id == "masked":
-                if destroy.family not in (Family.MASK, Family.MASH_LAST):
+                if destroy.family not in (Family.MASK, Family.MASH_LAST, Family.MASH_RANDOM):
                     raise self.err(
-                        DtgTypeError, "'masked' needs a Mask or MashLast destruction", body.span
+                        DtgTypeError,
+                        "'masked' needs a Mask, MashLast or MashRandom destruction",
+                        body.span,
                     )
                 return _singleton_start(body, span, "masked", r"x_{T} = \ast")
             space = checker.infer(body)
@@ -297,6 +299,7 @@ class GenerateKernels(KernelBase):
             Family.MASK,
             Family.SHUFFLE,
             Family.MASH_LAST,
+            Family.MASH_RANDOM,
         ):
             reason = "it contains nets" if destroy.learned else "it is not linear-Gaussian"
             raise self.err(

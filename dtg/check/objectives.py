@@ -58,9 +58,9 @@ def misfit(kind: ObjectiveKind, facts: dict[str, Any]) -> str | None:
     if kind is ObjectiveKind.MASKING:
         if facts["role"] != "data":
             return "masking trains on data, but this model declares no data"
-        if destroy not in (Family.MASK, Family.MASH_LAST, Family.SHUFFLE):
+        if destroy not in (Family.MASK, Family.MASH_LAST, Family.MASH_RANDOM, Family.SHUFFLE):
             return (
-                "masking needs a Mask, MashLast or Shuffle destruction of tokens, "
+                "masking needs a Mask, MashLast, MashRandom or Shuffle destruction of tokens, "
                 f"but the destruction is {destroy.label}"
             )
         if generate is not Family.GUESS:
@@ -112,7 +112,7 @@ def masking_problem(
         the continuous-time weight table for ``time = continuous`` (else ``None``).
     """
     masked_start = start.family is Family.SINGLETON and start.params.get("value") == "masked"
-    if destroy.family in (Family.MASK, Family.MASH_LAST) and not masked_start:
+    if destroy.family in (Family.MASK, Family.MASH_LAST, Family.MASH_RANDOM) and not masked_start:
         return (
             f"{destroy.family.label} destruction ends all-masked, so generation must start there",
             "write: generate x[T] = masked",

@@ -46,6 +46,7 @@ class Family(enum.Enum):
     MASK = "Mask"  # absorbing: each position masked with prob 1 - keep(t)
     SHUFFLE = "Shuffle"  # uniform: each position resampled with prob 1 - keep(t)
     MASH_LAST = "MashLast"  # deterministic: masks the last unmasked position
+    MASH_RANDOM = "MashRandom"  # masks one unmasked position chosen uniformly
     CATEGORICAL = "Categorical"  # independent categorical per position from logits
     SINGLETON = "Singleton"  # a point: = 0, = masked
     GUESS = "Guess"  # the destruction's posterior at a predicted x[0]

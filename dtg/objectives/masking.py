@@ -9,6 +9,9 @@ is exact (``nelbo`` sums every level):
   positions' posteriors; ``w_1 = 1`` is the reconstruction term), or with ``time = continuous``
   MDLM's ``w(t) = −α'(t)/(1 − α(t))``, α(t) = g(t)/g(0) from a telescoping ``keep = g(t)/g(t-1)``,
   differentiated by sympy and tabulated on the model's levels. The prior term is 0 (all masked).
+* ``MashRandom`` (one uniformly chosen position per level): ``L_t = (1/t) Σ_{i masked in x[t]}
+  −log p̂(x0_i | x[t])``, the any-order autoregressive loss (the position choices of destruction
+  and generation cancel).
 * ``MashLast``: ``L_t = −log p̂(x0_{L−t} | x[t])``; summed over levels, the next-token
   cross-entropy of an autoregressive model. With a causal net that takes no time
   (``transformer(causal = true)``) that whole sum is computed from one call on x[0], so every
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 
 from ..channels.base import level_tensor, sum_event
 from ..channels.hybrid import HybridGuess, HybridMask
+from ..channels.mash_random import MashRandom, MashRandomGuess
 from ..channels.mask import MashLast, MashLastGuess, Mask, MaskGuess, unmask_rates
 from ..channels.shuffle import Shuffle, ShuffleGuess
 from ..errors import DtgRuntimeError
@@ -72,10 +76,13 @@ class Masking(nn.Module):
             MashLast: MashLastGuess,
             Shuffle: ShuffleGuess,
             HybridMask: HybridGuess,
+            MashRandom: MashRandomGuess,
         }
         kind = type(self.destroy)
         if kind not in pairs or not isinstance(self.generate, pairs[kind]):
-            raise self._error("masking needs Mask, MashLast or Shuffle destruction with Guess")
+            raise self._error(
+                "masking needs Mask, MashLast, MashRandom or Shuffle destruction with Guess"
+            )
         weights = np.ones(self.steps + 1)
         if kind is Mask:
             alpha = self.destroy.alpha.double().cpu().numpy()
@@ -102,6 +109,8 @@ class Masking(nn.Module):
         """
         if isinstance(self.destroy, (Shuffle, HybridMask)):  # D3PM's KL over the states
             return self._shuffle_term(x0, xt, t)
+        if isinstance(self.destroy, MashRandom):  # the position choices cancel
+            return self.generate.level_nll(x0, xt, t)
         logits = self.generate.logits(xt, t).flatten(1, -2)  # [B, L, V]
         target = x0.flatten(1)
         if isinstance(self.destroy, MashLast):

@@ -22,6 +22,8 @@ from ..ir import Family
 
 __all__ = ["SCHEDULE_FORMATS", "destroyed_table", "schedule_problem", "draw_schedule"]
 
+_FAMILIES = (Family.MASK, Family.SHUFFLE, Family.MASH_LAST, Family.MASH_RANDOM)
+
 #: The file formats of the schedule view (matplotlib's).
 SCHEDULE_FORMATS = ("png", "svg", "pdf")
 
@@ -29,10 +31,10 @@ SCHEDULE_FORMATS = ("png", "svg", "pdf")
 def schedule_problem(ir: Any) -> str | None:
     """Why ``ir`` has no schedule view (``None`` when it has one)."""
     if ir.message.space.kind != "token" or ir.destroy is None:
-        return "the schedule view draws token destruction (Mask, Shuffle, MashLast)"
-    if ir.destroy.family not in (Family.MASK, Family.SHUFFLE, Family.MASH_LAST):
+        return "the schedule view draws token destruction (Mask, Shuffle, MashLast, MashRandom)"
+    if ir.destroy.family not in _FAMILIES:
         return (
-            f"the schedule view draws Mask, Shuffle or MashLast destruction, not "
+            f"the schedule view draws Mask, Shuffle, MashLast or MashRandom destruction, not "
             f"{ir.destroy.family.label}"
         )
     return None
@@ -50,6 +52,8 @@ def destroyed_table(ir: Any) -> np.ndarray:
     if ir.destroy.family is Family.MASH_LAST:  # level t masks positions L − t … L − 1
         levels = np.arange(steps + 1)[:, None]
         return (np.arange(length)[None, :] >= length - levels).astype(np.float64)
+    if ir.destroy.family is Family.MASH_RANDOM:  # t of the L positions, each equally likely
+        return np.repeat(np.arange(steps + 1)[:, None] / length, length, axis=1)
     alpha = np.asarray(ir.marginals["alpha"], dtype=np.float64)
     alpha = alpha.reshape(steps + 1, -1)
     return 1.0 - np.broadcast_to(alpha, (steps + 1, length))

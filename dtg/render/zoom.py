@@ -40,7 +40,7 @@ MAX_ELEMENTS = 16  # V**L
 MAX_DRAWN = 27  # (V+1)**L when the mask joins the values
 MAPS_TO = "\u21a6"
 MASK = "M"
-_FAMILIES = (Family.SHUFFLE, Family.MASK, Family.MASH_LAST)
+_FAMILIES = (Family.SHUFFLE, Family.MASK, Family.MASH_LAST, Family.MASH_RANDOM)
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,14 @@ def _position_probs(
 def _step(ir: ModelIR, t: int, source: tuple[int, ...]) -> dict[tuple[int, ...], float]:
     """The distribution of level ``t`` given one element of level ``t-1``."""
     vocab, family = ir.message.space.vocab, ir.destroy.family
+    if family is Family.MASH_RANDOM:  # one unmasked position, each equally likely
+        unmasked = [i for i, v in enumerate(source) if v != vocab]
+        if not unmasked:
+            return {tuple(source): 1.0}
+        return {
+            tuple(vocab if j == i else v for j, v in enumerate(source)): 1.0 / len(unmasked)
+            for i in unmasked
+        }
     if family is Family.MASH_LAST:
         unmasked = [i for i, v in enumerate(source) if v != vocab]
         target = list(source)
