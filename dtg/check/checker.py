@@ -55,6 +55,7 @@ from .kernels import KernelChecker
 from .objectives import (
     TRAIN_OPTIONS,
     masking_problem,
+    scoring_problem,
 )
 from .options import check_objective, check_options
 from .scope import CHANNELS, CONSTANT_NAMES, REDUCTIONS, SCALAR, Scope
@@ -333,6 +334,10 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
             "per_level": found.first().span.line if found is not None else None,
         },
     )
+    scoring = scoring_problem(objective.options, destroy, generate)
+    if scoring:
+        where = next(k.span for k in statements["objective"].kwargs if k.name == "scoring")
+        raise DtgObjectiveError(scoring, where, source, hints=["or use scoring = trajectory"])
     if objective.kind is ObjectiveKind.MASKING:
         problem, hint, weights = masking_problem(objective.options, destroy, start, steps)
         if problem:

@@ -19,6 +19,7 @@ from . import symbolic
 
 __all__ = [
     "masking_problem",
+    "scoring_problem",
     "continuous_weights",
     "OptionSpec",
     "OBJECTIVE_OPTIONS",
@@ -155,3 +156,20 @@ def masking_problem(
     if bad:
         return f"the weight −α'(t)/(1 − α(t)) is not finite at level t = {bad[0]}", None, None
     return "", None, weights
+
+
+def scoring_problem(options: dict[str, Any], destroy: Channel, generate: Channel) -> str:
+    """Why an order-free ``scoring`` (``diffu_grpo``, ``coupled``) does not fit (``""`` when
+    it does, or when the scoring is the exact trajectory's)."""
+    scoring = options.get("scoring")
+    if scoring is None or str(scoring) == "trajectory":
+        return ""
+    if destroy.family is not Family.MASK or "redraw" in destroy.tables:
+        what = "a hybrid Mask" if "redraw" in destroy.tables else destroy.family.label
+        return (
+            f"scoring = {scoring} scores a masked-diffusion sample without its order, so it "
+            f"needs Mask destruction, and this destruction is {what}"
+        )
+    if generate.family is not Family.GUESS:
+        return f"scoring = {scoring} reads the Guess net's x̂[0]: generate x[t-1] ~ Guess(x[t], net)"
+    return ""

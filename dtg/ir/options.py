@@ -26,6 +26,7 @@ __all__ = [
     "DestroyTraining",
     "LogZInit",
     "Advantage",
+    "Scoring",
     "Predict",
     "Variance",
     "Role",
@@ -69,6 +70,15 @@ class LogZInit(enum.StrEnum):
 
 class Advantage(enum.StrEnum):
     BATCH = "batch"  # normalised over the batch
+    GROUP = "group"  # normalised within groups of ``group`` samples (GRPO)
+
+
+class Scoring(enum.StrEnum):
+    """How fine-tuning scores a generated sample (masked diffusion; dtg.objectives.scoring)."""
+
+    TRAJECTORY = "trajectory"  # the exact log-probability of the generated trajectory
+    DIFFU_GRPO = "diffu_grpo"  # one pass on the fully masked sample (d1)
+    COUPLED = "coupled"  # complementary mask pairs at a sampled level (DiffuCoder)
 
 
 class Predict(enum.StrEnum):
@@ -270,12 +280,19 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
         "log_z_init": _choice(
             LogZInit.AUTO, *LogZInit, doc="log Z starts at the first batch's estimate, or at 0"
         ),
+        "scoring": _choice(
+            Scoring.TRAJECTORY, *Scoring, doc="exact trajectory or order-free score (Mask)"
+        ),
     },
     ObjectiveKind.POLICY_GRADIENT: {
         "clip": _num(1e-4, doc="PPO clip range"),
         "epochs": _int(2, doc="inner epochs per sampled batch"),
         "kl": _num(0.0, open_low=False, doc="KL penalty to the prior"),
-        "advantage": _choice(Advantage.BATCH, Advantage.BATCH, doc="advantage normalisation"),
+        "advantage": _choice(Advantage.BATCH, *Advantage, doc="advantage normalisation"),
+        "group": _int(8, doc="samples per group with advantage = group (GRPO)"),
+        "scoring": _choice(
+            Scoring.TRAJECTORY, *Scoring, doc="exact trajectory or order-free score (Mask)"
+        ),
     },
 }
 

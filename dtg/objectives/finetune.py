@@ -10,8 +10,13 @@ chain, the *prior* p₀, and trains its own copy, the *posterior* p_θ, toward p
   backward by the destruction chain from a buffer of past samples (off-policy).
 * ``policy_gradient(clip)`` (DDPO, Black et al. 2023, arXiv 2305.13301): per-level PPO-clip on the
   generation chain with ratio ρ = exp(log p_θ − log p_old), advantages normalised over the batch
-  and clipped to ±5; each sampled batch is reused for ``epochs`` consecutive training steps;
-  ``kl`` adds a penalty kl · (log p_θ(τ) − log p₀(τ)).
+  (or within groups of ``group`` samples, ``advantage = group``: GRPO, Shao et al. 2024, arXiv
+  2402.03300) and clipped to ±5; each sampled batch is reused for ``epochs`` consecutive training
+  steps; ``kl`` adds a penalty kl · (log p_θ(τ) − log p₀(τ)).
+
+Both score a sample by its exact trajectory log-probability by default; ``scoring = diffu_grpo``
+or ``coupled`` uses an order-free score of x[0] instead (masked diffusion only,
+:mod:`dtg.objectives.scoring`), per token in PPO's ratios.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import DtgRuntimeError
+from ..ir.options import Advantage, Scoring
 from .balance import start_log_z
+from .scoring import order_free_log_probs, score_masks
 from .trajectories import (
     clip_residuals,
     destroy_trajectories,
@@ -29,7 +37,13 @@ from .trajectories import (
     sample_trajectories,
 )
 
-__all__ = ["RelativeTB", "PolicyGradient", "rtb_residual", "ppo_clip_loss"]
+__all__ = [
+    "RelativeTB",
+    "PolicyGradient",
+    "rtb_residual",
+    "ppo_clip_loss",
+    "group_advantages",
+]
 
 ADVANTAGE_CLIP = 5.0
 
@@ -57,6 +71,18 @@ def ppo_clip_loss(log_p: Tensor, log_p_old: Tensor, advantages: Tensor, clip: fl
     return torch.maximum(unclipped, clipped).mean()
 
 
+def group_advantages(rewards: Tensor, group: int) -> Tensor:
+    """GRPO's advantages: rewards normalised within consecutive groups of ``group`` samples,
+    ``(r − mean_g) / (std_g + 1e-8)`` (the unbiased std, as for the batch), clipped to ±5.
+
+    :param rewards: ``[B]``, ``B`` a multiple of ``group``. :returns: ``[B]``.
+    """
+    grouped = rewards.reshape(-1, group)
+    centred = grouped - grouped.mean(1, keepdim=True)
+    scaled = centred / (grouped.std(1, keepdim=True) + 1e-8)
+    return scaled.reshape(-1).clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
+
+
 class _FineTune(nn.Module):
     def __init__(self, model: Any, options: dict) -> None:
         super().__init__()
@@ -79,6 +105,17 @@ class _FineTune(nn.Module):
 
     def metrics(self) -> dict[str, float]:
         return dict(self._last)
+
+    @property
+    def scoring(self) -> Scoring:
+        return Scoring(self.options.get("scoring") or Scoring.TRAJECTORY)
+
+    def _order_free(self, x0: Tensor, masks: list) -> tuple[Tensor, Tensor]:
+        """Per-token log-probabilities ``[B, L]`` of ``x0`` under the posterior (with
+        gradients) and the prior (without), from the same passes ``masks``."""
+        with torch.no_grad():
+            prior = order_free_log_probs(self.prior.generate, x0, masks)
+        return order_free_log_probs(self.model.generate, x0, masks), prior
 
 
 class RelativeTB(_FineTune):
@@ -112,8 +149,13 @@ class RelativeTB(_FineTune):
             index = torch.randint(filled, (n // 2,), device=self.replay_x.device)
             replayed = self.replay_x[index].to(traj.states[0].dtype)  # tokens: kept as floats
             traj = traj.cat(destroy_trajectories(model, replayed))
-        log_post = traj.log_start + traj.log_pf.sum(1)
-        log_prior = self._prior_log_prob(traj.states)
+        if self.scoring is Scoring.TRAJECTORY:
+            log_post = traj.log_start + traj.log_pf.sum(1)
+            log_prior = self._prior_log_prob(traj.states)
+        else:  # an order-free score of x[0] (scoring.py), the same passes for both
+            x0 = traj.states[0].long()
+            post, prior = self._order_free(x0, score_masks(self.scoring, model, x0))
+            log_post, log_prior = post.sum(1), prior.sum(1)
         beta = float(self.options.get("beta") or 1.0)
         if self.options.get("vargrad"):
             delta = log_post - log_prior - beta * traj.log_reward
@@ -149,22 +191,43 @@ class PolicyGradient(_FineTune):
             with torch.no_grad():
                 traj = sample_trajectories(self.model, n, with_destruction=False)
                 rewards = traj.log_reward
-                advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
-                advantages = advantages.clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
-                prior = self._prior_log_prob(traj.states) if self.options.get("kl") else None
-            self._cache = (
-                [s.detach() for s in traj.states],
-                traj.log_pf.detach(),
-                advantages,
-                prior,
-            )
+                advantages = self._advantages(rewards)
+                states = [s.detach() for s in traj.states]
+                masks, old, prior = None, traj.log_pf.detach(), None
+                if self.scoring is not Scoring.TRAJECTORY:  # the same passes for every epoch
+                    x0 = states[0].long()
+                    masks = score_masks(self.scoring, self.model, x0)
+                    old, prior = self._order_free(x0, masks)
+                    prior = prior.sum(1)
+                elif self.options.get("kl"):
+                    prior = self._prior_log_prob(states)
+            self._cache = (states, old, advantages, prior, masks)
             self._epoch = 0
             self._last = {"reward": float(rewards.mean())}
         self._epoch += 1
-        states, old, advantages, prior = self._cache
-        _, log_p = generation_log_probs(self.model, states)
+        states, old, advantages, prior, masks = self._cache
+        if masks is None:
+            _, log_p = generation_log_probs(self.model, states)
+        else:
+            log_p = order_free_log_probs(self.model.generate, states[0].long(), masks)
         loss = ppo_clip_loss(log_p, old, advantages, float(self.options.get("clip") or 1e-4))
         kl = float(self.options.get("kl") or 0.0)
         if kl and prior is not None:
             loss = loss + kl * (log_p.sum(1) - prior).mean()
         return loss
+
+    def _advantages(self, rewards: Tensor) -> Tensor:
+        """Normalised over the batch, or within groups (``advantage = group``, GRPO)."""
+        if Advantage(self.options.get("advantage") or Advantage.BATCH) is Advantage.GROUP:
+            group = int(self.options.get("group") or 8)
+            if rewards.shape[0] % group or group < 2:
+                raise DtgRuntimeError(
+                    f"advantage = group needs a batch that is a multiple of group = {group} "
+                    f"(at least 2), not {rewards.shape[0]}",
+                    self.model.ir.objective.span,
+                    getattr(self.model.program, "source", None),
+                    hints=[f"train with a batch that is a multiple of {group}"],
+                )
+            return group_advantages(rewards, group)
+        advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
+        return advantages.clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
