@@ -357,3 +357,135 @@ def test_continuous_time_needs_a_shared_keep() -> None:
     )
     with pytest.raises(dtg.DtgObjectiveError, match="depends on the position i"):
         dtg.loads(text)
+
+
+# ---------------------------------------------------------------- per-position Shuffle
+SHUFFLE = """
+model shuf {
+  data x : token(3)[2] ~ categorical(probs = [0.5, 0.3, 0.2])
+  steps T = 3
+  schedule a(t, i) = (1 - t / 4) ^ (1 + i)
+  net logits : (token(3)[2], time) -> real[2, 3] = mlp(hidden = [8])
+  destroy  x[t]   ~ Shuffle(x[t-1], keep = a(t, i) / a(t-1, i))
+  generate x[T]   ~ Categorical(logits = 0)
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+}
+"""
+
+
+def test_per_position_shuffle_loss_is_the_exact_nelbo() -> None:
+    """D3PM's ELBO per (level, position) against enumeration with hand-written kernels."""
+    vocab, length, steps = 3, 2, 3
+    torch.manual_seed(0)
+    model = dtg.loads(SHUFFLE).compile("cpu").double()
+    net = model.nets["logits"]
+
+    def alpha(t: int, i: int) -> float:
+        return (1 - t / 4) ** (1 + i)
+
+    def q_step(a: int, b: int, t: int, i: int) -> float:
+        keep = alpha(t, i) / alpha(t - 1, i)
+        return keep * (a == b) + (1 - keep) / vocab
+
+    def q_marginal(x0: int, b: int, t: int, i: int) -> float:
+        return alpha(t, i) * (x0 == b) + (1 - alpha(t, i)) / vocab
+
+    def p_step(xt: tuple, prev: tuple, t: int) -> float:
+        with torch.no_grad():
+            logits = net(torch.tensor([xt]), torch.tensor([t / steps]).double())[0]
+        probs = torch.softmax(logits, -1).tolist()
+        p = 1.0
+        for i in range(length):
+            weights = [
+                q_step(j, xt[i], t, i)
+                * sum(q_marginal(x0, j, t - 1, i) * probs[i][x0] for x0 in range(vocab))
+                for j in range(vocab)
+            ]
+            p *= weights[prev[i]] / sum(weights)
+        return p
+
+    states = list(itertools.product(range(vocab), repeat=length))
+    for x0 in [(0, 2), (1, 1)]:
+        paths = [([x0], 1.0)]
+        for t in range(1, steps + 1):
+            paths = [
+                ([*c, n], q * math.prod(q_step(c[-1][i], n[i], t, i) for i in range(length)))
+                for c, q in paths
+                for n in states
+            ]
+        exact = sum(
+            q
+            * (
+                math.log(q)
+                - math.log(vocab**-length)
+                - sum(math.log(p_step(c[t], c[t - 1], t)) for t in range(1, steps + 1))
+            )
+            for c, q in paths
+        )
+        expected_loss = 0.0
+        for t in range(1, steps + 1):
+            for xt in states:
+                prob = math.prod(q_marginal(x0[i], xt[i], t, i) for i in range(length))
+                term = model.objective.level_loss(
+                    torch.tensor([x0]), torch.tensor([xt]), torch.tensor([t])
+                )
+                prior = float(model.objective.prior(torch.tensor([x0])))
+                expected_loss += prob * (steps * term.item() + prior) / steps
+        assert expected_loss == pytest.approx(exact, abs=1e-6)
+
+
+def test_a_multi_dimensional_message_keeps_its_shape() -> None:
+    text = (
+        AR.format(net=TIMED, destroy=STAIRCASE)
+        .replace("token(5)[6]", "token(5)[2, 3]")
+        .replace("real[6, 5]", "real[2, 3, 5]")
+        .replace(
+            "/ alpha(simple_annealing(t - 1, i, width = 1)))",
+            "/ alpha(simple_annealing(t - 1, i, width = 1)), redraw = 0.1 * i / 5)",
+        )
+    )
+    model = dtg.loads(text).compile("cpu")
+    assert model.ir.destroy.tables["keep"].shape == (7, 2, 3)
+    assert model.ir.destroy.tables["redraw"].shape == (7, 2, 3)
+    x0 = torch.randint(0, 5, (4, 2, 3))
+    loss = model.loss(x0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    with torch.no_grad():
+        assert model.sample(3).shape == (3, 2, 3)
+
+
+@pytest.mark.parametrize(
+    "keep", ["1 / (i - i)", "0 * i + 1 / (t - t)", "floor(i / 0)"], ids=["i", "t", "floor"]
+)
+def test_an_undefined_per_position_keep_is_located(keep: str) -> None:
+    text = TINY.format(alpha="1 - t / T").replace("keep = a(t, i) / a(t-1, i)", f"keep = {keep}")
+    error = _error(text)
+    assert "level t = 1, position i = 0" in str(error)
+
+
+def test_an_undefined_redraw_is_located() -> None:
+    text = TINY.format(alpha="1 - t / T").replace(
+        "keep = a(t, i) / a(t-1, i)", "keep = a(t, i) / a(t-1, i), redraw = 0 * i + 1 / (t - t)"
+    )
+    assert "redraw = nan at level t = 1, position i = 0" in str(_error(text))
+
+
+def test_family_options_may_use_T_and_sizes_are_bounded() -> None:
+    text = FAMILY.format(steps=4, top=4, call="block_annealing(t, i, size = 4, levels = T)")
+    alpha = dtg.loads(text).irs[0].marginals["alpha"]
+    np.testing.assert_allclose(alpha[:, 0], [1 - t / 4 for t in range(5)], atol=1e-12)
+    text = FAMILY.format(steps=8, top=2, call="hybrid_annealing(t, i, size = 8, levels = 2)")
+    assert "more than the 4 positions" in str(_error(text))
+    text = FAMILY.format(steps=4, top=2, call="block_annealing(t, i, size = 4, levels = 0.5)")
+    assert "positive whole number" in str(_error(text))
+
+
+def test_the_position_outside_a_keep_gets_a_hint() -> None:
+    text = TINY.format(alpha="1 - t / T").replace(
+        "net logits : (token(3)[3], time) -> real[3, 3] = mlp(hidden = [8])",
+        "net logits : (token(3)[3], time) -> real[3, 3] = mlp(hidden = [8])\n  schedule bad(t) = t + i",
+    )
+    error = _error(text, dtg.DtgNameError)
+    assert any("exists only in the keep" in hint for hint in error.hints)

@@ -52,7 +52,8 @@ Predict = Callable[[Tensor, Tensor], Tensor]
 def unmask_rates(alpha: np.ndarray) -> np.ndarray:
     """``r_t = (α_{t-1} − α_t)/(1 − α_t)`` for ``t = 1..T`` (0 where ``α_t = 1``); ``r_0 = 0``.
 
-    :param alpha: ``[T + 1]`` float64. :returns: ``[T + 1]`` float64 in ``[0, 1]``.
+    :param alpha: ``[T + 1]`` or ``[T + 1, *shape]`` float64. :returns: the same shape, float64
+        in ``[0, 1]``.
     """
     rates = np.zeros_like(alpha)
     with np.errstate(all="ignore"):
@@ -122,7 +123,8 @@ def _log(values: Tensor) -> Tensor:
 class Mask(DiscreteChannel):
     """``x[t] ~ Mask(x[t-1], keep = keep(t))`` over ``V`` values plus ``[MASK] = V``.
 
-    :param keep: ``[T + 1]`` float64 keep probabilities (entry 0 unused).
+    :param keep: ``[T + 1]`` float64 keep probabilities (entry 0 unused), or ``[T + 1, *shape]``
+        per position (a hyperschedule: each position its own ``keep``, ``α`` and ``r``).
     :param vocab: ``V``.
     """
 

@@ -35,7 +35,8 @@ def _mix(log_p: Tensor, weight: Tensor, vocab: int) -> Tensor:
 class Shuffle(DiscreteChannel):
     """``x[t] ~ Shuffle(x[t-1], keep = keep(t))`` over ``V`` values.
 
-    :param keep: ``[T + 1]`` float64 keep probabilities (entry 0 unused).
+    :param keep: ``[T + 1]`` float64 keep probabilities (entry 0 unused), or ``[T + 1, *shape]``
+        per position.
     :param vocab: ``V``.
     """
 

@@ -129,6 +129,11 @@ class ExprChecker(CallLowering, HyperLowering):
         if is_reserved(name) or "." in name:
             return self.error(DtgNameError, f"'{name}' is not allowed in dtg expressions", span)
         hint = did_you_mean(name, self.scope.known_names())
+        if name == "i" and what == "name":  # the position, outside a per-position keep
+            hint = (
+                "the token position i exists only in the keep (and redraw) of Mask and Shuffle, "
+                "and as a schedule's parameter: schedule level(t, i) = …"
+            )
         return self.error(DtgNameError, f"unknown {what} '{name}'", span, [hint] if hint else [])
 
     # ------------------------------------------------------------------ operators

@@ -154,11 +154,12 @@ class HyperLowering:
                     keyword.span,
                     hints=[f"its options: {', '.join(OPTIONS[name])}; e.g. {example}"],
                 )
-            value = self.constant(keyword.value)
+            value = _number(self.scalar(keyword.value, f"{name}'s {keyword.name}"), scope.steps)
             if value is None or not float(value).is_integer() or value < 1:
                 raise self.error(
                     DtgRangeError,
-                    f"{name}'s {keyword.name} must be a positive whole number",
+                    f"{name}'s {keyword.name} must be a positive whole number (numbers and "
+                    f"{scope.steps_name} only)",
                     keyword.value.span,
                 )
             options[keyword.name] = int(value)
@@ -168,6 +169,13 @@ class HyperLowering:
                 DtgTypeError,
                 f"{name} needs {', '.join(missing)}: {example}",
                 node.span,
+            )
+        if "size" in options and options["size"] > scope.positions:
+            raise self.error(
+                DtgRangeError,
+                f"{name}'s size = {options['size']} is more than the {scope.positions} positions",
+                node.span,
+                hints=[f"one block of every position is size = {scope.positions}"],
             )
         needed = steps_needed(name, scope.positions, options)
         if needed != scope.steps:
@@ -181,6 +189,28 @@ class HyperLowering:
             )
         lowered = _BUILD[name](t, i, scope.steps, options)
         return _with_span(lowered, node.span)
+
+
+def _number(node: ir.Expr, steps: int) -> float | None:
+    """The value of an option made of numbers, ``T`` and arithmetic (``None`` otherwise)."""
+    if isinstance(node, ir.Const):
+        return node.value
+    if isinstance(node, ir.Param) and node.kind is ir.ParamKind.STEPS:
+        return float(steps)
+    if isinstance(node, ir.Neg):
+        value = _number(node.operand, steps)
+        return None if value is None else -value
+    if isinstance(node, ir.Binary) and node.op is not ir.BinOp.POW:
+        left, right = _number(node.left, steps), _number(node.right, steps)
+        if left is None or right is None or (node.op is ir.BinOp.DIV and right == 0):
+            return None
+        return {
+            ir.BinOp.ADD: left + right,
+            ir.BinOp.SUB: left - right,
+            ir.BinOp.MUL: left * right,
+            ir.BinOp.DIV: left / right,
+        }[node.op]
+    return None
 
 
 def _with_span(node: ir.Expr, span: Span) -> ir.Expr:

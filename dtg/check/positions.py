@@ -63,14 +63,20 @@ def position_table(expr: sp.Expr, steps: int, length: int, start: int = 1) -> np
     out = np.full((steps + 1, length), np.nan)
     if expr.atoms(AppliedUndef):  # a net or a vector: nothing numeric to tabulate
         return out
+    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        return out  # undefined everywhere (a division by i - i): the caller's error names where
     levels = np.arange(start, steps + 1, dtype=np.float64)[:, None]
     positions = np.arange(length, dtype=np.float64)[None, :]
     with np.errstate(all="ignore"):
         try:
             values = np.asarray(symbolic._numeric(expr, levels, positions), dtype=np.complex128)
         except (symbolic._Unsupported, RecursionError):
-            function = sp.lambdify((symbolic.T_SYMBOL, symbolic.I_SYMBOL), expr, modules="numpy")
-            values = np.asarray(function(levels, positions), dtype=np.complex128)
+            try:
+                symbols = (symbolic.T_SYMBOL, symbolic.I_SYMBOL)
+                function = sp.lambdify(symbols, expr, modules="numpy")
+                values = np.asarray(function(levels, positions), dtype=np.complex128)
+            except Exception:  # noqa: BLE001 - undefined here: the caller reports where
+                return out
     real = np.where(np.abs(values.imag) < 1e-12, values.real, np.nan)
     out[start:] = np.broadcast_to(real, out[start:].shape)
     return out
