@@ -187,3 +187,55 @@ def test_zoom_draws_the_hybrid_step() -> None:
         for target, prob in table.items():
             expected = math.prod(hand.step(source[i], target[i], 2, i) for i in range(L))
             assert prob == pytest.approx(expected, abs=1e-9)
+
+
+EPSILON = MODEL.format(alpha="1 - t / T", redraw="0.2").replace(
+    "objective masking", "objective masking(loss = epsilon_hybrid, hybrid_weight = 0.5)"
+)
+
+
+def test_flagged_marginal_draws_masks_and_redraws_at_their_rates() -> None:
+    torch.manual_seed(0)
+    model = dtg.loads(EPSILON).compile("cpu")
+    n, t = 40_000, 2
+    x0 = torch.zeros(n, L, dtype=torch.long)
+    xt, masked, redrawn = model.destroy.marginal_with_flags(x0, torch.full((n,), t))
+    a, c = 1 - t / T, 0.8**t
+    assert bool((xt[masked] == MASK).all()) and bool((xt[~masked & ~redrawn] == 0).all())
+    for share, p in ((masked.double().mean(), 1 - a), (redrawn.double().mean(), a * (1 - c))):
+        assert abs(float(share) - p) < 4 * math.sqrt(p * (1 - p) / (n * L))
+
+
+def test_epsilon_hybrid_loss_equals_the_hand_weighting() -> None:
+    torch.manual_seed(0)
+    model = dtg.loads(EPSILON).compile("cpu").double()
+    x0 = torch.tensor([[0, 2], [1, 1], [2, 0]])
+    xt = torch.tensor([[MASK, 2], [0, 1], [MASK, MASK]])
+    masked = xt == MASK
+    redrawn = torch.tensor([[False, False], [True, False], [False, False]])
+    t = torch.tensor([1, 2, 3])
+    got = model.objective.epsilon_hybrid_loss(x0, xt, masked, redrawn, t).detach()
+    with torch.no_grad():
+        logits = model.nets["logits"](xt, t.double() / T)
+    for b in range(3):
+        level = int(t[b])
+        p, eps = level / T, 1 - 0.8**level  # mask probability 1 − a_t, redraw share 1 − c_t
+        total = 0.0
+        for i in range(L):
+            ce = -torch.log_softmax(logits[b, i], -1)[x0[b, i]].item()
+            if masked[b, i]:
+                weight = 1 / p
+            elif redrawn[b, i]:
+                weight = 0.5 * (1 - eps)
+            else:
+                weight = 0.5 * eps
+            total += weight * ce
+        assert float(got[b]) == pytest.approx(total, rel=1e-5)
+
+
+def test_epsilon_hybrid_needs_a_redraw() -> None:
+    text = EPSILON.replace(", redraw = 0.2", "")
+    with pytest.raises(dtg.DtgObjectiveError, match="redraws none") as info:
+        dtg.loads(text)
+    line = text.splitlines()[info.value.span.line - 1]
+    assert line[info.value.span.column - 1 :].startswith("loss = epsilon_hybrid")

@@ -54,6 +54,7 @@ class HybridMask(DiscreteChannel):
         unmasked = self._register_keep(keep, vocab)  # self.alpha holds a_t here
         never = discrete_alpha(1.0 - np.asarray(redraw, dtype=np.float64))["alpha"]
         self.register_buffer("redraw", torch.as_tensor(redraw, dtype=torch.float32))
+        self.register_buffer("never", torch.as_tensor(never, dtype=torch.float32), persistent=False)
         self.register_buffer("clean", torch.as_tensor(unmasked * never, dtype=torch.float32))
         self.register_buffer(
             "noisy", torch.as_tensor(unmasked * (1.0 - never), dtype=torch.float32)
@@ -82,6 +83,19 @@ class HybridMask(DiscreteChannel):
     def marginal(self, x0: Tensor, t: Tensor, generator=None) -> Tensor:
         """A draw of ``x[t] ~ q(x[t] | x[0])``: ``[B, *shape]``."""
         return sample_categorical(self.marginal_log_probs(x0, t), generator)
+
+    def marginal_with_flags(self, x0: Tensor, t: Tensor, generator=None) -> tuple[Tensor, ...]:
+        """A draw of ``x[t] ~ q(x[t] | x[0])`` that also says which positions were masked and
+        which redrawn (a redraw may land on the same value): ``(x[t], masked, redrawn)``, each
+        ``[B, *shape]`` (the ε-hybrid loss weights by them)."""
+        unmasked = level_view(self.alpha[t], x0)  # a_t
+        never = level_view(self.never[t], x0)  # c_t
+        u = torch.rand((2, *x0.shape), generator=generator, device=x0.device)
+        masked = u[0] >= unmasked
+        redrawn = ~masked & (u[1] >= never)
+        fresh = torch.randint(self.vocab, x0.shape, generator=generator, device=x0.device)
+        xt = torch.where(masked, self.vocab, torch.where(redrawn, fresh, x0))
+        return xt, masked, redrawn
 
     def _mixture(self, log_x0: Tensor, t: Tensor) -> Tensor:
         """``log Σ_{x0} q(x[t] = j | x0) p̂(x0)`` for ``j = 0..V``: ``[B, *shape, V + 1]``.

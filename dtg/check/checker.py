@@ -342,10 +342,11 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         problem, hint, weights = masking_problem(objective.options, destroy, start, steps)
         if problem:
             statement = statements["objective"]
-            where = next((k.span for k in statement.kwargs if k.name == "time"), None)
+            # at the option the problem names (time = continuous, loss = epsilon_hybrid)
+            where = next((k.span for k in statement.kwargs if f"{k.name} =" in problem), None)
             raise DtgObjectiveError(
                 f"objective masking does not fit this model: {problem}",
-                where if where is not None and "time" in problem else statement.span,
+                where if where is not None else statement.span,
                 source,
                 hints=[hint] if hint else [],
             )

@@ -113,6 +113,13 @@ def masking_problem(
         the continuous-time weight table for ``time = continuous`` (else ``None``).
     """
     masked_start = start.family is Family.SINGLETON and start.params.get("value") == "masked"
+    if str(options.get("loss", "elbo")) == "epsilon_hybrid" and "redraw" not in destroy.tables:
+        return (
+            "loss = epsilon_hybrid weights masked and redrawn tokens of hybrid noising, and this "
+            "destruction redraws none",
+            "add redraw = … to the Mask, or remove the option",
+            None,
+        )
     if destroy.family in (Family.MASK, Family.MASH_LAST, Family.MASH_RANDOM) and not masked_start:
         return (
             f"{destroy.family.label} destruction ends all-masked, so generation must start there",

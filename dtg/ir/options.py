@@ -27,6 +27,7 @@ __all__ = [
     "LogZInit",
     "Advantage",
     "Scoring",
+    "MaskingLoss",
     "Predict",
     "Variance",
     "Role",
@@ -40,6 +41,13 @@ class Weight(enum.StrEnum):
     SIMPLE = "simple"  # Ho et al.'s L_simple
     ELBO = "elbo"
     MIN_SNR = "min_snr"
+
+
+class MaskingLoss(enum.StrEnum):
+    """What the masking objective trains a hybrid ``Mask`` (``redraw``) by."""
+
+    ELBO = "elbo"  # the exact negative ELBO (D3PM's KL per level)
+    EPSILON_HYBRID = "epsilon_hybrid"  # hdlm's ε-hybrid weighting: a heuristic, not a bound
 
 
 class LevelSampling(enum.StrEnum):
@@ -237,6 +245,10 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
             LevelSampling.UNIFORM,
             doc="how levels are sampled",
         ),
+        "loss": _choice(
+            MaskingLoss.ELBO, *MaskingLoss, doc="exact ELBO, or hdlm's ε-hybrid (not a bound)"
+        ),
+        "hybrid_weight": _num(1.0, doc="λ of the ε-hybrid loss (unmasked tokens' weight)"),
     },
     ObjectiveKind.ELBO: {
         "particles": _int(1, doc="Monte Carlo particles per example"),

@@ -20,6 +20,9 @@ is exact (``nelbo`` sums every level):
   p(x[t-1] | x[t]))`` for t ≥ 2, ``−log p(x[0] | x[1])`` at t = 1, plus ``KL(q(x[T] | x[0]) ‖
   p(x[T]))`` (D3PM's L_{t-1}, L_0, L_T; 0 for the hybrid's all-masked end).
 
+``loss = epsilon_hybrid`` trains a hybrid ``Mask`` by hdlm's ε-hybrid weighting instead (a
+heuristic, not a bound; :meth:`Masking.epsilon_hybrid_loss`); ``nelbo`` stays the exact ELBO.
+
 Levels are drawn uniformly, or stratified (``sampling = antithetic``, the default):
 ``t_i = 1 + ⌊T · ((u + i/B) mod 1)⌋`` with one ``u ~ U[0, 1)`` per batch.
 
@@ -37,11 +40,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..channels.base import level_tensor, sum_event
+from ..channels.discrete import level_view
 from ..channels.hybrid import HybridGuess, HybridMask
 from ..channels.mash_random import MashRandom, MashRandomGuess
 from ..channels.mask import MashLast, MashLastGuess, Mask, MaskGuess, unmask_rates
 from ..channels.shuffle import Shuffle, ShuffleGuess
 from ..errors import DtgRuntimeError
+from ..ir.options import MaskingLoss
 
 __all__ = ["Masking", "antithetic_levels"]
 
@@ -71,6 +76,8 @@ class Masking(nn.Module):
         self.steps = model.ir.steps
         self.time = options.get("time", "discrete")
         self.sampling = options.get("sampling", "antithetic")
+        self.loss_kind = MaskingLoss(options.get("loss") or MaskingLoss.ELBO)
+        self.hybrid_weight = float(options.get("hybrid_weight") or 1.0)
         pairs = {
             Mask: MaskGuess,
             MashLast: MashLastGuess,
@@ -127,6 +134,29 @@ class Masking(nn.Module):
             return (weights.flatten(1) * torch.where(masked, ce, 0.0)).sum(1)
         return weights * torch.where(masked, ce, 0.0).sum(1)
 
+    def epsilon_hybrid_loss(
+        self, x0: Tensor, xt: Tensor, masked: Tensor, redrawn: Tensor, t: Tensor
+    ) -> Tensor:
+        """hdlm's ε-hybrid loss of a hybrid ``Mask`` (``loss = epsilon_hybrid``; a heuristic
+        weighting, **not** a bound): ``Σ_i w_i · −log p̂(x0_i | x[t])`` with ``w = 1/p`` on masked
+        positions (``p = 1 − a_t``, their probability), ``λ(1 − ε)`` on redrawn ones and ``λε``
+        on the rest (``ε = 1 − c_t``, the probability of a redraw so far; λ =
+        ``hybrid_weight``).
+
+        :param masked: bool ``[B, *shape]``; :param redrawn: bool ``[B, *shape]`` (from
+            :meth:`~dtg.channels.hybrid.HybridMask.marginal_with_flags`).
+        :returns: ``[B]``.
+        """
+        logits = self.generate.logits(xt, t).flatten(1, -2)  # [B, L, V]
+        ce = F.cross_entropy(logits.transpose(1, 2), x0.flatten(1), reduction="none")  # [B, L]
+        full = x0.shape
+        p = (1 - level_view(self.destroy.alpha[t], x0)).expand(full).flatten(1).to(ce.dtype)
+        eps = (1 - level_view(self.destroy.never[t], x0)).expand(full).flatten(1).to(ce.dtype)
+        lam = self.hybrid_weight
+        kept = torch.where(redrawn.flatten(1), lam * (1 - eps), lam * eps)
+        weight = torch.where(masked.flatten(1), 1 / p.clamp_min(1e-4), kept)
+        return (weight * ce).sum(1)
+
     def _shuffle_term(self, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         log_p = self.generate.log_probs(xt, t)  # [B, *shape, V]
         one_hot = F.one_hot(x0, self.destroy.vocab).to(log_p.dtype)
@@ -158,6 +188,9 @@ class Masking(nn.Module):
         if self._one_pass():
             return self.generate.sequence_nll(x0).mean()
         t = self.sample_levels(x0.shape[0], x0.device)
+        if self.loss_kind is MaskingLoss.EPSILON_HYBRID:  # a heuristic, not the ELBO
+            xt, masked, redrawn = self.destroy.marginal_with_flags(x0, t)
+            return self.epsilon_hybrid_loss(x0, xt, masked, redrawn, t).mean()
         xt = self.destroy.marginal(x0, t)
         per_example = self.steps * self.level_loss(x0, xt, t)
         if isinstance(self.destroy, Shuffle):  # the prior is 0 for an all-masked end
