@@ -51,7 +51,8 @@ def build_discrete(model: Any, role: str) -> Channel:
         if family is Family.MASH_LAST:
             return MashLast(shape, vocab)
         if family is Family.MASH_RANDOM:
-            return MashRandom(shape, vocab)
+            order = ir.destroy.options.get("order")
+            return MashRandom(shape, vocab, net_closure(model, order) if order else None)
     elif role == "start":
         channel = ir.start
         if channel.family is Family.SINGLETON and channel.params.get("value") == "masked":
@@ -78,7 +79,10 @@ def build_discrete(model: Any, role: str) -> Channel:
             if isinstance(destroy, HybridMask):
                 return HybridGuess(destroy, predict)
             if isinstance(destroy, MashRandom):
-                return MashRandomGuess(destroy, predict)
+                order = channel.options.get("order")
+                return MashRandomGuess(
+                    destroy, predict, net_closure(model, order) if order else None
+                )
         if channel.family is Family.CATEGORICAL:
             return CategoricalKernel(model._closure(channel.args["logits"], "next"), shape, vocab)
     raise DtgRuntimeError(

@@ -16,6 +16,7 @@ from ..syntax.printer import brief, expr_to_source
 from . import components, exact, symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
+from .orders import order_net
 from .positions import POSITION, position_keep_table, redraw_table, uses_position
 from .scope import SCALAR
 
@@ -294,7 +295,7 @@ class DestroyKernels(KernelBase):
         """``= MashLast(x[t-1])`` (the last unmasked position) or ``~ MashRandom(x[t-1])`` (one
         unmasked position chosen uniformly): one position masked per level, ``T = L``."""
         name = call.func
-        args = self._args(call, ("x",), 1)
+        args = self._args(call, ("x", "order") if name == "MashRandom" else ("x",), 1)
         if self.space.kind != "token":
             raise self.err(
                 DtgTypeError, f"{name} needs a token message, but it is {self.space}", call.span
@@ -316,6 +317,11 @@ class DestroyKernels(KernelBase):
             )
         random = name == "MashRandom"
         relation = r"\sim" if random else "="
+        nets: tuple[str, ...] = ()
+        options: dict = {}
+        if "order" in args:  # a learned order (check/orders.py)
+            options["order"] = order_net(self, args["order"], self.space, name)
+            nets = (options["order"],)
         return Channel(
             Direction.DESTROY,
             Family.MASH_RANDOM if random else Family.MASH_LAST,
@@ -326,8 +332,8 @@ class DestroyKernels(KernelBase):
             statement.span,
             {},
             {},
-            (),
-            {},
+            nets,
+            options,
             rf"x_{{t}} {relation} \operatorname{{{name}}}\left(x_{{t-1}}\right)",
             lowered,
         )

@@ -17,6 +17,7 @@ from ..syntax.printer import brief, expr_to_source
 from . import symbolic
 from .exprs import ExprChecker
 from .kernel_base import KernelBase, T
+from .orders import order_net
 from .scope import SCALAR
 
 __all__ = ["GenerateKernels", "PREDICT", "VARIANCE"]
@@ -277,7 +278,7 @@ class GenerateKernels(KernelBase):
     def _guess(
         self, statement, call, checker: ExprChecker, destroy: Channel, level_space: Space
     ) -> Channel:
-        args = self._args(call, ("x", "net", "predict", "variance", "clip"), 2)
+        args = self._args(call, ("x", "net", "predict", "variance", "clip", "order"), 2)
         if not self._is_level(args["x"], T):
             raise self.err(
                 DtgTypeError,
@@ -370,6 +371,14 @@ class GenerateKernels(KernelBase):
                 f"Guess's net '{net.name}' returns {net.output}, but it must return {expected} ({what})",
                 net_node.span,
             )
+        nets = (net.name,)
+        if "order" in args:  # a learned reveal order (check/orders.py): MashRandom only
+            if destroy.family is not Family.MASH_RANDOM:
+                raise self.err(
+                    DtgTypeError, "order applies to MashRandom destruction only", args["order"].span
+                )
+            options["order"] = order_net(self, args["order"], level_space, "Guess")
+            nets = (*nets, options["order"])
         return Channel(
             Direction.GENERATE,
             Family.GUESS,
@@ -380,7 +389,7 @@ class GenerateKernels(KernelBase):
             statement.span,
             {},
             {},
-            (net.name,),
+            nets,
             options,
             rf"x_{{t-1}} \sim q\left(x_{{t-1}} \mid x_{{t}},\ \hat x_{{0}} = \operatorname{{{net.name}}}(x_{{t}}, t)\right)",
             lowered,

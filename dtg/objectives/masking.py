@@ -20,6 +20,10 @@ is exact (``nelbo`` sums every level):
   p(x[t-1] | x[t]))`` for t ≥ 2, ``−log p(x[0] | x[1])`` at t = 1, plus ``KL(q(x[T] | x[0]) ‖
   p(x[T]))`` (D3PM's L_{t-1}, L_0, L_T; 0 for the hybrid's all-masked end).
 
+With a learned order (``MashRandom(x[t-1], order = NET)`` or ``Guess(…, order = NET)``) the
+loss is the negative ELBO along one destruction trajectory per example, with a score-function
+term for the destruction's order (:mod:`dtg.objectives.orders`).
+
 ``loss = epsilon_hybrid`` trains a hybrid ``Mask`` by hdlm's ε-hybrid weighting instead (a
 heuristic, not a bound; :meth:`Masking.epsilon_hybrid_loss`); ``nelbo`` stays the exact ELBO.
 
@@ -47,6 +51,7 @@ from ..channels.mask import MashLast, MashLastGuess, Mask, MaskGuess, unmask_rat
 from ..channels.shuffle import Shuffle, ShuffleGuess
 from ..errors import DtgRuntimeError
 from ..ir.options import MaskingLoss
+from .orders import learned_order_loss, order_trajectory_terms
 
 __all__ = ["Masking", "antithetic_levels"]
 
@@ -176,6 +181,13 @@ class Masking(nn.Module):
         q = log_q.exp()
         return sum_event(torch.where(q > 0, q * (log_q - log_p), 0.0).sum(-1))
 
+    def _learned_order(self) -> bool:
+        """A ``MashRandom`` with an order net on either side: the marginal of x[t] is not
+        known, so the ELBO is estimated along whole destruction trajectories."""
+        return isinstance(self.destroy, MashRandom) and (
+            self.destroy.order is not None or self.generate.order is not None
+        )
+
     def _one_pass(self) -> bool:
         """A causal net without time scores every level of ``MashLast`` or of a staircase
         ``Mask`` in one call (exact sum)."""
@@ -187,6 +199,8 @@ class Masking(nn.Module):
         estimate of the negative ELBO, nats per example."""
         if self._one_pass():
             return self.generate.sequence_nll(x0).mean()
+        if self._learned_order():
+            return learned_order_loss(self.destroy, self.generate, x0, self.steps).mean()
         t = self.sample_levels(x0.shape[0], x0.device)
         if self.loss_kind is MaskingLoss.EPSILON_HYBRID:  # a heuristic, not the ELBO
             xt, masked, redrawn = self.destroy.marginal_with_flags(x0, t)
@@ -202,6 +216,8 @@ class Masking(nn.Module):
         ``MashLast`` and for ``Mask`` with ``time = discrete`` in expectation): ``[B]`` nats."""
         if self._one_pass():
             return self.generate.sequence_nll(x0)
+        if self._learned_order():  # one destruction trajectory per example: unbiased
+            return order_trajectory_terms(self.destroy, self.generate, x0, self.steps)[0]
         batch = x0.shape[0]
         total = self.prior(x0)
         levels = torch.arange(1, self.steps + 1, device=x0.device)

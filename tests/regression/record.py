@@ -85,6 +85,7 @@ SAMPLES_FOR = {
     "hyper_hybrid_digits": 2,
     "hybrid_noise_digits": 2,
     "random_order_digits": 2,
+    "learned_order_digits": 2,
 }
 #: Random projections per weight tensor, and the seed of their vectors (see :func:`projections`).
 PROJECTIONS, PROJECTION_SEED = 8, 17_2024
