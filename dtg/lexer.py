@@ -58,6 +58,9 @@ FUNCTIONS = (
     "floor",
     "sum",
     "mean",
+    "simple_annealing",
+    "block_annealing",
+    "hybrid_annealing",
 )
 #: Named constants and values.
 CONSTANTS = ("pi", "e", "masked", "true", "false")

@@ -122,7 +122,9 @@ def test_the_name_lists_match_the_language() -> None:
     assert set(names.MATH_FUNCTIONS) == set(MATH_FUNCTIONS)
     functions = {*names.MATH_FUNCTIONS, *names.BINARY_FUNCTIONS, *names.REDUCTIONS}
     assert functions == {builtin.value for builtin in Builtin}
-    assert set(names.BUILTIN_FUNCTIONS) == functions | {names.CLASSIFY, names.GRAD}
+    assert set(names.BUILTIN_FUNCTIONS) == functions | {names.CLASSIFY, names.GRAD} | set(
+        names.HYPERSCHEDULES
+    )
 
 
 def test_plugins_import_nothing_from_the_checker() -> None:

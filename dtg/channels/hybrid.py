@@ -67,7 +67,7 @@ class HybridMask(DiscreteChannel):
         keep = level_view(self.keep[t], one_hot)
         redraw = level_view(self.redraw[t], one_hot)
         values = keep * (1 - redraw) * one_hot[..., : self.vocab] + keep * redraw / self.vocab
-        moved = torch.cat([values, 1 - keep], dim=-1)
+        moved = torch.cat([values, (1 - keep).expand(*values.shape[:-1], 1)], dim=-1)
         return torch.where(one_hot[..., self.vocab :] > 0, one_hot, moved)
 
     def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:

@@ -19,8 +19,9 @@ direction (destruction level ``t``; hdlm counts generation steps ``s = T − t``
     ``u = T − t − b S`` and ``j = i − b B``,
     ``τ = max(0, K − 1 − max(0, u − 1 − j)) + min(1, max(0, 1 − u))``.
 
-Each expands to ``min``/``max``/``floor`` arithmetic in the IR (so the tables, the LaTeX and
-``--emit ir`` show what it computes); ``L`` is the message's number of positions, and a model
+Each lowers to an :class:`~dtg.ir.expr.Hyperschedule` node holding its expansion into
+``min``/``max``/``floor`` arithmetic (what the tables and the LaTeX show; ``--emit ir`` prints
+the call); ``L`` is the message's number of positions, and a model
 whose ``steps`` disagree with the family's ``T`` is a located error.
 
 References: Fathi, Scholak and Noël 2025, Unifying Autoregressive and Diffusion-Based Sequence
@@ -32,9 +33,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 
-from ..errors import DtgRangeError, DtgTypeError, Span
+from ..errors import DtgRangeError, DtgTypeError
 from ..ir import expr as ir
 from ..syntax import ast
 
@@ -187,8 +187,8 @@ class HyperLowering:
                 node.span,
                 hints=[f"write steps {scope.steps_name} = {needed}, or change the options"],
             )
-        lowered = _BUILD[name](t, i, scope.steps, options)
-        return _with_span(lowered, node.span)
+        expansion = _BUILD[name](t, i, scope.steps, options)
+        return ir.Hyperschedule(name, t, i, tuple(options.items()), expansion, span=node.span)
 
 
 def _number(node: ir.Expr, steps: int) -> float | None:
@@ -211,8 +211,3 @@ def _number(node: ir.Expr, steps: int) -> float | None:
             ir.BinOp.DIV: left / right,
         }[node.op]
     return None
-
-
-def _with_span(node: ir.Expr, span: Span) -> ir.Expr:
-    """The expansion's root carries the call's location (errors point at the call)."""
-    return replace(node, span=span)

@@ -70,16 +70,20 @@ def position_table(expr: sp.Expr, steps: int, length: int, start: int = 1) -> np
     with np.errstate(all="ignore"):
         try:
             values = np.asarray(symbolic._numeric(expr, levels, positions), dtype=np.complex128)
-        except (symbolic._Unsupported, RecursionError):
-            try:
-                symbols = (symbolic.T_SYMBOL, symbolic.I_SYMBOL)
-                function = sp.lambdify(symbols, expr, modules="numpy")
-                values = np.asarray(function(levels, positions), dtype=np.complex128)
-            except Exception:  # noqa: BLE001 - undefined here: the caller reports where
-                return out
+        except (symbolic._Unsupported, RecursionError):  # sympy evaluates each entry instead
+            values = np.array(
+                [[_evaluate_at(expr, t, i) for i in range(length)] for t in range(start, steps + 1)]
+            )
     real = np.where(np.abs(values.imag) < 1e-12, values.real, np.nan)
     out[start:] = np.broadcast_to(real, out[start:].shape)
     return out
+
+
+def _evaluate_at(expr: sp.Expr, level: int, position: int) -> complex:
+    try:
+        return complex(expr.subs({symbolic.T_SYMBOL: level, symbolic.I_SYMBOL: position}).evalf())
+    except Exception:  # noqa: BLE001 - an undefined value is reported by the range check
+        return complex(np.nan)
 
 
 def position_keep_table(

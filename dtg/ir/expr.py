@@ -43,6 +43,7 @@ __all__ = [
     "Call",
     "Index",
     "Vector",
+    "Hyperschedule",
     "ExprFold",
     "walk",
 ]
@@ -309,6 +310,24 @@ class Vector(Expr):
         return self.items
 
 
+@dataclass(frozen=True)
+class Hyperschedule(Expr):
+    """A built-in hyperschedule, ``simple_annealing(t, i, width = 1)`` (dtg.check.hyper):
+    ``expansion`` is what it computes, ``min``/``max``/``floor`` arithmetic of ``level`` and
+    ``position`` for the model's ``L`` and ``T``. Folds evaluate the expansion (the default
+    rule); the printer prints the call.
+    """
+
+    name: str
+    level: Expr
+    position: Expr
+    options: tuple[tuple[str, int], ...]
+    expansion: Expr
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.level, self.position, self.expansion)
+
+
 R = TypeVar("R")
 
 
@@ -318,6 +337,10 @@ class ExprFold(Generic[R]):
     ``net_call``, ``reward_call``, ``reward_grad``, ``binary``, ``neg``, ``call``, ``index`` and ``vector``; a
     missing method raises ``NotImplementedError`` naming the node.
     """
+
+    def hyperschedule(self, node: Hyperschedule, level: R, position: R, expansion: R) -> R:
+        """A hyperschedule folds to its expansion's result (the printer prints the call)."""
+        return expansion
 
     def fold(self, node: Expr) -> R:
         """The fold of ``node``: children first, left to right, then the node.
@@ -359,6 +382,7 @@ _METHOD = {
     Call: "call",
     Index: "index",
     Vector: "vector",
+    Hyperschedule: "hyperschedule",
 }
 
 

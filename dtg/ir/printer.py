@@ -14,6 +14,7 @@ from .expr import (
     Const,
     Expr,
     ExprFold,
+    Hyperschedule,
     Index,
     LevelRef,
     Neg,
@@ -91,6 +92,12 @@ class _Printer(ExprFold[Printed]):
 
     def index(self, node: Index, base: Printed) -> Printed:
         return f"{_wrap(base, _ATOM)}[{', '.join(node.item_texts())}]", _ATOM
+
+    def hyperschedule(
+        self, node: Hyperschedule, level: Printed, position: Printed, expansion: Printed
+    ) -> Printed:
+        options = "".join(f", {name} = {value}" for name, value in node.options)
+        return f"{node.name}({level[0]}, {position[0]}{options})", _ATOM
 
     def vector(self, node: Vector, *items: Printed) -> Printed:
         return "[" + ", ".join(i[0] for i in items) + "]", _ATOM

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ir.space import SpaceKind
+from .transformer import Transformer
 
 __all__ = ["can_decode", "KVCache", "decode_left_to_right"]
 
@@ -27,8 +28,6 @@ __all__ = ["can_decode", "KVCache", "decode_left_to_right"]
 def can_decode(net: nn.Module) -> bool:
     """Whether ``net`` is a causal transformer over one token input, without a time input, in
     evaluation mode (dropout off): :class:`KVCache` reproduces its outputs."""
-    from .transformer import Transformer  # the module that defines the net decoded here
-
     return (
         isinstance(net, Transformer)
         and net.causal
