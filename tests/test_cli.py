@@ -113,8 +113,9 @@ def test_a_far_flag_gets_no_guess(capsys) -> None:
 def test_render_choices_are_checked_with_the_stage_values(capsys) -> None:
     assert main(["render", MOONS, "--view", "sideways"]) == 2
     err = capsys.readouterr().err
-    assert "invalid choice: 'sideways' (choose from 'compact', 'unrolled', 'zoom')" in err
-    assert "[--view {compact,unrolled,zoom}]" in err
+    choices = "'compact', 'unrolled', 'zoom', 'schedule'"  # the stage's views and the heat map
+    assert f"invalid choice: 'sideways' (choose from {choices})" in err
+    assert "[--view {compact,unrolled,zoom,schedule}]" in err
 
 
 # ----------------------------------------------------------------------------- files

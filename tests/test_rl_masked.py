@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 
 import pytest
 import torch
@@ -215,7 +216,13 @@ def test_order_free_scoring_needs_mask_destruction() -> None:
     assert line[info.value.span.column - 1 :].startswith("scoring = coupled")
 
 
-def test_group_advantage_needs_a_multiple_of_the_group() -> None:
+def test_a_batch_that_is_not_a_multiple_of_the_group_ends_with_a_smaller_group() -> None:
+    rewards = torch.tensor([1.0, 3.0, 2.0, 6.0, 5.0, 9.0, 4.0])
+    got = group_advantages(rewards, 3).tolist()
+    # groups (1, 3, 2), (6, 5, 9) and the remainder (4,): a group of one has advantage 0
+    assert got[:3] == pytest.approx([-1.0, 1.0, 0.0], rel=1e-6)
+    mean, std = statistics.mean([6.0, 5.0, 9.0]), statistics.stdev([6.0, 5.0, 9.0])
+    assert got[3:6] == pytest.approx([(r - mean) / std for r in (6.0, 5.0, 9.0)], rel=1e-6)
+    assert got[6] == 0.0
     model = child("policy_gradient(advantage = group, group = 4)")
-    with pytest.raises(dtg.DtgRuntimeError, match="multiple of group = 4"):
-        model.loss(6)
+    assert torch.isfinite(model.loss(6))

@@ -334,10 +334,6 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
             "per_level": found.first().span.line if found is not None else None,
         },
     )
-    scoring = scoring_problem(objective.options, destroy, generate)
-    if scoring:
-        where = next(k.span for k in statements["objective"].kwargs if k.name == "scoring")
-        raise DtgObjectiveError(scoring, where, source, hints=["or use scoring = trajectory"])
     if objective.kind is ObjectiveKind.MASKING:
         problem, hint, weights = masking_problem(objective.options, destroy, start, steps)
         if problem:
@@ -359,6 +355,10 @@ def check_model(model: ast.Model, source: str, parent: ModelIR | None = None) ->
         source,
         ExprChecker(scope(), source),
     )
+    problem, key, hint = scoring_problem(objective.options, destroy, generate)
+    if problem:
+        where = next(k.span for k in statements["objective"].kwargs if k.name == key)
+        raise DtgObjectiveError(problem, where, source, hints=[hint])
     message = Message(
         message_name,
         space,

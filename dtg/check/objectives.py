@@ -165,18 +165,22 @@ def masking_problem(
     return "", None, weights
 
 
-def scoring_problem(options: dict[str, Any], destroy: Channel, generate: Channel) -> str:
-    """Why an order-free ``scoring`` (``diffu_grpo``, ``coupled``) does not fit (``""`` when
-    it does, or when the scoring is the exact trajectory's)."""
+def scoring_problem(
+    options: dict[str, Any], destroy: Channel, generate: Channel
+) -> tuple[str, str, str]:
+    """Why a fine-tuning objective's order-free ``scoring`` does not fit: ``(problem, the
+    option to point at, a hint)``, ``problem`` ``""`` when it fits."""
     scoring = options.get("scoring")
-    if scoring is None or str(scoring) == "trajectory":
-        return ""
-    if destroy.family is not Family.MASK or "redraw" in destroy.tables:
-        what = "a hybrid Mask" if "redraw" in destroy.tables else destroy.family.label
-        return (
-            f"scoring = {scoring} scores a masked-diffusion sample without its order, so it "
-            f"needs Mask destruction, and this destruction is {what}"
-        )
-    if generate.family is not Family.GUESS:
-        return f"scoring = {scoring} reads the Guess net's x̂[0]: generate x[t-1] ~ Guess(x[t], net)"
-    return ""
+    if scoring is not None and str(scoring) != "trajectory":
+        hint = "or use scoring = trajectory"
+        if destroy.family is not Family.MASK or "redraw" in destroy.tables:
+            what = "a hybrid Mask" if "redraw" in destroy.tables else destroy.family.label
+            problem = (
+                f"scoring = {scoring} scores a masked-diffusion sample without its order, so it "
+                f"needs Mask destruction, and this destruction is {what}"
+            )
+            return problem, "scoring", hint
+        if generate.family is not Family.GUESS:
+            problem = f"scoring = {scoring} reads the Guess net's x̂[0]: generate x[t-1] ~ Guess(…)"
+            return problem, "scoring", hint
+    return "", "", ""

@@ -301,7 +301,7 @@ OBJECTIVE_OPTIONS: dict[ObjectiveKind, dict[str, OptionSpec]] = {
         "epochs": _int(2, doc="inner epochs per sampled batch"),
         "kl": _num(0.0, open_low=False, doc="KL penalty to the prior"),
         "advantage": _choice(Advantage.BATCH, *Advantage, doc="advantage normalisation"),
-        "group": _int(8, doc="samples per group with advantage = group (GRPO)"),
+        "group": _int(8, low=2, doc="samples per group with advantage = group (GRPO)"),
         "scoring": _choice(
             Scoring.TRAJECTORY, *Scoring, doc="exact trajectory or order-free score (Mask)"
         ),

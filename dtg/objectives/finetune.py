@@ -26,7 +26,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import DtgRuntimeError
 from ..ir.options import Advantage, Scoring
 from .balance import start_log_z
 from .scoring import order_free_log_probs, score_masks
@@ -71,16 +70,27 @@ def ppo_clip_loss(log_p: Tensor, log_p_old: Tensor, advantages: Tensor, clip: fl
     return torch.maximum(unclipped, clipped).mean()
 
 
+def _normalised(grouped: Tensor) -> Tensor:
+    """Rows ``[G, n]`` centred and scaled by their unbiased std (0 for a row of one)."""
+    centred = grouped - grouped.mean(1, keepdim=True)
+    if grouped.shape[1] < 2:
+        return torch.zeros_like(grouped)
+    return centred / (grouped.std(1, keepdim=True) + 1e-8)
+
+
 def group_advantages(rewards: Tensor, group: int) -> Tensor:
     """GRPO's advantages: rewards normalised within consecutive groups of ``group`` samples,
-    ``(r − mean_g) / (std_g + 1e-8)`` (the unbiased std, as for the batch), clipped to ±5.
+    ``(r − mean_g) / (std_g + 1e-8)`` (the unbiased std, as for the batch), clipped to ±5. When
+    the batch is not a multiple of ``group`` the last group is the remainder (a group of one
+    has advantage 0).
 
-    :param rewards: ``[B]``, ``B`` a multiple of ``group``. :returns: ``[B]``.
+    :param rewards: ``[B]``. :returns: ``[B]``.
     """
-    grouped = rewards.reshape(-1, group)
-    centred = grouped - grouped.mean(1, keepdim=True)
-    scaled = centred / (grouped.std(1, keepdim=True) + 1e-8)
-    return scaled.reshape(-1).clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
+    full = rewards.shape[0] // group * group
+    parts = [_normalised(rewards[:full].reshape(-1, group)).reshape(-1)]
+    if full < rewards.shape[0]:
+        parts.append(_normalised(rewards[full:].reshape(1, -1)).reshape(-1))
+    return torch.cat(parts).clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
 
 
 class _FineTune(nn.Module):
@@ -219,15 +229,6 @@ class PolicyGradient(_FineTune):
     def _advantages(self, rewards: Tensor) -> Tensor:
         """Normalised over the batch, or within groups (``advantage = group``, GRPO)."""
         if Advantage(self.options.get("advantage") or Advantage.BATCH) is Advantage.GROUP:
-            group = int(self.options.get("group") or 8)
-            if rewards.shape[0] % group or group < 2:
-                raise DtgRuntimeError(
-                    f"advantage = group needs a batch that is a multiple of group = {group} "
-                    f"(at least 2), not {rewards.shape[0]}",
-                    self.model.ir.objective.span,
-                    getattr(self.model.program, "source", None),
-                    hints=[f"train with a batch that is a multiple of {group}"],
-                )
-            return group_advantages(rewards, group)
+            return group_advantages(rewards, int(self.options.get("group") or 8))
         advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
         return advantages.clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
