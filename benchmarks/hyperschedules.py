@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from cli_runs import train_and_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "hyperschedules"
@@ -111,20 +110,7 @@ def run(variant: str, steps: int, width: int, depth: int, n: int) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     text_path = folder / f"hyper_{variant}.dtg"
     text_path.write_text(source(variant, width, depth))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cli = [sys.executable, "-m", "dtg"]
-    start = time.time()
-    subprocess.run(
-        [*cli, "train", str(text_path), "--seed", "0", "--steps", str(steps),
-         "--out", str(folder), "--force", "--no-progress"],
-        check=True, env=env,
-    )  # fmt: skip
-    wall = time.time() - start
-    evaluated = subprocess.run(
-        [*cli, "eval", str(text_path), "--checkpoint", str(folder / "checkpoint.pt"), "--json"],
-        check=True, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    metrics = json.loads(evaluated.stdout)
+    wall, metrics = train_and_eval(text_path, folder, steps)
     metrics.update(sampling(folder, text_path, n))
     result = {
         "variant": variant, "call": VARIANTS[variant][0], "levels_T": VARIANTS[variant][2],

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from cli_runs import train_and_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "orders"
@@ -61,21 +59,9 @@ def run(variant: str, steps: int, batch: int) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"order_{variant}.dtg"
     path.write_text(source(variant, batch))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cli = [sys.executable, "-m", "dtg"]
-    start = time.time()
-    subprocess.run(
-        [*cli, "train", str(path), "--seed", "0", "--steps", str(steps), "--out", str(folder),
-         "--force", "--no-progress"],
-        check=True, env=env,
-    )  # fmt: skip
-    wall = time.time() - start
-    evaluated = subprocess.run(
-        [*cli, "eval", str(path), "--checkpoint", str(folder / "checkpoint.pt"), "--json"],
-        check=True, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+    wall, metrics = train_and_eval(path, folder, steps)
     result = {"variant": variant, "steps": steps, "batch": batch, "train_wall_s": round(wall, 1),
-              "metrics": json.loads(evaluated.stdout)}  # fmt: skip
+              "metrics": metrics}  # fmt: skip
     (RESULTS / f"{variant}_{steps}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result), flush=True)
     return result

@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from cli_runs import train_and_eval
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "samplers_lp"
 VARIANTS = ("tb", "expl", "expl_lp", "expl_ls", "expl_lp_ls")
@@ -62,20 +64,9 @@ def run(target: str, variant: str, seed: int, steps: int) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / f"{target}_{variant}.dtg"
     source.write_text(variant_source(target, variant))
+    wall, metrics = train_and_eval(source, folder, steps, seed)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     dtg = [sys.executable, "-m", "dtg"]
-    start = time.time()
-    subprocess.run(
-        [*dtg, "train", str(source), "--seed", str(seed), "--steps", str(steps),
-         "--out", str(folder), "--force", "--no-progress"],
-        check=True, env=env,
-    )  # fmt: skip
-    wall = time.time() - start
-    evaluated = subprocess.run(
-        [*dtg, "eval", str(source), "--checkpoint", str(folder / "checkpoint.pt"), "--json"],
-        check=True, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    metrics = json.loads(evaluated.stdout)
     subprocess.run(
         [*dtg, "sample", str(source), "--checkpoint", str(folder / "checkpoint.pt"),
          "--plot", str(RESULTS / f"{name}.png"), "-o", str(folder / "samples.npy")],

@@ -79,6 +79,19 @@ def position_table(expr: sp.Expr, steps: int, length: int, start: int = 1) -> np
     return out
 
 
+def _out_of_range(
+    name: str, row: np.ndarray, bad: np.ndarray, t: int, shown: str, span, source: str
+) -> DtgRangeError:
+    """The error of a probability table's first bad entry at level ``t``, naming its position."""
+    i = int(np.flatnonzero(bad)[0])
+    return DtgRangeError(
+        f"{name} = {row[i]:.6g} at level t = {t}, position i = {i}: it must satisfy 0 ≤ {name} ≤ 1",
+        span,
+        source,
+        hints=[f"the {name} is {shown}"],
+    )
+
+
 def _evaluate_at(expr: sp.Expr, level: int, position: int) -> complex:
     try:
         return complex(expr.subs({symbolic.T_SYMBOL: level, symbolic.I_SYMBOL: position}).evalf())
@@ -124,14 +137,7 @@ def position_keep_table(
         row = np.where(np.abs(row - 1.0) <= rounding, 1.0, row)
         bad = (row < 0) | (row > 1)
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DtgRangeError(
-                f"keep = {row[i]:.6g} at level t = {t}, position i = {i}: it must satisfy "
-                "0 ≤ keep ≤ 1",
-                span,
-                source,
-                hints=[f"the keep is {shown}"],
-            )
+            raise _out_of_range("keep", row, bad, t, shown, span, source)
         table[t] = row
         intact = intact * row
     return table
@@ -164,14 +170,7 @@ def redraw_table(
         row = np.where(intact == 0.0, 0.0, table[t])
         bad = ~np.isfinite(row) | (row < -exact.ROUNDING) | (row > 1 + exact.ROUNDING)
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DtgRangeError(
-                f"redraw = {row[i]:.6g} at level t = {t}, position i = {i}: it must satisfy "
-                "0 ≤ redraw ≤ 1",
-                span,
-                source,
-                hints=[f"the redraw is {shown}"],
-            )
+            raise _out_of_range("redraw", row, bad, t, shown, span, source)
         table[t] = np.clip(row, 0.0, 1.0)
         intact = intact * kept[t]
     return table
