@@ -235,7 +235,7 @@ def test_epsilon_hybrid_loss_equals_the_hand_weighting() -> None:
 
 def test_epsilon_hybrid_needs_a_redraw() -> None:
     text = EPSILON.replace(", redraw = 0.2", "")
-    with pytest.raises(dtg.DtgObjectiveError, match="redraws none") as info:
+    with pytest.raises(dtg.DtgObjectiveError, match="it redraws none") as info:
         dtg.loads(text)
     line = text.splitlines()[info.value.span.line - 1]
     assert line[info.value.span.column - 1 :].startswith("loss = epsilon_hybrid")

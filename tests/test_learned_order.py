@@ -122,6 +122,11 @@ def test_uniform_orders_reduce_to_the_uniform_chain() -> None:
                 total += term.item() / len(subsets)
         with torch.no_grad():
             assert float(exact_nelbo(learned, x0)) == pytest.approx(total, abs=1e-6)
+            # and the learned-order estimator itself (zero nets: uniform), by Monte Carlo
+            torch.manual_seed(3)
+            estimates = learned.nelbo(torch.tensor([x0]).repeat(20_000, 1))
+        se = float(estimates.std()) / math.sqrt(len(estimates))
+        assert abs(float(estimates.mean()) - total) < 4 * se + 1e-9
 
 
 def test_order_option_errors() -> None:

@@ -64,3 +64,10 @@ def test_cli_writes_the_heat_map_and_refuses_what_has_none(tmp_path: Path, capsy
 def test_a_per_position_keep_is_labelled_with_its_position() -> None:
     assert channel_label(ir_of("hyper_ar_digits").destroy) == ("Maskᵢ", r"\mathsf{Mask}_{i}")
     assert channel_label(ir_of("mdlm_digits").destroy)[0] == "Mask"
+
+
+def test_a_learned_order_has_no_schedule_view() -> None:
+    problem = schedule_problem(ir_of("learned_order_digits"))
+    assert problem is not None and "learned" in problem
+    uniform = destroyed_table(ir_of("random_order_digits"))  # t of L positions, each alike
+    np.testing.assert_allclose(uniform, np.arange(65)[:, None] / 64 * np.ones((1, 64)))

@@ -30,6 +30,8 @@ from dtg.plugins import unregister_reward
 V, L, T = 3, 3, 3
 MASK = V
 ALPHA = [1 - t / T for t in range(T + 1)]
+ALPHAS = {"linear": ALPHA, "cosine": [math.cos(math.pi / 2 * t / T) ** 2 for t in range(T + 1)]}
+SCHEDULES = {"linear": "1 - t / T", "cosine": "cos(pi / 2 * t / T)^2"}
 
 TEXT = """
 model base {
@@ -56,9 +58,9 @@ def low_tokens():
     unregister_reward("low_tokens")
 
 
-def child(objective: str = "policy_gradient"):
+def child(objective: str = "policy_gradient", schedule: str = "linear"):
     torch.manual_seed(0)
-    text = TEXT.replace("OBJECTIVE", objective)
+    text = TEXT.replace("OBJECTIVE", objective).replace("1 - t / T", SCHEDULES[schedule])
     return dtg.loads(text).compile("cpu", model="tuned").double()
 
 
@@ -123,13 +125,14 @@ def test_diffu_grpo_is_one_pass_on_the_fully_masked_sample() -> None:
     assert abs(sum(expected) - exact) > 1e-3  # a different quantity from log p(x0)
 
 
-def coupled_closed_form(model, x0: tuple) -> float:
-    """E_t E_M [Σ_{i∈M} log p̂(x0_i | M masked, t) + Σ_{i∉M} log p̂(x0_i | ¬M masked, T − t)]."""
+def coupled_closed_form(model, x0: tuple, alpha: list[float]) -> float:
+    """E_t E_M [Σ_{i∈M} log p̂(x0_i | M masked, t) + Σ_{i∉M} log p̂(x0_i | ¬M masked, s)], s the
+    level whose masked share 1 − α_s is nearest α_t (the complement's)."""
     total = 0.0
     for t in range(1, T + 1):
-        other = min(max(T - t, 1), T)
+        other = min(range(1, T + 1), key=lambda s: abs((1 - alpha[s]) - alpha[t]))
         for hidden in itertools.product((False, True), repeat=L):
-            prob = math.prod((1 - ALPHA[t]) if h else ALPHA[t] for h in hidden)
+            prob = math.prod((1 - alpha[t]) if h else alpha[t] for h in hidden)
             if prob == 0:
                 continue
             first = tuple(MASK if h else v for v, h in zip(x0, hidden, strict=True))
@@ -142,8 +145,9 @@ def coupled_closed_form(model, x0: tuple) -> float:
     return total
 
 
-def test_coupled_expectation_equals_its_closed_form() -> None:
-    model = child()
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_coupled_expectation_equals_its_closed_form(schedule: str) -> None:
+    model = child(schedule=schedule)
     x0 = (0, 2, 1)
     n = 40_000
     batch = torch.tensor([x0]).repeat(n, 1)
@@ -153,7 +157,7 @@ def test_coupled_expectation_equals_its_closed_form() -> None:
     assert bool((first ^ second).all())  # complementary: every token scored exactly once
     with torch.no_grad():
         scores = order_free_log_probs(model.generate, batch, masks).sum(1)
-    expected = coupled_closed_form(model, x0)
+    expected = coupled_closed_form(model, x0, ALPHAS[schedule])
     se = float(scores.std()) / math.sqrt(n)
     assert abs(float(scores.mean()) - expected) < 4 * se
     assert abs(expected - exact_log_likelihood(model, x0)) > 10 * se  # not log p(x0)
@@ -196,13 +200,23 @@ def test_ppo_uses_the_same_masks_for_old_and_new(scoring: str) -> None:
     )
 
 
-def test_rtb_with_an_order_free_score_runs_and_scores_both_chains_alike() -> None:
-    model = child("relative_trajectory_balance(scoring = coupled)")
+def test_rtb_with_an_order_free_score_scores_both_chains_alike() -> None:
+    model = child("relative_trajectory_balance(scoring = coupled, replay = 8)")
+    x0 = torch.tensor([[0, 1, 2], [2, 2, 1], [1, 0, 0]])
     torch.manual_seed(5)
-    loss = model.loss(6)
-    # the child starts as a copy of the prior: posterior and prior scores agree, so the
-    # residual is log Z − β log r, and log Z starts at the batch's mean of β log r.
-    assert torch.isfinite(loss) and loss.item() >= 0
+    masks = score_masks(Scoring.COUPLED, model, x0)
+    # the child starts as a copy of its prior (as --init does), both scored on the same passes
+    model.nets["logits"].load_state_dict(model.prior.nets["logits"].state_dict())
+    post, prior = model.objective._order_free(x0, masks)
+    assert torch.equal(post.detach(), prior)
+    with torch.no_grad():
+        next(model.nets["logits"].parameters()).add_(0.1)  # the child moves; the prior does not
+    post, prior = model.objective._order_free(x0, masks)
+    assert not torch.allclose(post.detach(), prior)
+    for _ in range(3):  # on-policy, then with replayed samples run backward
+        loss = model.loss(6)
+        assert torch.isfinite(loss)
+        loss.backward()
 
 
 def test_order_free_scoring_needs_mask_destruction() -> None:

@@ -51,7 +51,8 @@ def position_log_probs(order: Order | None, x: Tensor, t: Tensor, allowed: Tenso
     if order is None:
         scores = torch.zeros(allowed.shape, device=allowed.device)
     else:
-        scores = order(x, t).flatten(1).float()
+        scores = order(x, t).flatten(1)
+        scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
     return torch.where(allowed, scores, -torch.inf).log_softmax(dim=1)
 
 

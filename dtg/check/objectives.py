@@ -114,9 +114,10 @@ def masking_problem(
     """
     masked_start = start.family is Family.SINGLETON and start.params.get("value") == "masked"
     if str(options.get("loss", "elbo")) == "epsilon_hybrid" and "redraw" not in destroy.tables:
+        what = "it has no masked tokens" if destroy.family is Family.SHUFFLE else "it redraws none"
         return (
-            "loss = epsilon_hybrid weights masked and redrawn tokens of hybrid noising, and this "
-            "destruction redraws none",
+            "loss = epsilon_hybrid weights the masked and redrawn tokens of a hybrid Mask "
+            f"(redraw = …), and this destruction is {destroy.family.label}: {what}",
             "add redraw = … to the Mask, or remove the option",
             None,
         )

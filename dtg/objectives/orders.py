@@ -9,7 +9,7 @@ destruction trajectory τ ~ q(· | x[0]) per example,
 (the start is all-masked, log p(x[T]) = 0) is an unbiased estimate of the negative ELBO. Its
 gradient for the generation (token net and reveal order) is pathwise; for the destruction's
 order it adds the score-function term (f − b) ∇ log q(τ), with b the leave-one-out mean of f
-over the batch (a baseline that keeps the estimate unbiased):
+over the batch (a baseline that keeps the estimate unbiased; 0 for a batch of one):
 
     loss = f + (f − b)⊥ · log q(τ)        (⊥: no gradient)
 
@@ -44,25 +44,27 @@ def order_trajectory_terms(
     :returns: ``(f [B], log_q [B])``, both differentiable (log q through the order net).
     """
     x = x0
-    f = torch.zeros(x0.shape[0], device=x0.device)
-    log_q = torch.zeros_like(f)
+    log_q, log_p = [], []  # per level; summed in the terms' own dtype (float64 in a .double())
     for t in range(1, steps + 1):
         level = level_tensor(t, x0.shape[0], x0.device)
         with torch.no_grad():
             following = destroy.sample(x, level)
-        step_q = destroy.log_prob(following, x, level)
-        f = f + step_q - generate.log_prob(x, following, level)
-        log_q = log_q + step_q
+        log_q.append(destroy.log_prob(following, x, level))
+        log_p.append(generate.log_prob(x, following, level))
         x = following
-    return f, log_q
+    q, p = torch.stack(log_q).sum(0), torch.stack(log_p).sum(0)
+    return q - p, q
 
 
 def learned_order_loss(destroy: Any, generate: Any, x0: Tensor, steps: int) -> Tensor:
     """The per-example surrogate ``f + (f − b)⊥ log q(τ)``: its value is the NELBO estimate f
     (the second term is 0 in expectation) and its gradient the unbiased ELBO gradient: ``[B]``."""
     f, log_q = order_trajectory_terms(destroy, generate, x0, steps)
-    if destroy.order is None or f.shape[0] < 2:
+    if destroy.order is None:
         return f
     detached = f.detach()
-    baseline = (detached.sum() - detached) / (f.shape[0] - 1)  # leave-one-out
+    if f.shape[0] < 2:  # no other example: plain REINFORCE (b = 0), still unbiased
+        baseline = torch.zeros_like(detached)
+    else:
+        baseline = (detached.sum() - detached) / (f.shape[0] - 1)  # leave-one-out
     return f + (detached - baseline) * (log_q - log_q.detach())

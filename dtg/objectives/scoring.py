@@ -9,7 +9,8 @@ generated — estimates that are off-policy with respect to the trajectory:
   ``Σ_i log p̂(x0_i | all masked)`` (d1 also masks the prompt at rate 0.15; dtg's models have
   no prompt).
 * ``coupled`` (DiffuCoder, Gong et al. 2025): a level ``t`` drawn uniformly, a mask ``M`` drawn
-  from the destruction's marginal at ``t`` and its complement ``¬M`` (at level ``T − t``): each
+  from the destruction's marginal at ``t`` and its complement ``¬M`` (at the level whose masked
+  share is nearest the complement's, α_t: ``T − t`` for a linear schedule): each
   token is scored once, ``Σ_{i∈M} log p̂(x0_i | x0 with M masked) + Σ_{i∉M} log p̂(x0_i | x0
   with ¬M masked)``.
 
@@ -30,7 +31,7 @@ from torch import Tensor
 
 from ..ir.options import Scoring
 
-__all__ = ["ScoreMasks", "score_masks", "order_free_log_probs"]
+__all__ = ["ScoreMasks", "score_masks", "order_free_log_probs", "complement_levels"]
 
 #: ``[(mask [B, L] bool: the positions masked in this pass, level [B] long), …]``.
 ScoreMasks = list[tuple[Tensor, Tensor]]
@@ -53,8 +54,19 @@ def score_masks(kind: Scoring, model: Any, x0: Tensor, generator=None) -> ScoreM
     alpha = model.destroy.alpha[t].reshape(batch, -1)  # [B, 1] or per position [B, L]
     u = torch.rand(batch, length, device=device, generator=generator)
     masked = u >= alpha  # masked with probability 1 − α_t, as q(x[t] | x[0])
-    other = (steps - t).clamp(1, steps)  # the complement's share is α_t: 1 − α_{T−t} when linear
-    return [(masked, t), (~masked, other)]
+    return [(masked, t), (~masked, complement_levels(model.destroy.alpha, t))]
+
+
+def complement_levels(alpha: Tensor, t: Tensor) -> Tensor:
+    """For each level ``t``, the level ``s ≥ 1`` whose masked share 1 − α_s is nearest the
+    complement's, α_t (``T − t`` for a linear schedule); a per-position schedule is compared by
+    its mean over positions.
+
+    :param alpha: ``[T + 1]`` or ``[T + 1, *shape]``. :param t: ``[B]``. :returns: ``[B]``.
+    """
+    share = alpha.reshape(alpha.shape[0], -1).mean(1)  # [T + 1]
+    gap = ((1 - share[1:])[None, :] - share[t][:, None]).abs()  # [B, T]
+    return gap.argmin(dim=1) + 1
 
 
 def order_free_log_probs(guess: Any, x0: Tensor, masks: ScoreMasks) -> Tensor:
@@ -66,10 +78,10 @@ def order_free_log_probs(guess: Any, x0: Tensor, masks: ScoreMasks) -> Tensor:
     :returns: ``[B, L]``.
     """
     flat = x0.flatten(1)
-    out = torch.zeros(flat.shape, device=x0.device)
+    passes = []
     for masked, level in masks:
         xt = torch.where(masked, guess.destroy.vocab, flat).reshape(x0.shape)
         log_x0 = guess.logits(xt, level).flatten(1, -2).log_softmax(-1)  # [B, L, V]
         picked = log_x0.gather(-1, flat[..., None]).squeeze(-1)
-        out = out.to(picked.dtype) + torch.where(masked, picked, 0.0)
-    return out
+        passes.append(torch.where(masked, picked, 0.0))
+    return torch.stack(passes).sum(0)

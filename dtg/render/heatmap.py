@@ -37,6 +37,11 @@ def schedule_problem(ir: Any) -> str | None:
             f"the schedule view draws Mask, Shuffle, MashLast or MashRandom destruction, not "
             f"{ir.destroy.family.label}"
         )
+    if ir.destroy.learned:
+        return (
+            "the schedule view draws a fixed schedule, and this destruction's order is learned "
+            "(it depends on the data)"
+        )
     return None
 
 

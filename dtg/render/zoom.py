@@ -86,7 +86,8 @@ def zoom_problem(ir: ModelIR) -> str | None:
         )
     if ir.destroy.family not in _FAMILIES or ir.destroy.learned:
         return (
-            f"the zoomed-in view draws fixed Shuffle, Mask or MashLast destruction; {ir.name} "
+            f"the zoomed-in view draws fixed Shuffle, Mask, MashLast or MashRandom destruction; "
+            f"{ir.name} "
             f"destroys with {ir.destroy.name}"
         )
     return None
