@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+import warnings
 
 import pytest
 import torch
@@ -240,3 +241,12 @@ def test_a_batch_that_is_not_a_multiple_of_the_group_ends_with_a_smaller_group()
     assert got[6] == 0.0
     model = child("policy_gradient(advantage = group, group = 4)")
     assert torch.isfinite(model.loss(6))
+
+
+def test_a_batch_smaller_than_the_group_is_one_group() -> None:
+    rewards = torch.tensor([1.0, 2.0, 6.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no empty group (a std of nothing warns)
+        got = group_advantages(rewards, 8).tolist()
+    mean, std = statistics.mean([1.0, 2.0, 6.0]), statistics.stdev([1.0, 2.0, 6.0])
+    assert got == pytest.approx([(r - mean) / std for r in (1.0, 2.0, 6.0)], rel=1e-6)

@@ -87,7 +87,7 @@ def group_advantages(rewards: Tensor, group: int) -> Tensor:
     :param rewards: ``[B]``. :returns: ``[B]``.
     """
     full = rewards.shape[0] // group * group
-    parts = [_normalised(rewards[:full].reshape(-1, group)).reshape(-1)]
+    parts = [_normalised(rewards[:full].reshape(-1, group)).reshape(-1)] if full else []
     if full < rewards.shape[0]:
         parts.append(_normalised(rewards[full:].reshape(1, -1)).reshape(-1))
     return torch.cat(parts).clamp(-ADVANTAGE_CLIP, ADVANTAGE_CLIP)
