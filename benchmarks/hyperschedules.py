@@ -22,6 +22,7 @@ image (500 images in one batch).
     OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py run --steps 2000   # every variant
     OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py run --variants flat,block8
     python benchmarks/hyperschedules.py table        # the Markdown table of the results
+    python benchmarks/hyperschedules.py plot         # bits/token against sampling time
     OMP_NUM_THREADS=1 python benchmarks/hyperschedules.py speed  # sampling time, cache or not
 
 Results: ``benchmarks/results/hyperschedules/<variant>_<steps>.json``.
@@ -182,6 +183,32 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def plot(path: Path) -> Path:
+    """The trade-off: held-out bits per token against sampling time per image, one point per
+    variant (labelled), written to ``path``."""
+    # matplotlib is heavy: only this command draws
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5, 4.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for result in sorted(RESULTS.glob("*_*.json")):
+        r = json.loads(result.read_text())
+        m = r["metrics"]
+        axes.scatter(m["sample_ms_per_image"], m["bits_per_dim"], s=30)
+        axes.annotate(f"{r['variant']} (T={r['levels_T']})",
+                      (m["sample_ms_per_image"], m["bits_per_dim"]),
+                      textcoords="offset points", xytext=(4, 4), fontsize=8)  # fmt: skip
+    axes.set_xscale("log")
+    axes.set_xlabel("sampling time per image (ms, one CPU thread)")
+    axes.set_ylabel("held-out bits per token")
+    axes.set_title("hyperschedules on digits: equal steps, equal net size")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +219,8 @@ def main() -> None:
     one.add_argument("--depth", type=int, default=2)
     one.add_argument("--samples", type=int, default=500)
     commands.add_parser("table")
+    drawing = commands.add_parser("plot")
+    drawing.add_argument("-o", type=Path, default=RESULTS / "tradeoff.png")
     timing = commands.add_parser("speed")
     timing.add_argument("--batch", type=int, default=64)
     timing.add_argument("--rounds", type=int, default=5)
@@ -200,6 +229,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "table":
         print(table())
+        return
+    if args.command == "plot":
+        print(f"wrote {plot(args.o)}")
         return
     if args.command == "speed":
         print(json.dumps(speed(args.batch, args.rounds, args.width, args.depth), indent=1))
