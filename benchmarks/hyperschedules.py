@@ -201,6 +201,9 @@ def plot(path: Path) -> Path:
                       (m["sample_ms_per_image"], m["bits_per_dim"]),
                       textcoords="offset points", xytext=(4, 4), fontsize=8)  # fmt: skip
     axes.set_xscale("log")
+    axes.minorticks_off()
+    ticks = [1, 2, 5, 10, 20, 50, 100]
+    axes.set_xticks(ticks, [str(t) for t in ticks])
     axes.set_xlabel("sampling time per image (ms, one CPU thread)")
     axes.set_ylabel("held-out bits per token")
     axes.set_title("hyperschedules on digits: equal steps, equal net size")
