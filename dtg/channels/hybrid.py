@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..marginals import discrete_alpha
-from .discrete import DiscreteChannel, NetGuess, level_view, sample_categorical
+from .discrete import DiscreteChannel, level_view, sample_categorical
+from .shuffle import ShuffleGuess
 
 __all__ = ["HybridMask", "HybridGuess"]
 
@@ -127,16 +128,11 @@ class HybridMask(DiscreteChannel):
         return joint - joint.logsumexp(-1, keepdim=True)
 
 
-class HybridGuess(NetGuess):
-    """``Guess`` for a hybrid ``Mask``: :meth:`HybridMask.posterior_log_probs` at the net's
-    x̂[0] (every position, masked or not, may change).
+class HybridGuess(ShuffleGuess):
+    """``Guess`` for a hybrid ``Mask``: the destruction's posterior at the net's x̂[0], as
+    :class:`~dtg.channels.shuffle.ShuffleGuess` computes it (here over ``V + 1`` states, so every
+    position, masked or not, may change).
 
     :param destroy: the :class:`HybridMask` channel.
     :param net: closure ``(x[t] [B, *shape], t [B] long) -> logits [B, *shape, V]``.
     """
-
-    def log_probs(self, source: Tensor | None, t: Tensor) -> Tensor:
-        """``log p(x[t-1] | x[t])`` per position: ``[B, *shape, V + 1]``."""
-        assert source is not None
-        log_x0 = self.logits(source, t).log_softmax(-1)
-        return self.destroy.posterior_log_probs(source, log_x0, t)
