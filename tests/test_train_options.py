@@ -42,6 +42,10 @@ BLOCK = {
     "warmup": 1,
     "ema": 0.5,
     "shards": 2,
+    "eval_every": 2,
+    "eval_examples": 16,
+    "keep_best": True,
+    "train_size": 100,
 }
 SET = {
     "steps": 4,
@@ -54,6 +58,10 @@ SET = {
     "warmup": 2,
     "ema": 0.25,
     "shards": 3,
+    "eval_every": 3,
+    "eval_examples": 20,
+    "keep_best": True,
+    "train_size": 120,
 }
 FLAG = {"steps": 2, "batch": 6, "lr": 0.03, "seed": 7}  # fmt: skip
 
@@ -64,8 +72,13 @@ def test_the_tables_cover_every_option_with_non_default_values() -> None:
         assert all(values[key] != TRAIN_OPTIONS[key].default for key in values)
 
 
+def shown(value: float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def write(folder: Path, train: dict[str, float] | None) -> str:
-    block = "train { " + ", ".join(f"{k} = {v}" for k, v in train.items()) + " }" if train else ""
+    items = ", ".join(f"{k} = {shown(v)}" for k, v in (train or {}).items())
+    block = "train { " + items + " }" if train else ""
     path = folder / "tiny.dtg"
     path.write_text(MODEL.format(train=block))
     return str(path)
@@ -81,7 +94,7 @@ def recorded(folder: Path) -> dict:
 
 
 def sets(values: dict[str, float]) -> list[str]:
-    return [item for key, value in values.items() for item in ("--set", f"{key}={value}")]
+    return [item for key, value in values.items() for item in ("--set", f"{key}={shown(value)}")]
 
 
 def flags(values: dict[str, float]) -> list[str]:

@@ -1,13 +1,14 @@
 """The ``dtg`` command line: a thin argparse layer over the library.
 
 One module per command (``check``, ``compile``, ``render``, ``fmt``, ``new``, ``train``,
-``sample``, ``eval``), each adding its subcommand with ``register(subparsers)``. Building the
+``sample``, ``eval``, ``score``, ``compare``), each adding its subcommand with ``register(subparsers)``. Building the
 parser imports no heavy stage: a command imports torch, pyro or graphviz only when it runs, so
 ``dtg check``, ``dtg fmt``, ``dtg compile --emit ast|ir`` and ``dtg render`` do not load torch
 through the CLI. Command modules import :mod:`dtg.cli.errors`, never this package.
 
 Exit codes: 0 success, 1 a user error in a ``.dtg`` file, the data or a checkpoint, 2 bad
-command-line usage, 3 a bug in dtg, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. A user mistake never prints a Python
+command-line usage, 3 a bug in dtg, 130 interrupted (Ctrl-C), 141 the reader of the output left
+(``dtg eval … | head``), 143 stopped by SIGTERM. A user mistake never prints a Python
 traceback; set ``DTG_DEBUG=1`` to see one anyway.
 """
 
@@ -25,7 +26,7 @@ from .. import __version__
 from ..errors import DtgError
 from ..interrupt import RECEIVED, exit_status, signal_name, stop_now
 from ..plugins import PluginError, load_plugin
-from . import check, fmt, new, render, sample, train
+from . import check, compare, fmt, new, render, sample, score, train
 from . import compile as compile_
 from . import eval as eval_
 from .errors import EXIT_BUG, EXIT_USAGE, EXIT_USER, UsageError, usage
@@ -44,11 +45,16 @@ COMMANDS = (
     train.register,
     sample.register,
     eval_.register,
+    score.register,
+    compare.register,
 )
 
 #: The commands that read a .dtg file, and so may need the user's Python rewards.
-PLUGIN_COMMANDS = ("check", "compile", "render", "train", "sample", "eval")
+PLUGIN_COMMANDS = ("check", "compile", "render", "train", "sample", "eval", "score", "compare")
 
+
+#: The status of a command whose reader closed its output (128 + SIGPIPE, as the shell reports).
+EXIT_BROKEN_PIPE = 141
 
 VERBOSE_HELP = "show the warnings of torch, Pyro and other libraries (hidden by default)"
 
@@ -136,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER
     except KeyboardInterrupt as interrupt:
         return _interrupted(interrupt)
+    except BrokenPipeError:  # the reader left (`dtg eval … | head`): stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail too
+        return EXIT_BROKEN_PIPE
     except Exception:
         if os.environ.get("DTG_DEBUG"):
             raise

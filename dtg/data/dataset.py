@@ -72,6 +72,20 @@ class Dataset:
             rows = self.train[idx.to(self.train.device)]
             yield rows if step is None else dequantize(rows, step, generator)
 
+    def with_train_size(self, n: int, seed: int = 0) -> Dataset:
+        """The first ``n`` rows of a fixed random order of the training rows: nested (a smaller
+        ``n`` keeps a subset of a larger one's rows), the same for every run of a seed.
+
+        :param n: rows kept, ``1 ≤ n ≤ N_train``.
+        :returns: a dataset sharing ``test`` and ``meta`` (``meta["train_index"]`` the rows kept).
+        """
+        if not 1 <= n <= self.n_train:
+            raise ValueError(f"train size {n} is not in [1, {self.n_train}]")
+        order = torch.randperm(self.n_train, generator=torch.Generator().manual_seed(seed))
+        index = order[:n].sort().values
+        meta = {**self.meta, "train_index": index, "n_train": n}
+        return Dataset(self.train[index.to(self.train.device)], self.test, self.space, meta)
+
     def to(self, device: torch.device | str) -> Dataset:
         """:returns: a copy with ``train``, ``test`` and tensor ``meta`` entries on ``device``."""
         meta = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.meta.items()}

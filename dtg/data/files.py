@@ -25,7 +25,7 @@ from .errors import DataError
 from .readers import READERS, first_line, read_array
 from .rows import Rows
 
-__all__ = ["check_file", "load_file"]
+__all__ = ["check_file", "load_file", "read_rows"]
 
 
 def check_file(options: dict[str, Any], space: Space) -> None:
@@ -106,10 +106,6 @@ def _rows_of_shape(
                 f"(array shape {tuple(arr.shape)})",
                 "the first axis indexes rows; change the declared space or the file",
             )
-    if arr.shape[0] < 2:
-        raise DataError(
-            f"{shown}: holds only {arr.shape[0]} row; at least 2 are needed (one is held out as test)"
-        )
     return arr
 
 
@@ -153,19 +149,22 @@ def _token_values(
     return flat.astype(np.int64)
 
 
-def load_file(options: Mapping[str, Any], space: Space, seed: int, base_dir: Path | None) -> Rows:
-    """Read, check and split a data file.
+def read_rows(path: str | Path, space: Space, key: str | None = None) -> np.ndarray:
+    """Every row of a data file, checked against ``space`` (no split): what ``dtg score`` reads.
 
-    :param options: the checked options (``path``, ``key``).
-    :param space: the declared space; every row must have its shape and values.
-    :param seed: chooses the held-out rows (kept in file order, as are the training rows).
-    :param base_dir: the folder a relative ``path`` starts in (the working directory if ``None``).
-    :returns: the rows, with the resolved ``path`` and the row indices in ``meta``.
+    :returns: ``[N, *space.shape]`` (float for real spaces, int64 for tokens).
     :raises DataError: naming the file and the first offending row for any problem.
     """
-    shown = str(options["path"])
+    rows = _checked_rows(str(path), key, space, None)[0]
+    if rows.shape[0] == 0:
+        raise DataError(f"{path}: holds no rows")
+    return rows
+
+
+def _checked_rows(
+    shown: str, key: str | None, space: Space, base_dir: Path | None
+) -> tuple[np.ndarray, Path]:
     path = _resolve(shown, base_dir)
-    key = options["key"]
     if key is not None and path.suffix.lower() not in (".npz", ".pt", ".pth"):
         raise DataError(f"{shown}: option key applies only to .npz and .pt files")
     arr, line_nos = read_array(path, shown, key)
@@ -176,7 +175,25 @@ def load_file(options: Mapping[str, Any], space: Space, seed: int, base_dir: Pat
         values = _real_values(flat, shown, line_nos)
     else:
         values = _token_values(flat, space, shown, line_nos)
-    data = np.ascontiguousarray(values.reshape(n, *space.shape))
+    return np.ascontiguousarray(values.reshape(n, *space.shape)), path
+
+
+def load_file(options: Mapping[str, Any], space: Space, seed: int, base_dir: Path | None) -> Rows:
+    """Read, check and split a data file.
+
+    :param options: the checked options (``path``, ``key``).
+    :param space: the declared space; every row must have its shape and values.
+    :param seed: chooses the held-out rows (kept in file order, as are the training rows).
+    :param base_dir: the folder a relative ``path`` starts in (the working directory if ``None``).
+    :returns: the rows, with the resolved ``path`` and the row indices in ``meta``.
+    :raises DataError: naming the file and the first offending row for any problem.
+    """
+    data, path = _checked_rows(str(options["path"]), options["key"], space, base_dir)
+    n = data.shape[0]
+    if n < 2:
+        raise DataError(
+            f"{options['path']}: holds only {n} row; at least 2 are needed (one is held out as test)"
+        )
     perm = np.random.default_rng(seed).permutation(n)
     n_test = max(1, n // 10)
     idx_test, idx_train = np.sort(perm[:n_test]), np.sort(perm[n_test:])

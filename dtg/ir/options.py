@@ -320,4 +320,10 @@ TRAIN_OPTIONS: dict[str, OptionSpec] = {
     "warmup": _int(0, low=0, doc="linear learning-rate warm-up steps"),
     "ema": _num(0.0, open_low=False, high=1.0, doc="EMA decay of the weights (0 = off)"),
     "shards": _int(0, low=0, doc="random-stream shards per batch (0 = the number of processes)"),
+    "eval_every": _int(0, low=0, doc="steps between held-out evaluations (0 = off)"),
+    "eval_examples": _int(500, doc="held-out examples per evaluation (a fixed subset)"),
+    "keep_best": OptionSpec(
+        False, "bool", doc="keep the best held-out checkpoint as best.pt (with eval_every)"
+    ),
+    "train_size": _int(0, low=0, doc="training examples used, a fixed random subset (0 = all)"),
 }

@@ -29,6 +29,7 @@ import torch
 
 from ..ir import ModelIR
 from ..ir.dump import dump_ir
+from ..ir.options import TRAIN_OPTIONS
 from .checkpoint_values import (
     INT64,
     SchemaError,
@@ -242,7 +243,10 @@ def _train_options(field: str, value: Any) -> None:
     for key, item in mapping(field, value).items():
         if not isinstance(key, str):
             raise SchemaError(field, f"has a key that is not a name: {describe(key)}")
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
+        flag = getattr(TRAIN_OPTIONS.get(key), "kind", None) == "bool"
+        if flag and not isinstance(item, bool):
+            raise must(f"{field}.{key}", "true or false", item)
+        if not flag and (isinstance(item, bool) or not isinstance(item, (int, float))):
             raise must(f"{field}.{key}", "a number", item)
         if isinstance(item, int) and abs(item) >= INT64:  # coerce_option would take its float
             raise must(f"{field}.{key}", "a whole number below 2^63", item)
@@ -252,6 +256,17 @@ def _train_options(field: str, value: Any) -> None:
             raise SchemaError(f"{field}.{key}", f"is refused: {error.message}") from None
         if checked != item or type(checked) is not type(item):
             raise must(f"{field}.{key}", f"{type(checked).__name__} {checked!r}", item)
+
+
+def _heldout(field: str, value: Any) -> None:
+    """The held-out record of a run with ``eval_every`` (:mod:`dtg.runtime.heldout`)."""
+    record = mapping(field, value)
+    exact_keys(field, record, {"split_sha256", "examples", "best", "best_step"})
+    _sha256(f"{field}.split_sha256", record["split_sha256"])
+    integer(f"{field}.examples", record["examples"])
+    integer(f"{field}.best_step", record["best_step"])
+    if record["best"] is not None:
+        number(f"{field}.best", record["best"], what="a finite number or None")
 
 
 def _step(field: str, value: Any) -> None:
@@ -296,6 +311,7 @@ FIELDS: dict[str, Field] = {
     "source_sha256": Field(_sha256),
     "file": Field(text, 2),
     "elapsed": Field(_elapsed, 2),
+    "heldout": Field(_heldout, 2, nullable=True, optional=True),
 }
 
 

@@ -39,6 +39,7 @@ from .checkpoint import (
 )
 from .distributed import Context, context_from_env, lost_peer, shard_seed
 from .ema import EMA
+from .heldout import BEST, HeldOut, training_rows
 from .monitor import Monitor, checks_every_step
 from .step_callbacks import StepCallback, StepEvent, step_callbacks
 from .train_options import resolve_options
@@ -149,6 +150,9 @@ def train(
     runner = DistributedDataParallel(model, find_unused_parameters=True) if ctx.active else model
     model.train()  # dropout and the like on (evaluate() may have left eval mode)
     dataset = model.dataset(DATA_SPLIT_SEED) if model.needs_data else None
+    if dataset is not None:
+        dataset = training_rows(dataset, int(opts["train_size"]))
+    heldout = _held_out(model, dataset, opts, saved)
     groups = model.param_groups(opts["lr"])
     optimizer = torch.optim.Adam(groups)
     base_lrs = [group["lr"] for group in groups]
@@ -212,6 +216,15 @@ def train(
                     for callback in callbacks:
                         _call(callback, event)
                 monitor.record(step, loss, norm, data, optimizer.param_groups[0]["lr"])
+                if heldout is not None and heldout.due(step, total) and ctx.main:
+                    figures = heldout.evaluate(model, ema.shadow if ema is not None else None)
+                    monitor.write_record(step, figures)
+                    if heldout.improved(step, figures["heldout_nats"]) and heldout.keep_best:
+                        monitor.flush()
+                        save_checkpoint(
+                            out / BEST,
+                            _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout),
+                        )
                 due = step % opts["checkpoint_every"] == 0 or step == total
                 stopping = stop.requested
                 if ctx.active:  # the ranks stop together, at a step where they compare flags
@@ -219,9 +232,7 @@ def train(
                     stopping = (ctx.any_rank(stopping or 0) or None) if agree else None
                 if ctx.main and (due or stopping):
                     monitor.flush()
-                    shadow = ema.shadow if ema is not None else None
-                    seconds = monitor.elapsed()
-                    state = training_state(model, optimizer, shadow, step, data_gen, opts, seconds)
+                    state = _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout)
                     save_checkpoint(ckpt_path, state)
                     monitor.good = step
                 if stopping:
@@ -240,6 +251,37 @@ def train(
             shutil.rmtree(monitor_out, ignore_errors=True)
     seconds = monitor.elapsed() - elapsed
     return Run(step, start, monitor.losses, out, ckpt_path, monitor.path, opts, seconds)
+
+
+def _held_out(model: Any, dataset: Any, opts: dict, saved: dict | None) -> HeldOut | None:
+    """The run's held-out evaluations (``eval_every > 0``), or ``None``.
+
+    :raises DtgRuntimeError: for ``eval_every``, ``keep_best`` or ``train_size`` on a sampler.
+    """
+    if dataset is None:
+        asked = [k for k in ("eval_every", "train_size", "keep_best") if opts.get(k)]
+        if asked:
+            raise DtgRuntimeError(
+                f"{asked[0]} needs data, and model '{model.ir.name}' is a sampler (no data)",
+                hints=["drop it: a sampler's figures come from dtg eval (log Ẑ, ESS, …)"],
+            )
+        return None
+    if int(opts["eval_every"]) == 0:
+        if opts.get("keep_best"):
+            raise DtgRuntimeError(
+                "keep_best needs held-out evaluations", hints=["set eval_every = N as well"]
+            )
+        return None
+    return HeldOut(model, dataset, opts, saved)
+
+
+def _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout) -> dict[str, Any]:
+    """The checkpoint of ``step`` (with the held-out record when the run evaluates)."""
+    shadow = ema.shadow if ema is not None else None
+    state = training_state(model, optimizer, shadow, step, data_gen, opts, monitor.elapsed())
+    if heldout is not None:
+        state["heldout"] = heldout.record()
+    return state
 
 
 def _call(callback: StepCallback, event: StepEvent) -> None:

@@ -189,6 +189,16 @@ class Monitor:
             )
         self.window_step, self.window_time = step, now
 
+    def write_record(self, step: int, record: dict[str, Any]) -> None:
+        """Append a line of other figures at ``step`` (held-out evaluations)."""
+        self.log.write(json.dumps({"step": step, **record}) + "\n")
+        self.log.flush()
+        if self.progress and not self.tty:
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
+            print(f"step {step}/{self.total}  {shown}", file=sys.stderr, flush=True)
+        elif self.tty:
+            self.bar.write(f"step {step}: held-out {record.get('heldout_bits', math.nan):.4f} bits")
+
     def close(self) -> None:
         """Close the metrics file and the progress bar."""
         self.log.close()

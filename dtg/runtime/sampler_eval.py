@@ -25,6 +25,7 @@ __all__ = [
     "MODE_SHARE",
     "evaluate_sampler",
     "importance_estimates",
+    "sampler_log_weights",
     "mode_coverage",
     "wasserstein2",
     "well_sign_errors",
@@ -110,7 +111,12 @@ def well_sign_errors(samples: Tensor) -> tuple[float, float]:
     return float(errors.max()), float(errors.mean())
 
 
-def _log_weights(model: Any, k: int, chunk: int, exact: torch.Tensor | None = None):
+def sampler_log_weights(model: Any, k: int, chunk: int, exact: torch.Tensor | None = None):
+    """Log-weights ``[k]`` log r(x[0]) + log q(τ | x[0]) − log p(τ) of ``k`` generated
+    trajectories (or of trajectories destroyed from the rows ``exact``), ``chunk`` at a time.
+
+    :returns: ``(log-weights [k], samples [k, *shape] or None when exact is given)``.
+    """
     weights, samples = [], []
     with torch.no_grad():
         for start in range(0, k, chunk):
@@ -141,7 +147,7 @@ def evaluate_sampler(
         ``well_sign_error_max`` and ``well_sign_error_mean`` (:func:`well_sign_errors`).
     """
     torch.manual_seed(seed)
-    w, samples = _log_weights(model, k, chunk)
+    w, samples = sampler_log_weights(model, k, chunk)
     estimates = importance_estimates(w)
     out: dict[str, float] = {"trajectories": float(k), **estimates}
     reward = model.ir.reward
@@ -161,7 +167,7 @@ def evaluate_sampler(
         target = TARGETS[reward.target]
         generator = torch.Generator(device="cpu").manual_seed(seed + 1)
         exact = target.sample(k, generator).to(model.device)
-        eubo, _ = _log_weights(model, k, chunk, exact=exact)
+        eubo, _ = sampler_log_weights(model, k, chunk, exact=exact)
         out["eubo"] = float(eubo[torch.isfinite(eubo)].mean())
         n = min(w2_points, k)
         out["w2"] = wasserstein2(samples[:n], exact[:n])

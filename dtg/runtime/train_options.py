@@ -50,6 +50,8 @@ def coerce_option(key: str, value: Any) -> int | float:
             f"unknown train option '{key}' (options: {', '.join(TRAIN_OPTIONS)})",
             did_you_mean(key, TRAIN_OPTIONS),
         )
+    if spec.kind == "bool":
+        return _flag(key, value)
     number = _number(value)
     if isinstance(number, float) and not math.isfinite(number):
         raise OptionError(f"train option '{key}' must be a finite number, got {_shown(value)}")
@@ -58,6 +60,16 @@ def coerce_option(key: str, value: Any) -> int | float:
     except OptionValueError as error:
         expected = error.expected
         raise OptionError(f"train option '{key}' must be {expected}, got {_shown(value)}") from None
+
+
+def _flag(key: str, value: Any) -> bool:
+    """A true/false option: a bool, or the text ``true``/``false`` of ``--set KEY=VALUE``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise OptionError(f"train option '{key}' must be true or false, got {_shown(value)}")
 
 
 def _number(value: Any) -> int | float:

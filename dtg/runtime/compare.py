@@ -1,0 +1,189 @@
+"""Compare withholding strategies on the same data (``dtg compare``).
+
+Each model is trained on the same training rows (all of them, or the same nested random subset
+of ``train_size`` rows: :meth:`~dtg.data.dataset.Dataset.with_train_size`), with the same budget
+(steps; each model keeps its own batch, learning rate and nets), for each seed; every run
+records its held-out curve (train option ``eval_every``, :mod:`dtg.runtime.heldout`) on the same
+held-out rows, and is then scored on the whole held-out split. A run folder that already holds
+the finished run (same program, steps, seed and train size) is reused, so a study can be
+resumed, extended, or run in several processes at once that share ``out``.
+
+Models must declare the same data: the same source with the same options (``dequantize`` aside)
+and the same number of dimensions. A token model and a real one of the same pixels compare in
+bits per dimension only when the real one is dequantised (:mod:`dtg.data.dequantize`), which is
+checked.
+
+References: Uria et al. 2013 and Theis et al. 2016 for bits per dimension of dequantised data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.dequantize import data_bits_per_dim
+from ..errors import DtgRuntimeError
+from ..ir import ModelIR
+from .checkpoint import CHECKPOINT, check_source, load_checkpoint, restore_model
+from .loop import DATA_SPLIT_SEED, train
+from .score import score_examples
+
+__all__ = ["Entry", "check_same_data", "run_study", "summarise"]
+
+#: Where a real model's dequantisation option lives; it does not change which rows are data.
+_NOT_DATA = ("dequantize",)
+
+
+@dataclass
+class Entry:
+    """One model of a study: its label, file and compiled-model factory."""
+
+    label: str
+    file: str
+    ir: ModelIR
+    compile: Any  # () -> a fresh compiled model
+
+
+def _declaration(entry: Entry) -> str:
+    message = entry.ir.message
+    source = message.source
+    options = ", ".join(f"{k} = {v!r}" for k, v in (source.options if source else {}).items())
+    return f"data {message.name} : {message.space} ~ {source.name if source else '?'}({options})"
+
+
+def check_same_data(entries: list[Entry]) -> None:
+    """:raises DtgRuntimeError: naming both models when two declare different data."""
+    first = entries[0]
+    for entry in entries:
+        message = entry.ir.message
+        if message.role != "data" or message.source is None:
+            raise DtgRuntimeError(
+                f"{entry.file}: model '{entry.label}' has no data to compare on",
+                hints=["dtg compare trains and scores models of data (a sampler has none)"],
+            )
+    key = _data_key(first)
+    for entry in entries[1:]:
+        if _data_key(entry) != key:
+            raise DtgRuntimeError(
+                "the models do not share their data: "
+                f"{first.file} (model '{first.label}') declares `{_declaration(first)}`, "
+                f"{entry.file} (model '{entry.label}') declares `{_declaration(entry)}`",
+                hints=["compare models of one data declaration (the same source and options)"],
+            )
+    for entry in entries:
+        message = entry.ir.message
+        kinds = {e.ir.message.space.kind for e in entries}
+        if len(kinds) > 1 and message.space.kind == "real":
+            if not message.source.options.get("dequantize"):
+                raise DtgRuntimeError(
+                    f"{entry.file}: model '{entry.label}' models the pixels as real numbers "
+                    "without dequantisation, so its bits per dimension do not compare with the "
+                    "token models'",
+                    hints=[f"declare `{_declaration(entry)[:-1]}, dequantize = true)`"],
+                )
+
+
+def _data_key(entry: Entry) -> tuple:
+    source = entry.ir.message.source
+    options = {k: v for k, v in source.options.items() if k not in _NOT_DATA}
+    return (
+        source.name,
+        json.dumps(options, sort_keys=True, default=str),
+        math.prod(entry.ir.message.space.shape),
+    )
+
+
+def _reusable(path: Path, model: Any, options: dict[str, Any]) -> bool:
+    """Whether ``path`` holds the finished run of ``model`` with ``options``."""
+    if not path.is_file():
+        return False
+    try:
+        content = load_checkpoint(path, model.device)
+        check_source(content, model)
+    except DtgRuntimeError:
+        return False
+    saved = content["train_options"]
+    same = all(saved.get(k) == v for k, v in options.items())
+    return same and content["step"] == options["steps"]
+
+
+def run_study(
+    entries: list[Entry],
+    out: Path,
+    steps: int,
+    train_sizes: list[int],
+    seeds: list[int],
+    eval_every: int,
+    eval_examples: int = 500,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train (or reuse) and score every (model, train size, seed).
+
+    :param train_sizes: training rows per run (0 = all).
+    :returns: one record per run: ``model``, ``train_size``, ``seed``, ``steps``, ``curve``
+        (``[[step, held-out bits], …]``), ``final_bits``, ``final_nats`` (the whole held-out
+        split), ``best_bits``, ``best_step``, ``train_seconds``, ``reused``.
+    """
+    check_same_data(entries)
+    records = []
+    for entry in entries:
+        for size in train_sizes:
+            for seed in seeds:
+                folder = out / entry.label / f"n{size or 'all'}" / f"seed{seed}"
+                records.append(
+                    _one(entry, folder, steps, size, seed, eval_every, eval_examples, progress)
+                )
+    return records
+
+
+def _one(entry, folder, steps, size, seed, eval_every, eval_examples, progress) -> dict:
+    options = {
+        "steps": steps, "seed": seed, "train_size": size, "eval_every": eval_every,
+        "eval_examples": eval_examples,
+    }  # fmt: skip
+    model = entry.compile()
+    reused = _reusable(folder / CHECKPOINT, model, options)
+    seconds = None
+    if not reused:
+        if progress:
+            print(f"dtg compare: training {entry.label}, train size {size or 'all'}, "
+                  f"seed {seed}", file=sys.stderr, flush=True)  # fmt: skip
+        run = train(model, out=folder, force=True, progress=False, overrides=options)
+        seconds = run.seconds
+    content = load_checkpoint(folder / CHECKPOINT, model.device)
+    restore_model(model, content, use_ema=True)
+    dataset = model.dataset(DATA_SPLIT_SEED)
+    nats = float(score_examples(model, dataset.test, seed=0).mean())  # as dtg eval's figure
+    bits = data_bits_per_dim(nats, math.prod(dataset.space.shape), dataset.meta)
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    curve = [[r["step"], r["heldout_bits"]] for r in lines if "heldout_bits" in r]
+    best = min(curve, key=lambda c: c[1]) if curve else [steps, math.nan]
+    return {
+        "model": entry.label, "file": entry.file, "train_size": size, "seed": seed,
+        "steps": steps, "curve": curve, "final_bits": bits,
+        "final_nats": nats, "best_bits": best[1],
+        "best_step": best[0], "train_seconds": seconds if seconds is not None else
+        float(content.get("elapsed") or math.nan), "reused": reused,
+    }  # fmt: skip
+
+
+def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds per (model, train size)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["train_size"]), []).append(r)
+    rows = []
+    for (model, size), rs in groups.items():
+        row: dict[str, Any] = {"model": model, "train_size": size, "seeds": len(rs)}
+        for key in ("final_bits", "best_bits", "best_step", "train_seconds"):
+            values = torch.tensor([float(r[key]) for r in rs], dtype=torch.float64)
+            row[key] = float(values.mean())
+            row[f"{key}_sd"] = float(values.std()) if len(rs) > 1 else math.nan
+        rows.append(row)
+    return rows

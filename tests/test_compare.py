@@ -1,0 +1,92 @@
+"""``dtg compare`` (issue 26): two tiny models of the same data, the table and plots, reuse, and
+the refusal of models that declare different data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dtg.cli import main
+from dtg.runtime.compare_report import markdown_table
+
+MODEL = """model {name} {{
+  data x : real[2] ~ {data}
+  steps T = 4
+  schedule beta(t) = {beta}
+  net eps : (real[2], time) -> real[2] = mlp(hidden = [16])
+  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
+  generate x[T] ~ Normal(0, 1)
+  generate x[t-1] ~ Guess(x[t], eps)
+  objective denoising(weight = elbo)
+  train {{ batch = 16, lr = 0.01 }}
+}}
+"""
+
+
+def write(folder: Path, name: str, beta: str, data: str = "moons(n = 400)") -> str:
+    path = folder / f"{name}.dtg"
+    path.write_text(MODEL.format(name=name, beta=beta, data=data))
+    return str(path)
+
+
+def test_compare_writes_the_table_and_plots_and_reuses_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture, one_thread: None
+) -> None:
+    a, b = write(tmp_path, "slow", "0.05"), write(tmp_path, "fast", "0.3")
+    out = tmp_path / "study"
+    argv = ["compare", a, b, "--steps", "6", "--train-size", "50", "0", "--seeds", "2"]
+    argv += ["--eval-every", "3", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "compare.json").read_text())
+    runs = result["runs"]
+    assert len(runs) == 2 * 2 * 2 and not any(r["reused"] for r in runs)
+    assert {(r["model"], r["train_size"], r["seed"]) for r in runs} == {
+        (m, n, s) for m in ("slow", "fast") for n in (50, 0) for s in (0, 1)
+    }
+    assert all([c[0] for c in r["curve"]] == [3, 6] for r in runs)
+    assert result["full_train_size"] == 360  # moons(400): 10 % held out
+    for name in ("compare.md", "heldout_vs_steps.png", "heldout_vs_size.png"):
+        assert (out / name).stat().st_size > 0
+    assert printed == (out / "compare.md").read_text()
+    summary = {(r["model"], r["train_size"]): r for r in result["summary"]}
+    mine = [r["final_bits"] for r in runs if r["model"] == "slow" and r["train_size"] == 50]
+    assert summary[("slow", 50)]["final_bits"] == pytest.approx(sum(mine) / 2)
+    assert main(argv) == 0  # a second call reuses every run
+    again = json.loads((out / "compare.json").read_text())["runs"]
+    assert all(r["reused"] for r in again)
+    assert [r["final_bits"] for r in again] == [r["final_bits"] for r in runs]
+
+
+def test_models_of_different_data_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a = write(tmp_path, "moons_model", "0.1")
+    b = write(tmp_path, "circles_model", "0.1", data="circles(n = 400)")
+    assert main(["compare", a, b, "--steps", "2", "--out", str(tmp_path / "s")]) == 1
+    error = capsys.readouterr().err
+    assert "do not share their data" in error
+    assert "moons_model" in error and "circles_model" in error and "circles(" in error
+    assert not (tmp_path / "s").exists()
+
+
+def test_one_model_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", write(tmp_path, "m", "0.1"), "--steps", "2"]) == 2
+    assert "at least two models" in capsys.readouterr().err
+
+
+def test_the_table_sorts_by_size_then_bits() -> None:
+    row = {"seeds": 1, "best_step": 5, "train_seconds": 1.0, "train_seconds_sd": float("nan")}
+    rows = [
+        {**row, "model": "b", "train_size": 0, "final_bits": 2.0, "final_bits_sd": 0.1,
+         "best_bits": 1.9, "best_bits_sd": 0.1},
+        {**row, "model": "a", "train_size": 0, "final_bits": 1.5, "final_bits_sd": 0.1,
+         "best_bits": 1.4, "best_bits_sd": 0.1},
+        {**row, "model": "c", "train_size": 10, "final_bits": 3.0, "final_bits_sd": float("nan"),
+         "best_bits": 2.5, "best_bits_sd": float("nan")},
+    ]  # fmt: skip
+    lines = markdown_table(rows, full_size=99).splitlines()[2:]
+    assert [line.split("|")[1].strip() for line in lines] == ["c", "a", "b"]
+    assert "all (99)" in lines[1] and "1.500 ± 0.100" in lines[1] and "| 3.000 |" in lines[0]

@@ -1,0 +1,121 @@
+"""Held-out evaluation during training (issue 26): ``eval_every``, ``keep_best``, ``train_size``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import dtg
+from dtg.runtime.checkpoint import load_checkpoint
+from dtg.runtime.heldout import HeldOut, training_rows
+from dtg.runtime.loop import DATA_SPLIT_SEED
+
+MODEL = """model {name} {{
+  data x : real[2] ~ moons(n = 400)
+  steps T = 4
+  schedule beta(t) = {beta}
+  net eps : (real[2], time) -> real[2] = mlp(hidden = [16])
+  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
+  generate x[T] ~ Normal(0, 1)
+  generate x[t-1] ~ Guess(x[t], eps)
+  objective denoising(weight = elbo)
+  train {{ batch = 16, lr = 0.02, log_every = 1000, {train} }}
+}}
+"""
+
+
+def compile_model(folder: Path, train: str, name: str = "tiny", beta: str = "0.1"):
+    path = folder / f"{name}.dtg"
+    path.write_text(MODEL.format(name=name, beta=beta, train=train))
+    torch.manual_seed(0)  # the same initial weights for every model compiled here
+    return dtg.load(path).compile("cpu")
+
+
+def heldout_lines(out: Path) -> list[dict]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if "heldout_nats" in r]
+
+
+def test_the_split_is_disjoint_and_shared_by_models(tmp_path: Path) -> None:
+    a = compile_model(tmp_path, "eval_every = 1", "a")
+    b = compile_model(tmp_path, "eval_every = 1", "b", beta="0.2")  # another destruction
+    data_a, data_b = a.dataset(DATA_SPLIT_SEED), b.dataset(DATA_SPLIT_SEED)
+    assert torch.equal(data_a.test, data_b.test)
+    assert torch.cdist(data_a.test, data_a.train).min() > 0  # no held-out row is trained on
+    opts = {"eval_every": 1, "eval_examples": 30}
+    assert HeldOut(a, data_a, opts, None).sha256 == HeldOut(b, data_b, opts, None).sha256
+    small, large = training_rows(data_a, 50), training_rows(data_a, 120)
+    assert small.n_train == 50 and large.n_train == 120
+    kept = set(small.meta["train_index"].tolist())
+    assert kept <= set(large.meta["train_index"].tolist())  # nested
+    assert torch.equal(small.train, data_a.train[small.meta["train_index"]])
+    other = HeldOut(a, small, opts, None).sha256
+    assert other != HeldOut(a, data_a, opts, None).sha256  # the subset is part of the record
+
+
+def test_train_size_beyond_the_data_is_a_clear_error(tmp_path: Path) -> None:
+    model = compile_model(tmp_path, "steps = 2, train_size = 100000")
+    with pytest.raises(dtg.DtgRuntimeError, match="train_size = 100000 but the data source has"):
+        dtg.train(model, out=tmp_path / "r", progress=False)
+
+
+def test_evaluations_do_not_change_training(tmp_path: Path, one_thread: None) -> None:
+    plain = compile_model(tmp_path, "steps = 6")
+    dtg.train(plain, out=tmp_path / "plain", progress=False)
+    evaluated = compile_model(tmp_path, "steps = 6, eval_every = 2", "again")
+    dtg.train(evaluated, out=tmp_path / "eval", progress=False)
+    for p, q in zip(plain.parameters(), evaluated.parameters(), strict=True):
+        assert torch.equal(p, q)
+    lines = heldout_lines(tmp_path / "eval")
+    assert [r["step"] for r in lines] == [2, 4, 6]
+    assert all(r["heldout_examples"] == 40 for r in lines)  # moons(400): a 10 % test split
+    # the figure is the mean per-example NELBO in nats; bits per dimension divide by 2 ln 2
+    for r in lines:
+        assert r["heldout_bits"] == pytest.approx(
+            r["heldout_nats"] / (2 * torch.log(torch.tensor(2.0)).item())
+        )
+
+
+def test_keep_best_keeps_the_minimum_and_resume_continues(tmp_path: Path, one_thread: None) -> None:
+    train = "steps = 8, eval_every = 2, checkpoint_every = 4, keep_best = true"
+    model = compile_model(tmp_path, train)
+    out = tmp_path / "r"
+    dtg.train(model, steps=4, out=out, progress=False)
+    resumed = compile_model(tmp_path, train)
+    dtg.train(resumed, steps=8, out=out, resume=True, progress=False)
+    lines = heldout_lines(out)
+    assert [r["step"] for r in lines] == [2, 4, 6, 8]
+    best_line = min(lines, key=lambda r: r["heldout_nats"])
+    best = load_checkpoint(out / "best.pt", torch.device("cpu"))
+    assert best["step"] == best_line["step"]
+    assert best["heldout"]["best"] == pytest.approx(best_line["heldout_nats"])
+    last = load_checkpoint(out / "checkpoint.pt", torch.device("cpu"))
+    assert last["heldout"]["best_step"] == best_line["step"]
+    assert last["heldout"]["split_sha256"] == best["heldout"]["split_sha256"]
+
+
+def test_a_changed_split_is_refused_on_resume(tmp_path: Path, one_thread: None) -> None:
+    model = compile_model(tmp_path, "steps = 4, eval_every = 2")
+    dtg.train(model, steps=2, out=tmp_path / "r", progress=False)
+    again = compile_model(tmp_path, "steps = 4, eval_every = 2")
+    with pytest.raises(dtg.DtgRuntimeError, match="held-out split"):
+        dtg.train(
+            again, out=tmp_path / "r", resume=True, progress=False,
+            overrides={"eval_examples": 7},
+        )  # fmt: skip
+
+
+def test_a_sampler_refuses_held_out_options(tmp_path: Path) -> None:
+    source = (Path(__file__).parents[1] / "examples" / "gmm25_tb.dtg").read_text()
+    model = dtg.loads(source).compile("cpu")
+    with pytest.raises(dtg.DtgRuntimeError, match="eval_every needs data"):
+        dtg.train(model, steps=1, out=tmp_path / "r", progress=False, overrides={"eval_every": 1})
+
+
+def test_keep_best_without_evaluations_is_refused(tmp_path: Path) -> None:
+    model = compile_model(tmp_path, "steps = 2, keep_best = true")
+    with pytest.raises(dtg.DtgRuntimeError, match="keep_best needs held-out evaluations"):
+        dtg.train(model, out=tmp_path / "r", progress=False)
