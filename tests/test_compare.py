@@ -90,3 +90,33 @@ def test_the_table_sorts_by_size_then_bits() -> None:
     lines = markdown_table(rows, full_size=99).splitlines()[2:]
     assert [line.split("|")[1].strip() for line in lines] == ["c", "a", "b"]
     assert "all (99)" in lines[1] and "1.500 ± 0.100" in lines[1] and "| 3.000 |" in lines[0]
+
+
+def test_the_study_models_check_format_and_share_their_data() -> None:
+    import dtg
+    from dtg.fmt import format_source
+    from dtg.runtime.compare import Entry, check_same_data
+
+    files = sorted((Path(__file__).parents[1] / "examples" / "compare").glob("*.dtg"))
+    assert [f.stem for f in files] == ["ar", "block", "masked", "uniform", "vae"]
+    entries = []
+    for file in files:
+        text = file.read_text()
+        assert format_source(text) == text, f"{file.name} is not dtg fmt clean"
+        ir = dtg.load(file).models[-1]
+        entries.append(Entry(ir.name, str(file), ir, None))
+    check_same_data(entries)  # token models and the dequantised real VAE: one declaration
+
+
+def test_real_pixels_without_dequantisation_do_not_compare_with_tokens() -> None:
+    import dtg
+    from dtg.errors import DtgRuntimeError
+    from dtg.runtime.compare import Entry, check_same_data
+
+    folder = Path(__file__).parents[1] / "examples" / "compare"
+    token = dtg.load(folder / "masked.dtg").models[-1]
+    text = (folder / "vae.dtg").read_text().replace("digits(dequantize = true)", "digits()")
+    real = dtg.loads(text).models[-1]
+    with pytest.raises(DtgRuntimeError, match="without dequantisation") as error:
+        check_same_data([Entry("masked", "masked.dtg", token, None), Entry("vae", "v", real, None)])
+    assert "dequantize = true" in " ".join(error.value.hints)
