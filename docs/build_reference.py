@@ -51,6 +51,16 @@ ARCH_OPTION_DOCS: dict[str, dict[str, str]] = {
         "causal": "`true`: output `i` reads the inputs at positions `< i` only (a GPT-style "
         "decoder); with `MashLast` and no `time` input every position is scored in one pass",
     },
+    "unet": {
+        "channels": "base width c (level l has c · mults[l] channels); divisible by `groups`",
+        "mults": "one entry per resolution level; H and W must be divisible by 2^(levels − 1)",
+        "blocks": "residual blocks per level, on the way down and again on the way up",
+        "attention": "the levels (0-based) with self-attention after each residual block "
+        "(the middle always has one)",
+        "heads": "attention heads; divides the channels of every attending level",
+        "groups": "group-norm groups",
+        "dropout": "dropout rate in [0, 1) inside the residual blocks",
+    },
 }
 
 ARCH_DOCS: dict[str, str] = {
@@ -60,6 +70,10 @@ ARCH_DOCS: dict[str, str] = {
     "transformer": "A pre-norm transformer encoder over the L positions of a `token(V)[L]`, "
     "`real[L]` or `real[L, k]` input (learned position embeddings; `time` added through an MLP "
     "of its embedding); output `real[L]` or `real[L, F]`.",
+    "unet": "The DDPM / improved-diffusion U-Net for one `real[C, H, W]` image (and optionally "
+    "`time`): residual blocks with the time embedding, group norm, strided-convolution down and "
+    "nearest + convolution up paths with skip connections, self-attention where asked and in the "
+    "middle; output `real[C', H, W]`, zero at initialisation.",
 }
 
 

@@ -53,10 +53,10 @@ def check_digits(options: dict[str, Any], space: Space) -> None:
                 raise DataError(f"digits: option classes lists {int(c)} twice")
             digits.append(int(c))
         options["classes"] = sorted(digits)
-    if space.shape not in ((64,), (8, 8)):
+    if space.shape not in ((64,), (8, 8), (1, 8, 8)):
         raise DataError(
             f"digits() gives 64 pixels per image, but the data is declared {space}",
-            "declare the data as real[64] or token(17)[64] (or [8, 8])",
+            "declare the data as real[64] or token(17)[64] (or [8, 8]; real[1, 8, 8] as an image)",
         )
     if space.kind == SpaceKind.TOKEN and (space.vocab or 0) < 2:
         raise DataError(

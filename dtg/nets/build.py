@@ -23,10 +23,11 @@ from ..ir.space import Space
 from .mlp import MLP
 from .spec import MAX_PARAMETERS, NetConfigError, count_parameters, resolve_options
 from .transformer import Transformer
+from .unet import UNet
 
 __all__ = ["MODULES", "build_net"]
 
-MODULES: dict[str, type[nn.Module]] = {"mlp": MLP, "transformer": Transformer}
+MODULES: dict[str, type[nn.Module]] = {"mlp": MLP, "transformer": Transformer, "unet": UNet}
 """The module class of each architecture of :data:`~dtg.nets.spec.ARCHITECTURES`."""
 
 

@@ -49,6 +49,17 @@ ARCHITECTURES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "transformer": MappingProxyType(
             {"width": 128, "depth": 4, "heads": 4, "dropout": 0.0, "causal": False}
         ),
+        "unet": MappingProxyType(
+            {
+                "channels": 64,
+                "mults": (1, 2),
+                "blocks": 1,
+                "attention": (),
+                "heads": 4,
+                "groups": 8,
+                "dropout": 0.0,
+            }
+        ),
     }
 )
 """Valid architecture names mapped to their options and default values (read-only)."""
@@ -146,6 +157,59 @@ def _transformer_options(cfg: dict[str, Any], inputs: tuple[Space, ...], output:
         )
 
 
+def _int_list(name: str, value: Any, minimum: int) -> list[int]:
+    if not isinstance(value, list | tuple):
+        raise NetConfigError(f"option '{name}' must be a list of integers, got {value!r}")
+    return [_int(name, v, minimum) for v in value]
+
+
+def _unet_options(cfg: dict[str, Any], inputs: tuple[Space, ...], output: Space) -> None:
+    for key in ("channels", "blocks", "heads", "groups"):
+        cfg[key] = _int(key, cfg[key])
+    cfg["mults"] = _int_list("mults", cfg["mults"], 1)
+    if not cfg["mults"]:
+        raise NetConfigError("option 'mults' must list at least one level, e.g. mults = [1, 2]")
+    cfg["attention"] = _int_list("attention", cfg["attention"], 0)
+    levels = len(cfg["mults"])
+    for level in cfg["attention"]:
+        if level >= levels:
+            raise NetConfigError(
+                f"option 'attention' names level {level}, but mults gives levels 0 … {levels - 1}"
+            )
+    drop = cfg["dropout"]
+    if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0 <= drop < 1:
+        raise NetConfigError(f"option 'dropout' must be a number in [0, 1), got {drop!r}")
+    if cfg["channels"] % cfg["groups"]:
+        raise NetConfigError(
+            f"option 'channels' ({cfg['channels']}) must be divisible by groups ({cfg['groups']})"
+        )
+    widths = [cfg["channels"] * m for m in cfg["mults"]]
+    for level in sorted({*cfg["attention"], levels - 1}):  # the middle attends at the last level
+        if widths[level] % cfg["heads"]:
+            raise NetConfigError(
+                f"option 'heads' ({cfg['heads']}) must divide the {widths[level]} channels of "
+                f"level {level} (channels × mults[{level}])"
+            )
+    images = [s for s in inputs if s.kind != SpaceKind.TIME]
+    if len(images) != 1 or images[0].kind != SpaceKind.REAL or len(images[0].shape) != 3:
+        shown = ", ".join(f"{s.kind}{list(s.shape)}" for s in images) or "none"
+        raise NetConfigError(
+            f"unet takes one image real[C, H, W] (and optionally time); got {shown}"
+        )
+    _, height, width = images[0].shape
+    factor = 2 ** (levels - 1)
+    if height % factor or width % factor:
+        raise NetConfigError(
+            f"option 'mults' gives {levels} levels, so the image's height and width must be "
+            f"divisible by 2^{levels - 1} = {factor}; got {height} × {width}",
+            "use fewer levels, or pad the image",
+        )
+    if len(output.shape) != 3 or output.shape[1:] != (height, width):
+        raise NetConfigError(
+            f"unet output must be real[C', {height}, {width}], got real{list(output.shape)}"
+        )
+
+
 def resolve_options(
     arch: str, options: Mapping[str, Any], inputs: Sequence[Space], output: Space
 ) -> dict[str, Any]:
@@ -177,6 +241,8 @@ def resolve_options(
         raise NetConfigError("a net needs at least one input")
     if arch == "mlp":
         _mlp_options(cfg)
+    elif arch == "unet":
+        _unet_options(cfg, inputs, output)
     else:
         _transformer_options(cfg, inputs, output)
     return cfg
@@ -216,6 +282,8 @@ def count_parameters(
     if arch == "mlp":
         sizes = [mlp_in_features(inputs, cfg["time_dim"]), *cfg["hidden"], output.size]
         return sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
+    if arch == "unet":
+        return _unet_parameters(cfg, inputs, output)
     w, ff = cfg["width"], 4 * cfg["width"]
     length, feats = output.shape[0], math.prod(output.shape[1:])
     total = length * w + w * feats + feats + 2 * w  # positions, head, final norm
@@ -229,6 +297,49 @@ def count_parameters(
             total += 2 * (w * w + w)  # time MLP
     layer = 4 * w * w + 4 * w + 2 * w * ff + ff + w + 4 * w  # attention, feed-forward, 2 norms
     return total + cfg["depth"] * layer
+
+
+def _unet_parameters(cfg: dict[str, Any], inputs: tuple[Space, ...], output: Space) -> int:
+    """The parameters of :class:`~dtg.nets.unet.UNet`, layer by layer."""
+
+    def conv(a: int, b: int, k: int = 3) -> int:
+        return k * k * a * b + b
+
+    c, blocks = cfg["channels"], cfg["blocks"]
+    timed = any(s.kind == SpaceKind.TIME for s in inputs)
+    time_dim = 4 * c if timed else 0
+
+    def res(a: int, b: int) -> int:
+        return (
+            2 * a
+            + conv(a, b)
+            + (time_dim * b + b if timed else 0)
+            + 2 * b
+            + conv(b, b)
+            + (conv(a, b, 1) if a != b else 0)
+        )
+
+    def attention(ch: int) -> int:
+        return 2 * ch + conv(ch, 3 * ch, 1) + conv(ch, ch, 1)
+
+    image = next(s for s in inputs if s.kind == SpaceKind.REAL)
+    total = conv(image.shape[0], c) + ((c * time_dim + time_dim) + (time_dim**2 + time_dim))
+    widths = [c * m for m in cfg["mults"]]
+    last, previous = len(widths) - 1, c
+    for level, width in enumerate(widths):  # down
+        for _ in range(blocks):
+            total += res(previous, width) + (attention(width) if level in cfg["attention"] else 0)
+            previous = width
+        total += conv(width, width) if level < last else 0
+    total += 2 * res(previous, previous) + attention(previous)  # middle
+    for level in reversed(range(len(widths))):  # up
+        total += conv(previous, previous) if level < last else 0
+        for block in range(blocks):
+            entering = previous + widths[level] if block == 0 else widths[level]
+            total += res(entering, widths[level])
+            total += attention(widths[level]) if level in cfg["attention"] else 0
+            previous = widths[level]
+    return total + 2 * previous + conv(previous, output.shape[0])
 
 
 def check_inputs(inputs: Sequence[Space], args: Sequence[Any]) -> None:
