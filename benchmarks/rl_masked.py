@@ -40,7 +40,7 @@ import dtg
 from dtg.ir.options import Scoring
 from dtg.objectives.scoring import order_free_log_probs, score_masks
 from dtg.objectives.trajectories import sample_trajectories
-from dtg.runtime.checkpoint import effective_state, load_checkpoint
+from dtg.runtime.checkpoint import effective_state, load_checkpoint, restore_model
 from dtg.runtime.finetune_eval import evaluate_finetune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +138,16 @@ def cmd_run(args) -> None:
             figures = run_one(variant, seed, steps, args, state)
             path.write_text(json.dumps(figures, indent=1))
             print(json.dumps({k: figures[k] for k in SHOWN if k in figures}), flush=True)
+
+
+def cmd_gap(args) -> None:
+    """The estimates' gap on the prior's own samples (``prior_gap.json``)."""
+    model = dtg.load(ROOT / "examples" / "mdlm_digits.dtg").compile("cpu")
+    restore_model(model, load_checkpoint(args.parent, model.device), use_ema=True)
+    figures = estimate_gap(model.eval(), n=args.n, seed=0)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "prior_gap.json").write_text(json.dumps(figures, indent=1))
+    print(json.dumps(figures, indent=1))
 
 
 def matched_steps(variant: str, steps: int) -> int:
@@ -246,13 +256,16 @@ def main() -> None:
     run.add_argument("--match-evals", action="store_true",
                      help="order-free variants run the exact sibling's net rows")  # fmt: skip
     run.add_argument("--again", action="store_true", help="redo runs that have a result")
+    gap = sub.add_parser("gap", help="the estimates' gap on the prior's own samples")
+    gap.add_argument("--parent", type=Path, default=ROOT / "runs/mdlm_digits/checkpoint.pt")
+    gap.add_argument("-n", type=int, default=512, help="samples")
     table = sub.add_parser("table", help="markdown table of the results")
     table.add_argument("--plot", type=Path, help="write the reward-vs-diversity plot here")
     args = parser.parse_args()
     RESULTS = args.results
-    if args.command == "run" and not args.parent.is_file():
+    if args.command in ("run", "gap") and not args.parent.is_file():
         raise SystemExit(f"no prior at {args.parent}: run `dtg train examples/mdlm_digits.dtg`")
-    {"run": cmd_run, "table": cmd_table}[args.command](args)
+    {"run": cmd_run, "gap": cmd_gap, "table": cmd_table}[args.command](args)
 
 
 if __name__ == "__main__":

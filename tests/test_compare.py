@@ -72,9 +72,39 @@ def test_models_of_different_data_are_refused(
     assert not (tmp_path / "s").exists()
 
 
-def test_one_model_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["compare", write(tmp_path, "m", "0.1"), "--steps", "2"]) == 2
-    assert "at least two models" in capsys.readouterr().err
+def test_bad_sizes_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model, out = write(tmp_path, "m", "0.1"), str(tmp_path / "s")
+    assert main(["compare", model, "--steps", "2", "--train-size", "50", "50", "--out", out]) == 2
+    assert "lists a size twice" in capsys.readouterr().err
+    assert main(["compare", model, "--steps", "2", "--train-size", "9999", "--out", out]) == 2
+    assert "the data has 360 training rows" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_seeds_start_from_their_own_weights(tmp_path: Path, one_thread: None) -> None:
+    import torch
+
+    from dtg.runtime.checkpoint import load_checkpoint
+
+    out = tmp_path / "study"
+    argv = ["compare", write(tmp_path, "m", "0.1"), "--steps", "1", "--seeds", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    first, second = (
+        load_checkpoint(out / "m" / "nall" / f"seed{s}" / "checkpoint.pt", torch.device("cpu"))
+        for s in (0, 1)
+    )
+    name = next(iter(first["model"]))
+    assert not torch.equal(first["model"][name], second["model"][name])
+
+
+def test_a_changed_train_block_is_not_reused(tmp_path: Path, one_thread: None) -> None:
+    path = write(tmp_path, "m", "0.1")
+    out = str(tmp_path / "study")
+    assert main(["compare", path, "--steps", "2", "--out", out]) == 0
+    Path(path).write_text(Path(path).read_text().replace("lr = 0.01", "lr = 0.02"))
+    assert main(["compare", path, "--steps", "2", "--out", out]) == 0
+    runs = json.loads((tmp_path / "study" / "compare.json").read_text())["runs"]
+    assert [r["reused"] for r in runs] == [False]
 
 
 def test_the_table_sorts_by_size_then_bits() -> None:

@@ -119,3 +119,47 @@ def test_keep_best_without_evaluations_is_refused(tmp_path: Path) -> None:
     model = compile_model(tmp_path, "steps = 2, keep_best = true")
     with pytest.raises(dtg.DtgRuntimeError, match="keep_best needs held-out evaluations"):
         dtg.train(model, out=tmp_path / "r", progress=False)
+
+
+def test_resuming_with_evaluations_equals_an_uninterrupted_run(
+    tmp_path: Path, one_thread: None
+) -> None:
+    train = "steps = 6, eval_every = 2, checkpoint_every = 3, ema = 0.9"
+    straight = compile_model(tmp_path, train)
+    dtg.train(straight, out=tmp_path / "straight", progress=False)
+    halves = compile_model(tmp_path, train)
+    dtg.train(halves, steps=3, out=tmp_path / "halves", progress=False)
+    again = compile_model(tmp_path, train)
+    dtg.train(again, steps=6, out=tmp_path / "halves", resume=True, progress=False)
+    for p, q in zip(straight.parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q)
+    curve = [(r["step"], r["heldout_nats"]) for r in heldout_lines(tmp_path / "straight")]
+    resumed = [(r["step"], r["heldout_nats"]) for r in heldout_lines(tmp_path / "halves")]
+    assert [r for r in resumed if r[0] % 2 == 0] == curve  # (the first call also scored its end)
+    assert [r[0] for r in resumed] == [2, 3, 4, 6]
+
+
+def test_evaluations_score_the_ema_weights_and_restore_the_raw_ones(tmp_path: Path) -> None:
+    model = compile_model(tmp_path, "steps = 2, eval_every = 1, ema = 0.5")
+    data = training_rows(model.dataset(DATA_SPLIT_SEED), 0)
+    heldout = HeldOut(model, data, {"eval_every": 1, "eval_examples": 40}, None)
+    raw = {n: p.detach().clone() for n, p in model.named_parameters()}
+    shadow = {n: torch.zeros_like(p) for n, p in raw.items()}  # an average of all zeros
+    zeros = heldout.evaluate(model, shadow)["heldout_nats"]
+    assert all(torch.equal(p, raw[n]) for n, p in model.named_parameters())  # restored
+    assert model.training
+    assert heldout.evaluate(model, None)["heldout_nats"] != zeros  # the raw weights' figure
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    assert heldout.evaluate(model, None)["heldout_nats"] == zeros  # the zero weights' figure
+
+
+def test_another_train_size_on_resume_is_refused(tmp_path: Path, one_thread: None) -> None:
+    model = compile_model(tmp_path, "steps = 4, train_size = 50")
+    dtg.train(model, steps=2, out=tmp_path / "r", progress=False)
+    again = compile_model(tmp_path, "steps = 4, train_size = 50")
+    with pytest.raises(dtg.DtgRuntimeError, match="train_size = 80 differs from the run's 50"):
+        dtg.train(
+            again, out=tmp_path / "r", resume=True, progress=False, overrides={"train_size": 80}
+        )

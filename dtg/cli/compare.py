@@ -26,7 +26,7 @@ def _entries(specs: list[str], device: str) -> list:
 
     entries, labels = [], set()
     for spec in specs:
-        file, _, name = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+        file, _, name = spec.rpartition(":") if not Path(spec).exists() else (spec, "", "")
         if not Path(file).is_file():
             raise usage(f"no such .dtg file: {file}")
         program = program_module.load(Path(file))
@@ -46,27 +46,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Run the study and write its table and plots.
 
     :returns: 0.
-    :raises UsageError: for fewer than two models, bad counts, or a missing file.
+    :raises UsageError: for bad counts, a size beyond the data, or a missing file.
     """
     from ..runtime.compare import run_study, summarise  # heavy: imports torch
     from ..runtime.compare_report import markdown_table, write_report  # heavy: matplotlib
 
-    if len(args.files) < 2:
-        raise usage("give at least two models to compare (FILE or FILE:MODEL)")
     for flag, value in (("--steps", args.steps), ("--seeds", args.seeds)):
         if value < 1:
             raise usage(f"{flag} must be at least 1, got {value}")
     if any(size < 0 for size in args.train_size):
         raise usage("--train-size takes counts ≥ 1 (0 means all the training rows)")
+    if len(set(args.train_size)) != len(args.train_size):
+        raise usage(f"--train-size lists a size twice: {' '.join(map(str, args.train_size))}")
+    if args.eval_every < 0 or args.eval_examples < 1:
+        raise usage("--eval-every takes a count ≥ 0 and --eval-examples one ≥ 1")
     eval_every = args.eval_every or max(1, args.steps // 20)
     entries = _entries(args.files, args.device)
+    full = _full_size(entries[0])
+    if max(args.train_size) > full:
+        raise usage(f"--train-size {max(args.train_size)}: the data has {full} training rows")
     out = Path(args.out)
     seeds = list(range(args.seed, args.seed + args.seeds))
     records = run_study(
         entries, out, args.steps, args.train_size, seeds, eval_every, args.eval_examples
     )
     rows = summarise(records)
-    full = _full_size(entries[0])
     written = write_report(out, records, rows, full)
     print(markdown_table(rows, full), end="")
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
@@ -84,7 +88,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compare", help="train models of the same data alike and compare held-out bits"
     )
-    parser.add_argument("files", nargs="+", metavar="FILE[:MODEL]", help="the models")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE[:MODEL]",
+        help="the models (one is fine: several processes may share --out, one model each)",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, required=True, metavar="N", help="steps per run")
     parser.add_argument(
         "--train-size", type=int, nargs="+", default=[0], metavar="n",

@@ -11,29 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
 from .errors import usage
 from .models import add_checkpoint_arguments, add_model_arguments, restore
+from .printing import json_safe, table
 
 __all__ = ["register", "cmd_eval"]
-
-
-def _clean(value: Any) -> Any:
-    """JSON's view of a value: a non-finite float becomes ``None``, containers recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _table(rows: list[tuple[str, str]]) -> str:
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -62,21 +46,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.seeds is None:
         metrics = evaluate(model, seed=args.seed, **options)
         if args.json:
-            print(json.dumps(_clean({**head, **metrics}), indent=2))
+            print(json.dumps(json_safe({**head, **metrics}), indent=2))
             return 0
         rows = [(k, str(v)) for k, v in head.items()]
         rows += [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
-        print(_table(rows))
+        print(table(rows))
         return 0
     seeds = list(range(args.seed, args.seed + args.seeds))
     summary = evaluate_seeds(model, seeds, **options)
     head["seeds"] = seeds
     if args.json:
-        print(json.dumps(_clean({**head, **summary}), indent=2))
+        print(json.dumps(json_safe({**head, **summary}), indent=2))
         return 0
     rows = [(k, ", ".join(map(str, v)) if k == "seeds" else str(v)) for k, v in head.items()]
     rows += [(k, f"{s['mean']:.6g} ± {s['sem']:.2g}") for k, s in summary.items()]
-    print(_table(rows))
+    print(table(rows))
     return 0
 
 

@@ -7,17 +7,15 @@ is asked for); ``--plot`` draws them beside held-out data or exact target sample
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..errors import DtgRuntimeError
 from ..targets import TARGETS
 from .errors import usage
 from .files import write_atomic
 from .models import add_checkpoint_arguments, add_model_arguments, restore
+from .printing import npy_bytes
 
 __all__ = ["register", "cmd_sample"]
 
@@ -34,13 +32,6 @@ def _reference(model: Any, n: int, seed: int) -> Any:
     if reward is not None and getattr(reward, "target", None):
         return TARGETS[reward.target].sample(n, torch.Generator().manual_seed(seed + 1))
     return None
-
-
-def _npy_bytes(array: Any) -> bytes:
-    """``array`` in NumPy's ``.npy`` format."""
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def _refuse_non_finite(samples: Any, checkpoint: str, content: dict[str, Any]) -> None:
@@ -84,7 +75,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         None if args.plot else str(Path(args.checkpoint).parent / "samples.npy")
     )
     if output:
-        write_atomic(Path(output), _npy_bytes(samples.detach().cpu().numpy()))
+        write_atomic(Path(output), npy_bytes(samples.detach().cpu().numpy()))
         print(f"wrote {args.n} samples of shape {tuple(samples.shape[1:])} to {output}")
     if args.plot:
         title = f"{model.ir.name} (step {content['step']})"

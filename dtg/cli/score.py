@@ -19,35 +19,46 @@ from typing import Any
 
 from ..errors import DtgDataError
 from .errors import usage
-from .eval import _clean, _table
 from .files import write_atomic
 from .models import add_checkpoint_arguments, add_model_arguments, restore
-from .sample import _npy_bytes
+from .printing import json_safe, npy_bytes, table
 
 __all__ = ["register", "cmd_score"]
 
 SPLITS = ("test", "train")
 
 
-def _rows(model: Any, data: str) -> tuple[Any, dict]:
-    """The rows ``--data`` names and the dataset's meta (for bits)."""
+def _rows(model: Any, data: str, train_size: int) -> tuple[Any, dict]:
+    """The rows ``--data`` names and the dataset's meta (for bits).
+
+    :param train_size: the run's ``train_size``: ``train`` means the rows it trained on.
+    """
     import torch  # heavy: torch itself
 
+    from ..data.dataset import dequantize  # heavy: imports torch
     from ..data.errors import DataError  # lazy: with the data package
     from ..data.files import read_rows  # lazy: with the data package
+    from ..runtime.heldout import training_rows  # heavy: imports torch
     from ..runtime.loop import DATA_SPLIT_SEED  # heavy: imports torch
 
     dataset = model.dataset(DATA_SPLIT_SEED)
-    if data in SPLITS:
-        return getattr(dataset, data), dataset.meta
-    if not Path(data).exists():
-        raise usage(f"--data {data}: no such file (or say 'test' or 'train' for the splits)")
-    try:
-        rows = read_rows(data, model.ir.message.space)
-    except DataError as error:
-        raise DtgDataError(error.message, hints=[error.hint] if error.hint else []) from None
-    dtype = torch.long if model.ir.message.space.kind == "token" else torch.float32
-    return torch.as_tensor(rows, dtype=dtype), dataset.meta
+    if data == "test":  # dequantised once by the source, as dtg eval scores it
+        return dataset.test, dataset.meta
+    if data == "train":
+        rows = training_rows(dataset, train_size).train
+    else:
+        if not Path(data).exists():
+            raise usage(f"--data {data}: no such file (or say 'test' or 'train' for the splits)")
+        try:
+            rows = read_rows(data, model.ir.message.space)
+        except DataError as error:
+            raise DtgDataError(error.message, hints=[error.hint] if error.hint else []) from None
+        dtype = torch.long if model.ir.message.space.kind == "token" else torch.float32
+        rows = torch.as_tensor(rows, dtype=dtype)
+    if dataset.meta.get("dequantized"):  # the same noise for every call, as the test split's
+        noise = torch.Generator().manual_seed(DATA_SPLIT_SEED)
+        rows = dequantize(rows.cpu(), dataset.meta["quantization_step"], noise)
+    return rows, dataset.meta
 
 
 def _summary(nats: Any, bits: Any | None) -> dict[str, float]:
@@ -68,8 +79,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from ..runtime.checkpoint import checkpoint_file  # heavy: imports torch
     from ..runtime.score import auroc, bits, score_examples, score_sampler  # heavy: torch
 
-    if args.repeats < 1:
-        raise usage(f"--repeats must be at least 1, got {args.repeats}")
+    for flag, value in (("--repeats", args.repeats), ("--batch", args.batch)):
+        if value < 1:
+            raise usage(f"{flag} must be at least 1, got {value}")
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise usage(f"the folder of {args.output} does not exist")
     if args.output and Path(args.output).suffix != ".npy":
@@ -84,24 +96,25 @@ def cmd_score(args: argparse.Namespace) -> int:
         summary = {"trajectories": float(len(scores)), "mean_log_weight": float(scores.mean())}
         head["scores"] = "log-weights of generated trajectories"
     else:
-        rows, meta = _rows(model, args.data)
+        train_size = int((content.get("train_options") or {}).get("train_size", 0))
+        rows, meta = _rows(model, args.data, train_size)
         scores = score_examples(model, rows, args.batch, args.seed, args.repeats)
         summary = _summary(scores, bits(model, scores, meta))
         head.update(data=args.data, scores="negative ELBO per example (nats)")
         if args.reference:
-            reference, _ = _rows(model, args.reference)
+            reference, _ = _rows(model, args.reference, train_size)
             against = score_examples(model, reference, args.batch, args.seed, args.repeats)
             summary["reference_mean_nats"] = float(against.mean())
             summary["auroc_vs_reference"] = auroc(scores, against)
     if args.output:
-        write_atomic(Path(args.output), _npy_bytes(scores.numpy()))
+        write_atomic(Path(args.output), npy_bytes(scores.numpy()))
         head["written"] = args.output
     if args.json:
-        print(json.dumps(_clean({**head, **summary}), indent=2))
+        print(json.dumps(json_safe({**head, **summary}), indent=2))
     else:
         rows_ = [(k, str(v)) for k, v in head.items()]
         rows_ += [(k, f"{v:.6g}") for k, v in summary.items()]
-        print(_table(rows_))
+        print(table(rows_))
     return 0
 
 

@@ -30,14 +30,18 @@ import torch
 from ..data.dequantize import data_bits_per_dim
 from ..errors import DtgRuntimeError
 from ..ir import ModelIR
-from .checkpoint import CHECKPOINT, check_source, load_checkpoint, restore_model
+from ..ir.model import ObjectiveKind
+from .checkpoint import CHECKPOINT, check_source, load_checkpoint, restore_model, seed_everything
 from .loop import DATA_SPLIT_SEED, train
 from .score import score_examples
+from .train_options import resolve_options
 
 __all__ = ["Entry", "check_same_data", "run_study", "summarise"]
 
 #: Where a real model's dequantisation option lives; it does not change which rows are data.
 _NOT_DATA = ("dequantize",)
+#: The objectives whose models report a held-out NELBO.
+_WITH_NELBO = (ObjectiveKind.DENOISING, ObjectiveKind.MASKING, ObjectiveKind.ELBO)
 
 
 @dataclass
@@ -58,8 +62,12 @@ def _declaration(entry: Entry) -> str:
 
 
 def check_same_data(entries: list[Entry]) -> None:
-    """:raises DtgRuntimeError: naming both models when two declare different data."""
-    first = entries[0]
+    """Whether the models can be compared on held-out bits.
+
+    :param entries: the study's models.
+    :raises DtgRuntimeError: for a model without data or without a NELBO, or naming both models
+        when two declare different data (token models also need the same number of levels).
+    """
     for entry in entries:
         message = entry.ir.message
         if message.role != "data" or message.source is None:
@@ -67,18 +75,26 @@ def check_same_data(entries: list[Entry]) -> None:
                 f"{entry.file}: model '{entry.label}' has no data to compare on",
                 hints=["dtg compare trains and scores models of data (a sampler has none)"],
             )
-    key = _data_key(first)
+        if entry.ir.objective.kind not in _WITH_NELBO:
+            raise DtgRuntimeError(
+                f"{entry.file}: model '{entry.label}' (objective "
+                f"{entry.ir.objective.kind.value}) has no held-out NELBO to compare",
+                hints=["compare models trained by denoising, masking or elbo"],
+            )
+    first = entries[0]
     for entry in entries[1:]:
-        if _data_key(entry) != key:
+        mine, theirs = _data_key(entry), _data_key(first)
+        both_tokens = mine[3] is not None and theirs[3] is not None
+        if mine[:3] != theirs[:3] or (both_tokens and mine[3] != theirs[3]):
             raise DtgRuntimeError(
                 "the models do not share their data: "
                 f"{first.file} (model '{first.label}') declares `{_declaration(first)}`, "
                 f"{entry.file} (model '{entry.label}') declares `{_declaration(entry)}`",
                 hints=["compare models of one data declaration (the same source and options)"],
             )
+    kinds = {e.ir.message.space.kind for e in entries}
     for entry in entries:
         message = entry.ir.message
-        kinds = {e.ir.message.space.kind for e in entries}
         if len(kinds) > 1 and message.space.kind == "real":
             if not message.source.options.get("dequantize"):
                 raise DtgRuntimeError(
@@ -90,17 +106,21 @@ def check_same_data(entries: list[Entry]) -> None:
 
 
 def _data_key(entry: Entry) -> tuple:
-    source = entry.ir.message.source
+    """``(source, options without dequantize, dimensions, token levels or None)``."""
+    source, space = entry.ir.message.source, entry.ir.message.space
     options = {k: v for k, v in source.options.items() if k not in _NOT_DATA}
+    levels = space.vocab if space.kind == "token" else None
     return (
         source.name,
         json.dumps(options, sort_keys=True, default=str),
-        math.prod(entry.ir.message.space.shape),
+        math.prod(space.shape),
+        levels,
     )
 
 
 def _reusable(path: Path, model: Any, options: dict[str, Any]) -> bool:
-    """Whether ``path`` holds the finished run of ``model`` with ``options``."""
+    """Whether ``path`` holds the finished run of ``model`` with ``options`` — every train
+    option the run would use (the model's block included), not only the study's."""
     if not path.is_file():
         return False
     try:
@@ -108,9 +128,9 @@ def _reusable(path: Path, model: Any, options: dict[str, Any]) -> bool:
         check_source(content, model)
     except DtgRuntimeError:
         return False
-    saved = content["train_options"]
-    same = all(saved.get(k) == v for k, v in options.items())
-    return same and content["step"] == options["steps"]
+    wanted = resolve_options(model.ir.train, None, options)
+    saved = content["train_options"] or {}
+    return all(saved.get(k) == v for k, v in wanted.items()) and content["step"] == wanted["steps"]
 
 
 def run_study(
@@ -147,6 +167,7 @@ def _one(entry, folder, steps, size, seed, eval_every, eval_examples, progress) 
         "steps": steps, "seed": seed, "train_size": size, "eval_every": eval_every,
         "eval_examples": eval_examples,
     }  # fmt: skip
+    seed_everything(seed)  # the initial weights are the seed's, as `dtg train --seed` makes them
     model = entry.compile()
     reused = _reusable(folder / CHECKPOINT, model, options)
     seconds = None

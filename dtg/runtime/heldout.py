@@ -42,6 +42,9 @@ EVAL_SEED = 20_261_130
 def training_rows(dataset: Dataset, train_size: int) -> Dataset:
     """The training rows a run uses: all (``train_size = 0``) or a fixed nested random subset.
 
+    :param dataset: the source's dataset. :param train_size: rows kept (0 = all).
+    :returns: the dataset with its training rows chosen.
+
     :raises DtgRuntimeError: when ``train_size`` exceeds the source's training rows.
     """
     if train_size == 0:
@@ -56,7 +59,12 @@ def training_rows(dataset: Dataset, train_size: int) -> Dataset:
 
 
 def split_sha256(test: Tensor, train_index: Tensor | None) -> str:
-    """The sha256 of the held-out rows (and of the training rows' indices, when a subset)."""
+    """The sha256 of the held-out rows (and of the training rows' indices, when a subset).
+
+    :param test: the held-out rows ``[N, *shape]``.
+    :param train_index: the training subset's row indices, or ``None`` for all rows.
+    :returns: 64 hex digits.
+    """
     digest = hashlib.sha256(test.detach().cpu().contiguous().numpy().tobytes())
     digest.update(str(tuple(test.shape)).encode())
     if train_index is not None:
@@ -93,7 +101,15 @@ class HeldOut:
     :raises DtgRuntimeError: for a sampler, or when a resumed run's split differs.
     """
 
-    def __init__(self, model: Any, dataset: Dataset, opts: dict, saved: dict | None) -> None:
+    def __init__(
+        self, model: Any, dataset: Dataset, opts: dict, saved: dict | None, fresh_best: bool = False
+    ) -> None:
+        if getattr(model.objective, "nelbo", None) is None:  # said before any step, every rank
+            raise DtgRuntimeError(
+                f"eval_every: model '{model.ir.name}' has no held-out NELBO (objective "
+                f"{model.ir.objective.kind.value})",
+                hints=["set eval_every = 0 (the default), or choose an ELBO objective"],
+            )
         self.every = int(opts["eval_every"])
         self.keep_best = bool(opts.get("keep_best"))
         self.test = dataset.test[: int(opts["eval_examples"])].to(model.device)
@@ -109,7 +125,8 @@ class HeldOut:
                     "in the checkpoint: the data, eval_examples or train_size changed",
                     hints=["start a fresh run (--force), or restore the data and options"],
                 )
-            self.best, self.best_step = record["best"], int(record["best_step"])
+            if not fresh_best:  # keep_best turned on at a resume starts its own best.pt
+                self.best, self.best_step = record["best"], int(record["best_step"])
 
     def due(self, step: int, total: int) -> bool:
         """:returns: whether ``step`` is an evaluation step (every ``eval_every`` and the last)."""
@@ -118,7 +135,9 @@ class HeldOut:
     def evaluate(self, model: Any, shadow: dict[str, Tensor] | None, batch: int = 500) -> dict:
         """Score the held-out subset.
 
+        :param model: the model being trained (its weights are restored afterwards).
         :param shadow: the EMA weights by name, or ``None`` for the model's own.
+        :param batch: rows per ``nelbo`` pass.
         :returns: ``heldout_nats`` (mean NELBO per example), ``heldout_bits`` (per dimension or
             token), ``heldout_examples``, ``eval_seconds``.
         """
@@ -127,15 +146,8 @@ class HeldOut:
         forked = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=forked), _weights(model, shadow):
             torch.manual_seed(EVAL_SEED)
-            try:
-                parts = [
-                    model.nelbo(self.test[i : i + batch]) for i in range(0, len(self.test), batch)
-                ]
-            except DtgRuntimeError as error:
-                raise DtgRuntimeError(
-                    f"eval_every: model '{model.ir.name}' has no held-out NELBO ({error.message})",
-                    hints=["set eval_every = 0 (the default), or choose an ELBO objective"],
-                ) from None
+            rows = range(0, len(self.test), batch)
+            parts = [model.nelbo(self.test[i : i + batch]) for i in rows]
             nats = float(torch.cat(parts).double().mean())
         dims = math.prod(self.space.shape)
         return {

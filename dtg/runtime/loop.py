@@ -152,7 +152,7 @@ def train(
     dataset = model.dataset(DATA_SPLIT_SEED) if model.needs_data else None
     if dataset is not None:
         dataset = training_rows(dataset, int(opts["train_size"]))
-    heldout = _held_out(model, dataset, opts, saved)
+    heldout = _held_out(model, dataset, opts, saved, out)
     groups = model.param_groups(opts["lr"])
     optimizer = torch.optim.Adam(groups)
     base_lrs = [group["lr"] for group in groups]
@@ -253,7 +253,9 @@ def train(
     return Run(step, start, monitor.losses, out, ckpt_path, monitor.path, opts, seconds)
 
 
-def _held_out(model: Any, dataset: Any, opts: dict, saved: dict | None) -> HeldOut | None:
+def _held_out(
+    model: Any, dataset: Any, opts: dict, saved: dict | None, out: Path
+) -> HeldOut | None:
     """The run's held-out evaluations (``eval_every > 0``), or ``None``.
 
     :raises DtgRuntimeError: for ``eval_every``, ``keep_best`` or ``train_size`` on a sampler.
@@ -266,13 +268,21 @@ def _held_out(model: Any, dataset: Any, opts: dict, saved: dict | None) -> HeldO
                 hints=["drop it: a sampler's figures come from dtg eval (log Ẑ, ESS, …)"],
             )
         return None
+    before = int(((saved or {}).get("train_options") or {}).get("train_size", 0))
+    if saved is not None and before != int(opts["train_size"]):
+        raise DtgRuntimeError(
+            f"train_size = {opts['train_size']} differs from the run's {before}: a resumed run "
+            "trains on the same rows",
+            hints=["start a fresh run (--force) to train on other rows"],
+        )
     if int(opts["eval_every"]) == 0:
         if opts.get("keep_best"):
             raise DtgRuntimeError(
                 "keep_best needs held-out evaluations", hints=["set eval_every = N as well"]
             )
         return None
-    return HeldOut(model, dataset, opts, saved)
+    fresh_best = bool(opts.get("keep_best")) and not (out / BEST).exists()
+    return HeldOut(model, dataset, opts, saved, fresh_best)
 
 
 def _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout) -> dict[str, Any]:

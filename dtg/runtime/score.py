@@ -27,7 +27,7 @@ from ..data.dequantize import data_bits_per_dim
 from .checkpoint import seed_everything
 from .sampler_eval import sampler_log_weights
 
-__all__ = ["score_examples", "score_sampler", "auroc"]
+__all__ = ["score_examples", "score_sampler", "auroc", "bits"]
 
 
 @torch.no_grad()
@@ -57,7 +57,11 @@ def score_examples(
 
 
 def bits(model: Any, nats: Tensor, meta: dict) -> Tensor:
-    """Scores in bits per dimension (per token for token data), as ``dtg eval`` reports them."""
+    """Scores in bits per dimension (per token for token data), as ``dtg eval`` reports them.
+
+    :param nats: per-example scores ``[N]``. :param meta: the dataset's meta (dequantisation).
+    :returns: float64 ``[N]``.
+    """
     dims = math.prod(model.ir.message.space.shape)
     values = [data_bits_per_dim(float(v), dims, meta) for v in nats.tolist()]
     return torch.tensor(values, dtype=torch.float64)
@@ -65,7 +69,11 @@ def bits(model: Any, nats: Tensor, meta: dict) -> Tensor:
 
 @torch.no_grad()
 def score_sampler(model: Any, n: int, seed: int = 0, chunk: int = 500) -> Tensor:
-    """Log importance weights ``[n]`` (float64, CPU) of ``n`` generated trajectories."""
+    """Log importance weights of ``n`` generated trajectories of a compiled sampler.
+
+    :param seed: seeds the trajectories. :param chunk: trajectories drawn at once.
+    :returns: float64 ``[n]`` on the CPU.
+    """
     seed_everything(seed)
     weights, _ = sampler_log_weights(model, n, chunk)
     return weights.double().cpu()
@@ -73,17 +81,20 @@ def score_sampler(model: Any, n: int, seed: int = 0, chunk: int = 500) -> Tensor
 
 def auroc(positive: Tensor, negative: Tensor) -> float:
     """The area under the ROC curve of scores where larger means "positive": the probability
-    that a positive example outscores a negative one, ties counted half (Mann–Whitney U)."""
+    that a positive example outscores a negative one, ties counted half (Mann–Whitney U).
+
+    :param positive: scores ``[P]``; :param negative: scores ``[N]`` (finite, P, N ≥ 1).
+    :returns: the AUROC in [0, 1].
+    :raises ValueError: for an empty set or a non-finite score.
+    """
     pos, neg = positive.double().flatten(), negative.double().flatten()
     if pos.numel() == 0 or neg.numel() == 0:
         raise ValueError("AUROC needs at least one positive and one negative score")
     ranked = torch.cat([pos, neg])
-    order = ranked.argsort()
-    ranks = torch.empty_like(ranked)
-    ranks[order] = torch.arange(1, len(ranked) + 1, dtype=torch.float64)
-    for value in ranked.unique():  # ties share their mean rank
-        tied = ranked == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
+    if not torch.isfinite(ranked).all():
+        raise ValueError("AUROC needs finite scores")
+    values, inverse, counts = torch.unique(ranked, return_inverse=True, return_counts=True)
+    below = torch.cumsum(counts, 0) - counts  # how many scores lie under each distinct value
+    mean_rank = below + (counts + 1) / 2  # ties share the mean of their ranks
+    u = mean_rank[inverse[: len(pos)]].sum() - len(pos) * (len(pos) + 1) / 2
     return float(u / (len(pos) * len(neg)))

@@ -36,12 +36,12 @@ class OptionError(ValueError):
         self.message, self.hint = message, hint
 
 
-def coerce_option(key: str, value: Any) -> int | float:
+def coerce_option(key: str, value: Any) -> int | float | bool:
     """Check one train option against :data:`dtg.ir.options.TRAIN_OPTIONS`.
 
     :param key: the option name (``steps``, ``lr``, …).
-    :param value: a number, or text from ``--set KEY=VALUE``.
-    :returns: the value as ``int`` or ``float``.
+    :param value: a number (a bool for true/false options), or text from ``--set KEY=VALUE``.
+    :returns: the value as ``int``, ``float`` or ``bool``.
     :raises OptionError: for an unknown key (with a did-you-mean) or a bad value.
     """
     spec = TRAIN_OPTIONS.get(key)

@@ -4,7 +4,9 @@
 
 writes ``noisy.npy`` (a quarter of each image's pixels redrawn uniformly from the 17 grey
 levels), ``inverted.npy`` (16 − x) and ``shifted.npy`` (each image moved two columns right,
-wrapping around): token arrays ``[359, 64]`` of the held-out split every study model scores.
+wrapping around): token arrays ``[359, 64]`` of the held-out split, for the token models; and
+each as ``NAME_real.npy``, the grey levels scaled as ``digits()`` scales real pixels
+(p/8 − 1, in [−1, 1]), for the VAE. A data file must hold values of the model's data space.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 def main(out: Path) -> None:
     model = dtg.load(HERE / "masked.dtg").compile("cpu")
-    test = model.dataset(DATA_SPLIT_SEED).test.numpy()  # [360, 64] grey levels 0 … 16
+    test = model.dataset(DATA_SPLIT_SEED).test.numpy()  # [359, 64] grey levels 0 … 16
     rng = np.random.default_rng(0)
     noisy = test.copy()
     redraw = rng.random(test.shape) < 0.25
@@ -31,7 +33,8 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in (("noisy", noisy), ("inverted", 16 - test), ("shifted", shifted)):
         np.save(out / f"{name}.npy", rows.astype(np.int64))
-        print(f"wrote {out / name}.npy {rows.shape}")
+        np.save(out / f"{name}_real.npy", (rows / 8.0 - 1.0).astype(np.float32))
+        print(f"wrote {out / name}.npy and {name}_real.npy {rows.shape}")
 
 
 if __name__ == "__main__":
