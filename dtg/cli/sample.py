@@ -1,6 +1,7 @@
-"""``dtg sample FILE --checkpoint CKPT [-n N] [-o OUT.npy] [--plot OUT.png]``: draw samples.
+"""``dtg sample FILE --checkpoint CKPT [-n N] [-o OUT.npy] [--plot OUT.png] [--levels K]``.
 
-The samples go to ``OUT.npy`` (default: ``samples.npy`` beside the checkpoint, unless only a plot
+Draws samples by ancestral sampling (or, with ``--levels K [--eta E]``, by few-step respaced
+DDIM sampling of a linear-Gaussian model, :mod:`dtg.runtime.ddim`). The samples go to ``OUT.npy`` (default: ``samples.npy`` beside the checkpoint, unless only a plot
 is asked for); ``--plot`` draws them beside held-out data or exact target samples.
 """
 
@@ -69,7 +70,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     checkpoint_file(args.checkpoint)  # a folder is said to be one, not "no such checkpoint"
     _, model, content = restore(args)
     seed_everything(args.seed)
-    samples = model.sample(args.n)
+    if args.levels is None:
+        if args.eta is not None:
+            raise usage("--eta goes with --levels K (few-step sampling)")
+        samples = model.sample(args.n)
+    else:
+        from ..runtime.ddim import ddim_sample  # heavy: imports torch
+
+        samples = ddim_sample(model, args.n, args.levels, 0.0 if args.eta is None else args.eta)
     _refuse_non_finite(samples, args.checkpoint, content)
     output = args.output or (
         None if args.plot else str(Path(args.checkpoint).parent / "samples.npy")
@@ -95,4 +103,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_checkpoint_arguments(parser)
     parser.add_argument("-o", "--output", metavar="OUT.npy", help="write samples here")
     parser.add_argument("--plot", metavar="OUT.png", help="draw samples beside data")
+    parser.add_argument(
+        "--levels", type=int, metavar="K",
+        help="few-step sampling of a linear-Gaussian model: K evenly spaced levels (DDIM)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eta", type=float, metavar="E",
+        help="with --levels: 0 deterministic DDIM (default), 1 the skipped chain's posterior",
+    )  # fmt: skip
     parser.set_defaults(run=cmd_sample)
