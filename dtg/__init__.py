@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # for the annotations only; at run time the names load on fir
         DtgSyntaxError,
         DtgTypeError,
     )
-    from .plugins import load_plugin, register_reward
+    from .plugins import load_plugin, register_net, register_reward
     from .program import Program, load, loads
     from .runtime.train import Run
 
@@ -45,7 +45,7 @@ _ERRORS = (
     "DtgRuntimeError",
 )
 _PROGRAM = ("load", "loads", "Program")
-_PLUGINS = ("register_reward", "load_plugin")
+_PLUGINS = ("register_reward", "register_net", "load_plugin")
 
 
 def __getattr__(name: str) -> Any:
@@ -84,6 +84,7 @@ __all__ = [
     "loads",
     "train",
     "register_reward",
+    "register_net",
     "load_plugin",
     "Program",
     "DtgError",

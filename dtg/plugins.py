@@ -1,4 +1,5 @@
-"""User Python, only where the user names it: ``--plugin FILE.py`` and ``dtg.register_reward``.
+"""User Python, only where the user names it: ``--plugin FILE.py``, ``dtg.register_reward`` and
+``dtg.register_net`` (the user's own nets, :mod:`dtg.nets.registry`).
 
 A ``.dtg`` file never runs Python. A reward that the expression language cannot write (a
 classifier of your own, a docking score) is a Python function the *user* registers, either in
@@ -37,12 +38,22 @@ from typing import TYPE_CHECKING
 
 from .errors import DtgError, DtgRuntimeError
 from .names import RESERVED_NAMES
+from .nets.registry import NetRegistryError, register_net, unregister_net
 from .targets import TARGETS
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["register_reward", "unregister_reward", "rewards", "load_plugin", "PluginError"]
+__all__ = [
+    "register_reward",
+    "unregister_reward",
+    "rewards",
+    "load_plugin",
+    "PluginError",
+    "register_net",
+    "unregister_net",
+    "NetRegistryError",
+]
 
 RewardFn = Callable[["Tensor"], "Tensor"]
 _REWARDS: dict[str, RewardFn] = {}

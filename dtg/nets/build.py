@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..ir.space import Space
 from .mlp import MLP
+from .registry import registered_nets
 from .spec import MAX_PARAMETERS, NetConfigError, count_parameters, resolve_options
 from .transformer import Transformer
 from .unet import UNet
@@ -45,6 +47,9 @@ def build_net(
     :returns: a module mapping the inputs to a ``[B, *output.shape]`` float tensor.
     """
     inputs = tuple(inputs)
+    factory = registered_nets().get(arch)
+    if factory is not None:
+        return _plugin_net(arch, factory, dict(options), inputs, output)
     n = count_parameters(arch, options, inputs, output)
     if n > MAX_PARAMETERS:
         raise NetConfigError(
@@ -53,3 +58,62 @@ def build_net(
         )
     cfg = resolve_options(arch, options, inputs, output)
     return MODULES[arch](cfg, inputs, output)
+
+
+#: What a user's factory or module may raise that is its own failure (not Ctrl-C).
+_FAILURES = (Exception, SystemExit)
+
+
+def _dummy(space: Space, batch: int) -> torch.Tensor:
+    if space.kind == "time":
+        return torch.zeros(batch)
+    if space.kind == "token":
+        return torch.zeros((batch, *space.shape), dtype=torch.long)
+    return torch.zeros((batch, *space.shape))
+
+
+def _plugin_net(
+    arch: str, factory: Any, options: dict, inputs: tuple[Space, ...], output: Space
+) -> nn.Module:
+    """Build a registered net and check it on a batch of two zero inputs (see
+    :mod:`dtg.nets.registry`).
+
+    :raises NetConfigError: when the factory fails or returns no module, the module has too
+        many parameters, fails on the dummy batch, or returns another shape than the declared.
+    """
+    try:
+        module = factory(inputs, output, options)
+    except _FAILURES as error:
+        raise NetConfigError(f"the plug-in net '{arch}' failed to build: {_said(error)}") from None
+    if not isinstance(module, nn.Module):
+        raise NetConfigError(
+            f"the plug-in net '{arch}' returned {type(module).__name__}, not a torch nn.Module"
+        )
+    n = sum(p.numel() for p in module.parameters())
+    if n > MAX_PARAMETERS:
+        raise NetConfigError(
+            f"net {arch} has {n:,} parameters, more than the limit of {MAX_PARAMETERS:,}"
+        )
+    shown = ", ".join(f"{s.kind}{list(s.shape) if s.shape else ''}" for s in inputs)
+    try:
+        with torch.no_grad():
+            was_training = module.training
+            result = module.eval()(*[_dummy(s, 2) for s in inputs])
+            module.train(was_training)
+    except _FAILURES as error:
+        raise NetConfigError(
+            f"the plug-in net '{arch}' failed on a batch of 2 zero inputs ({shown}): {_said(error)}"
+        ) from None
+    want = (2, *output.shape)
+    got = tuple(result.shape) if isinstance(result, torch.Tensor) else None
+    if got != want:
+        said = f"shape {list(got)}" if got is not None else f"a {type(result).__name__}"
+        raise NetConfigError(
+            f"the plug-in net '{arch}' returns {said} for a batch of 2, but the declaration says "
+            f"-> real{list(output.shape)}, i.e. {list(want)}"
+        )
+    return module
+
+
+def _said(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import did_you_mean, plural
 from ..ir.space import Space, SpaceKind
+from .registry import registered_nets
 
 __all__ = [
     "ACTIVATIONS",
@@ -222,10 +223,11 @@ def resolve_options(
     :raises NetConfigError: unknown architecture or option, bad values or spaces.
     :returns: every option of ``arch``, validated (lists of sizes as lists of ints).
     """
+    if arch in registered_nets():  # the user's factory: its options are its own
+        return dict(options)
     if arch not in ARCHITECTURES:
-        raise _unknown(
-            f"unknown net architecture '{arch}'", arch, list(ARCHITECTURES), "architectures"
-        )
+        names = [*ARCHITECTURES, *registered_nets()]
+        raise _unknown(f"unknown net architecture '{arch}'", arch, names, "architectures")
     valid = ARCHITECTURES[arch]
     for key in options:
         if key not in valid:
@@ -279,6 +281,8 @@ def count_parameters(
     """
     inputs = tuple(inputs)
     cfg = resolve_options(arch, options, inputs, output)
+    if arch in registered_nets():
+        return 0  # unknown before the factory runs; the build counts and limits it
     if arch == "mlp":
         sizes = [mlp_in_features(inputs, cfg["time_dim"]), *cfg["hidden"], output.size]
         return sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))

@@ -19,11 +19,12 @@ from ...channels.discrete import CategoricalKernel
 from ...channels.factory import build_discrete
 from ...channels.gaussian import LinearGaussian, NormalKernel, NormalStart, PointStart
 from ...channels.guess import GaussianGuess
-from ...errors import DtgRuntimeError
+from ...errors import DtgRuntimeError, DtgTypeError
 from ...ir import Channel, Family, ModelIR, ObjectiveKind
 from ...ir import expr as ir_expr
+from ...ir.model import NetSpec
 from ...marginals import gaussian_tables
-from ...nets import build_net
+from ...nets import NetConfigError, build_net
 from ...objectives import build_objective
 from ...objectives.trajectories import sample_trajectories
 from ...render import svg
@@ -49,17 +50,7 @@ class CompiledModel(nn.Module):
         self.ir, self.program, self.device = ir, program, device
         self.needs_data = ir.message.role == "data"
         self.register_buffer("dtype_probe", torch.zeros(()), persistent=False)
-        self.nets = nn.ModuleDict(
-            {
-                name: build_net(
-                    spec.arch,
-                    dict(spec.options),
-                    spec.inputs,
-                    spec.output,
-                )
-                for name, spec in ir.nets.items()
-            }
-        )
+        self.nets = nn.ModuleDict({name: self._net(spec) for name, spec in ir.nets.items()})
         self.expr = ExprCompiler(ir, dict(self.nets.items()), device)
         self.destroy = self._destroy()
         self.start = self._start()
@@ -79,6 +70,17 @@ class CompiledModel(nn.Module):
         self.to(device)
 
     # ------------------------------------------------------------------ building
+    def _net(self, spec: NetSpec) -> nn.Module:
+        """Build a declared net; a plug-in net's failure is an error at its declaration."""
+        try:
+            return build_net(spec.arch, dict(spec.options), spec.inputs, spec.output)
+        except NetConfigError as error:
+            source = getattr(self.program, "source", None)
+            hints = [error.hint] if error.hint else []
+            raise DtgTypeError(
+                f"net '{spec.name}': {error.message}", spec.span, source, hints=hints
+            ) from None
+
     def _closure(self, node: ir_expr.Expr, level: str):
         closure = self.expr.compile(node)
 
