@@ -75,6 +75,7 @@ SOURCES = (
     "checkerboard",
     "digits",
     "categorical",
+    "images",
     "file",
 )
 #: Sampler targets (log-densities).

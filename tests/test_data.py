@@ -39,7 +39,7 @@ def test_space_str_in_messages() -> None:
 
 
 def test_source_options_and_suggestions() -> None:
-    assert set(SOURCES) == set(TOYS) | {"digits", "file", "categorical"}
+    assert set(SOURCES) == set(TOYS) | {"digits", "file", "categorical", "images"}
     assert source_options("moons") == {"noise": 0.05, "n": 20000}
     assert source_options("file") == {"path": REQUIRED, "key": None}
     with pytest.raises(DataError) as info:

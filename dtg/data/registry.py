@@ -21,6 +21,7 @@ from .dequantize import DEQUANTIZE, check_dequantize
 from .digits import REAL_STEP, check_digits, load_digits
 from .errors import DataError
 from .files import check_file, load_file
+from .images import IMAGE_STEP, check_images, load_images
 from .rows import Loader, OptionCheck
 from .space import check_data_space
 from .toys import (
@@ -140,6 +141,15 @@ SOURCES: dict[str, SourceSpec] = {
             "independent tokens with the given probabilities (tiny examples)",
             check_categorical,
             load_categorical,
+        ),
+        SourceSpec(
+            "images",
+            {"path": REQUIRED},
+            "real[C, H, W] or token(V)[C, H, W], C = 1 or 3",
+            "a folder of PNG/JPEG pictures, centre-cropped and resized to H x W",
+            check_images,
+            load_images,
+            IMAGE_STEP,
         ),
         SourceSpec(
             "file",

@@ -29,10 +29,21 @@ def picture_kind(space: Any) -> str:
     if space.kind == "token":
         if space.vocab is not None and space.vocab**dims <= _MAX_CONFIGURATIONS:
             return "histogram"
-        return "images" if dims == 64 else "values"
-    if dims == 64:
+        return "images" if _image_shape(space) else "values"
+    if _image_shape(space):
         return "images"
     return "scatter" if dims >= 2 else "values"
+
+
+def _image_shape(space: Any) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` when the space is pictures: 64 values (8 × 8 digits), ``[H, W]``, or
+    ``[C, H, W]`` with 1 (grey) or 3 (RGB) channels; else ``None``."""
+    shape = tuple(space.shape)
+    if len(shape) == 3 and shape[0] in (1, 3):
+        return shape
+    if len(shape) == 2 and min(shape) >= 4:
+        return (1, *shape)
+    return (1, 8, 8) if math.prod(shape) == 64 else None
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -43,19 +54,28 @@ def _numpy(x: Any) -> np.ndarray:
 
 
 def _mosaic(rows: np.ndarray, space: Any) -> np.ndarray:
-    """Up to 64 flattened 8×8 images ``[n, 64]`` → an 8×8 grid ``[71, 71]`` with NaN gaps, in
-    ``[0, 1]`` (masked or invalid tokens are NaN)."""
+    """Up to 64 flattened images ``[n, C·H·W]`` → a grid of 8 columns, ``[rows·(H+1) − 1,
+    8·(W+1) − 1]`` (grey) or with a last axis of 3 (RGB), in ``[0, 1]``; gaps and masked or
+    invalid tokens are NaN (grey) or white (RGB)."""
+    channels, height, width = _image_shape(space)
     rows = rows[:64].astype(np.float64)
     if space.kind == "token":
         top = max((space.vocab or 2) - 1, 1)
         rows = np.where((rows >= 0) & (rows <= top), rows / top, np.nan)
     else:
         rows = (np.clip(rows, -1.0, 1.0) + 1.0) / 2.0
-    grid = np.full((8 * 9 - 1, 8 * 9 - 1), np.nan)
+    count = len(rows)
+    lines, columns = max(1, -(-count // 8)), min(8, max(count, 1))
+    grid = np.full((lines * (height + 1) - 1, columns * (width + 1) - 1, channels), np.nan)
     for i, image in enumerate(rows):
         r, c = divmod(i, 8)
-        grid[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = image.reshape(8, 8)
-    return grid
+        block = image.reshape(channels, height, width).transpose(1, 2, 0)
+        grid[
+            r * (height + 1) : r * (height + 1) + height, c * (width + 1) : c * (width + 1) + width
+        ] = block
+    if channels == 1:
+        return grid[..., 0]
+    return np.where(np.isnan(grid), 1.0, grid)
 
 
 def _frequencies(rows: np.ndarray, space: Any, kind: str) -> tuple[list[str], np.ndarray]:

@@ -1,0 +1,98 @@
+"""The ``images(path)`` source (issue 24): a folder of PNGs written by the test, read, scaled,
+split, and an unreadable file named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dtg
+from dtg.runtime.plots import picture_kind, plot_samples
+
+MODEL = """model pictures {{
+  data x : {space} ~ images("faces")
+  steps T = 4
+  schedule beta(t) = 0.1
+  net eps : ({space}, time) -> {space} = unet(channels = 8, mults = [1, 2], groups = 4)
+  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
+  generate x[T] ~ Normal(0, 1)
+  generate x[t-1] ~ Guess(x[t], eps)
+  objective denoising
+  train {{ steps = 3, batch = 4 }}
+}}
+"""
+
+
+def write_pictures(folder: Path, n: int = 20, size: tuple[int, int] = (24, 16)) -> np.ndarray:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, size=(n, size[1], size[0], 3), dtype=np.uint8)
+    for i, rgb in enumerate(pictures):
+        Image.fromarray(rgb).save(folder / f"p{i:02d}.png")
+    (folder / "notes.txt").write_text("not a picture, and not read")
+    return pictures
+
+
+def load(tmp_path: Path, space: str):
+    path = tmp_path / "m.dtg"
+    path.write_text(MODEL.format(space=space))
+    return dtg.load(path).compile("cpu")
+
+
+def test_a_folder_of_pngs_is_read_scaled_and_split(tmp_path: Path) -> None:
+    pictures = write_pictures(tmp_path / "faces", size=(16, 16))  # already 16 × 16: no resize
+    data = load(tmp_path, "real[3, 16, 16]").dataset(0)
+    assert data.n_train == 18 and data.n_test == 2
+    assert tuple(data.train.shape[1:]) == (3, 16, 16)
+    assert float(data.train.min()) >= -1.0 and float(data.train.max()) <= 1.0
+    rows = np.concatenate([data.train.numpy(), data.test.numpy()])
+    expected = pictures.transpose(0, 3, 1, 2) / 127.5 - 1.0  # [N, C, H, W] in [−1, 1]
+    gaps = np.abs(rows.reshape(20, 1, -1) - expected.reshape(1, 20, -1)).max(axis=2)  # [row, pic]
+    assert (gaps.min(axis=0) < 1e-6).all() and (gaps.min(axis=1) < 1e-6).all()  # each, once
+
+
+def test_grey_pictures_are_centre_cropped_and_resized(tmp_path: Path) -> None:
+    write_pictures(tmp_path / "faces", size=(24, 16))  # 24 wide, 16 high
+    data = load(tmp_path, "real[1, 8, 8]").dataset(0)
+    assert tuple(data.train.shape[1:]) == (1, 8, 8)
+    from dtg.data.dataset import load_source
+    from dtg.ir.space import Space
+
+    grey = load_source("images", {"path": str(tmp_path / "faces")}, Space("real", (1, 8, 8)))
+    tokens = load_source(
+        "images", {"path": str(tmp_path / "faces")}, Space("token", (1, 8, 8), vocab=4)
+    )
+    assert tokens.train.dtype.is_floating_point is False
+    assert set(tokens.train.unique().tolist()) <= {0, 1, 2, 3}
+    levels = ((grey.train + 1) * 127.5 * 3 / 255).round().long()  # the same pixels, 4 levels
+    assert (levels - tokens.train).abs().max() == 0
+
+
+def test_an_unreadable_picture_is_named(tmp_path: Path) -> None:
+    write_pictures(tmp_path / "faces", n=4, size=(8, 8))
+    (tmp_path / "faces" / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(dtg.DtgDataError, match="cannot read broken.png"):
+        load(tmp_path, "real[3, 8, 8]").dataset(0)
+
+
+def test_a_missing_folder_and_a_flat_space_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(dtg.DtgDataError, match="no such folder: faces"):
+        load(tmp_path, "real[1, 8, 8]").dataset(0)
+    source = MODEL.format(space="real[1, 8, 8]").replace(
+        'data x : real[1, 8, 8] ~ images("faces")', 'data x : real[64] ~ images("faces")'
+    )
+    with pytest.raises(dtg.DtgDataError, match=r"gives pictures as \[C, H, W\]"):
+        dtg.loads(source, file=str(tmp_path / "flat.dtg"))
+
+
+def test_image_spaces_plot_as_grids(tmp_path: Path) -> None:
+    from dtg.ir.space import Space
+
+    rgb, grey = Space("real", (3, 16, 16)), Space("real", (1, 12, 10))
+    assert picture_kind(rgb) == picture_kind(grey) == "images"
+    samples = np.random.default_rng(0).uniform(-1, 1, size=(10, 3, 16, 16))
+    out = plot_samples(samples, rgb, tmp_path / "grid.png", reference=samples[:3])
+    assert out.stat().st_size > 1000
