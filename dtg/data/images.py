@@ -75,9 +75,7 @@ def _read(path: Path, channels: int, height: int, width: int) -> np.ndarray:
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)  # [C, H, W], 0 … 255
 
 
-def load_images(
-    options: Mapping[str, Any], space: Space, seed: int, base_dir: Path | None
-) -> Rows:
+def load_images(options: Mapping[str, Any], space: Space, seed: int, base_dir: Path | None) -> Rows:
     """Read, scale and split the pictures (see the module docstring).
 
     :returns: the rows, with the file names in ``meta["files"]``.
