@@ -1,7 +1,7 @@
 """The ``dtg`` command line: a thin argparse layer over the library.
 
 One module per command (``check``, ``compile``, ``render``, ``fmt``, ``new``, ``train``,
-``sample``, ``eval``, ``score``, ``compare``), each adding its subcommand with ``register(subparsers)``. Building the
+``sample``, ``eval``, ``score``, ``compare``, ``export``), each adding its subcommand with ``register(subparsers)``. Building the
 parser imports no heavy stage: a command imports torch, pyro or graphviz only when it runs, so
 ``dtg check``, ``dtg fmt``, ``dtg compile --emit ast|ir`` and ``dtg render`` do not load torch
 through the CLI. Command modules import :mod:`dtg.cli.errors`, never this package.
@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import DtgError
 from ..interrupt import RECEIVED, exit_status, signal_name, stop_now
 from ..plugins import PluginError, load_plugin
-from . import check, compare, fmt, new, render, sample, score, train
+from . import check, compare, export, fmt, new, render, sample, score, train
 from . import compile as compile_
 from . import eval as eval_
 from .errors import EXIT_BUG, EXIT_USAGE, EXIT_USER, UsageError, usage
@@ -47,6 +47,7 @@ COMMANDS = (
     eval_.register,
     score.register,
     compare.register,
+    export.register,
 )
 
 #: The commands that read a .dtg file, and so may need the user's Python rewards.

@@ -107,7 +107,12 @@ def restore(args: argparse.Namespace) -> tuple[Program, Any, dict[str, Any]]:
         raise usage(f"no such checkpoint: {args.checkpoint}")
     program, ir = load_program(args)
     model = compile_model(program, ir, args.device)
-    content = load_checkpoint(args.checkpoint, model.device)
+    if str(args.checkpoint).endswith(".safetensors"):  # weights from dtg export
+        from ..runtime.export import load_exported  # optional: safetensors
+
+        content = load_exported(args.checkpoint, model.device)
+    else:
+        content = load_checkpoint(args.checkpoint, model.device)
     changed = restore_model(model, content, use_ema=True, force=getattr(args, "force", False))
     if changed:
         note = f"{changed} (--force: its weights are used with the program as it is now)"
