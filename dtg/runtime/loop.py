@@ -40,6 +40,7 @@ from .checkpoint import (
 from .distributed import Context, context_from_env, lost_peer, shard_seed
 from .ema import EMA
 from .heldout import BEST, HeldOut, training_rows
+from .history import History
 from .monitor import Monitor, checks_every_step
 from .step_callbacks import StepCallback, StepEvent, step_callbacks
 from .train_options import resolve_options
@@ -70,6 +71,11 @@ class Run:
     metrics: Path
     options: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def history(self) -> History:
+        """The run's ``metrics.jsonl`` as a :class:`~dtg.runtime.history.History` (``.plot()``)."""
+        return History(self.metrics)
 
     @property
     def final_loss(self) -> float | None:

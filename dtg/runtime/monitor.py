@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..atomic import open_append, write_atomic
 from ..errors import DtgRuntimeError
@@ -69,7 +69,8 @@ class Monitor:
         self.sync_every = sync_every
         self.losses: list[float] = []
         self.pending: list[tuple[int, torch.Tensor, torch.Tensor, Any]] = []
-        self.progress, self.tty = progress, progress and sys.stderr.isatty()
+        # a bar on a terminal, a widget in a notebook (tqdm.auto); else lines
+        self.progress, self.tty = progress, progress and (sys.stderr.isatty() or _in_notebook())
         resuming = resumed and self.path.exists()
         lines = self.path.read_text(encoding="utf-8").splitlines() if resuming else []
         # keep the lines up to the checkpoint (a run that died later wrote more)
@@ -203,6 +204,11 @@ class Monitor:
         """Close the metrics file and the progress bar."""
         self.log.close()
         self.bar.close()
+
+
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (its bar is a widget, not a terminal line)."""
+    return "ipykernel" in sys.modules
 
 
 def _line_step(line: str) -> float:
