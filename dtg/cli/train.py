@@ -122,6 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides=options,
         detect_anomaly=args.detect_anomaly,
         force=args.force,
+        tensorboard=args.tensorboard,
     )
     if os.environ.get("RANK", "0") != "0":
         return 0  # rank 0 reports for the whole job
@@ -188,4 +189,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--detect-anomaly", action="store_true", help="find the op making NaNs")
     train.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    train.add_argument(
+        "--tensorboard", metavar="DIR",
+        help="also log metrics, held-out figures and sample grids to TensorBoard in DIR",
+    )  # fmt: skip
     train.set_defaults(run=cmd_train)

@@ -43,6 +43,7 @@ from .heldout import BEST, HeldOut, training_rows
 from .history import History
 from .monitor import Monitor, checks_every_step
 from .step_callbacks import StepCallback, StepEvent, step_callbacks
+from .tensorboard import Board
 from .train_options import resolve_options
 
 __all__ = ["train", "Run", "DATA_SPLIT_SEED"]
@@ -96,6 +97,7 @@ def train(
     detect_anomaly: bool = False,
     force: bool = False,
     on_step: StepCallback | Iterable[StepCallback] | None = None,
+    tensorboard: str | Path | None = None,
 ) -> Run:
     """Train a compiled model; options default to its ``train { … }`` block.
 
@@ -116,6 +118,7 @@ def train(
     :param on_step: a callable (or several) called with a
         :class:`~dtg.runtime.step_callbacks.StepEvent` after every step, after those registered
         with :func:`~dtg.runtime.step_callbacks.add_step_callback`; one that raises stops training.
+    :param tensorboard: also log to TensorBoard in this folder (:mod:`dtg.runtime.tensorboard`).
     :returns: a :class:`Run`.
     :raises DtgRuntimeError: bad options, a bad checkpoint, or a NaN/inf loss or gradient.
     :raises Interrupted: after Ctrl-C or SIGTERM, once the step's checkpoint is written.
@@ -188,6 +191,7 @@ def train(
         progress and ctx.main,
         resumed=saved is not None,
         sync_every=1 if per_step else int(opts["log_every"]),
+        board=Board(tensorboard, model, step) if tensorboard is not None and ctx.main else None,
     )
     stop = StopOnInterrupt(repeat_quits=not ctx.active, announce=ctx.main)
     agree_every = 1 if per_step else int(opts["log_every"])  # ranks agree at the sync points

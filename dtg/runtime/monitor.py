@@ -60,6 +60,7 @@ class Monitor:
         progress: bool,
         resumed: bool,
         sync_every: int,
+        board: Any = None,
     ) -> None:
         self.model, self.opts, self.total = model, opts, int(opts["steps"])
         self.path, self.checkpoint = out / METRICS, out / CHECKPOINT
@@ -77,6 +78,7 @@ class Monitor:
         kept = [x for x in lines if _line_step(x) <= step]
         write_atomic(self.path, "".join(x + "\n" for x in kept))
         self.log = open_append(self.path)
+        self.board = board  # a dtg.runtime.tensorboard.Board, or None
         self.bar = tqdm(
             total=self.total,
             initial=step,
@@ -181,6 +183,8 @@ class Monitor:
         }
         self.log.write(json.dumps(line) + "\n")
         self.log.flush()
+        if self.board is not None:
+            self.board.scalars(step, line, "train")
         if self.progress and not self.tty:
             print(
                 f"step {step}/{self.total}  loss {line['loss']:.4f}  lr {lr:.3g}  "
@@ -194,6 +198,9 @@ class Monitor:
         """Append a line of other figures at ``step`` (held-out evaluations)."""
         self.log.write(json.dumps({"step": step, **record}) + "\n")
         self.log.flush()
+        if self.board is not None:
+            self.board.scalars(step, record, "heldout")
+            self.board.samples(step)
         if self.progress and not self.tty:
             shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
             print(f"step {step}/{self.total}  {shown}", file=sys.stderr, flush=True)
@@ -201,8 +208,10 @@ class Monitor:
             self.bar.write(f"step {step}: held-out {record.get('heldout_bits', math.nan):.4f} bits")
 
     def close(self) -> None:
-        """Close the metrics file and the progress bar."""
+        """Close the metrics file, the TensorBoard log and the progress bar."""
         self.log.close()
+        if self.board is not None:
+            self.board.close()
         self.bar.close()
 
 
