@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm as terminal_tqdm
+from tqdm.auto import tqdm as auto_tqdm
 
 from ..atomic import open_append, write_atomic
 from ..errors import DtgRuntimeError
@@ -79,7 +80,7 @@ class Monitor:
         write_atomic(self.path, "".join(x + "\n" for x in kept))
         self.log = open_append(self.path)
         self.board = board  # a dtg.runtime.tensorboard.Board, or None
-        self.bar = tqdm(
+        self.bar = _bar_class()(
             total=self.total,
             initial=step,
             disable=not self.tty,
@@ -213,6 +214,17 @@ class Monitor:
         if self.board is not None:
             self.board.close()
         self.bar.close()
+
+
+def _bar_class() -> type:
+    """tqdm.auto's bar (a widget in a notebook with ipywidgets), else the terminal bar: without
+    ipywidgets tqdm's notebook bar fails ("IProgress not found") instead of falling back."""
+    if _in_notebook():
+        try:
+            import ipywidgets  # noqa: F401  optional: the widget bar needs it
+        except ImportError:
+            return terminal_tqdm
+    return auto_tqdm
 
 
 def _in_notebook() -> bool:
