@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import dtg
@@ -96,3 +97,19 @@ def test_image_spaces_plot_as_grids(tmp_path: Path) -> None:
     samples = np.random.default_rng(0).uniform(-1, 1, size=(10, 3, 16, 16))
     out = plot_samples(samples, rgb, tmp_path / "grid.png", reference=samples[:3])
     assert out.stat().st_size > 1000
+
+
+def test_uint8_image_arrays_are_scaled_like_pictures(tmp_path: Path) -> None:
+    from dtg.data.dataset import load_source
+    from dtg.ir.space import Space
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(20, 3, 4, 4), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", pixels)
+    np.save(tmp_path / "x_float.npy", pixels.astype(np.float32))
+    image = Space("real", (3, 4, 4))
+    scaled = load_source("file", {"path": str(tmp_path / "x.npy")}, image)
+    raw = load_source("file", {"path": str(tmp_path / "x_float.npy")}, image)
+    assert torch.allclose(scaled.train, raw.train / 127.5 - 1.0, atol=1e-6)  # floats stay raw
+    np.save(tmp_path / "flat.npy", pixels.reshape(20, 48))
+    flat = load_source("file", {"path": str(tmp_path / "flat.npy")}, Space("real", (48,)))
+    assert float(flat.train.max()) > 1.0  # only image spaces are scaled

@@ -3,8 +3,9 @@
 ``.npy``, ``.npz`` (the single array, or ``key``), ``.csv`` (numeric, a non-numeric header row
 is skipped; a row may be flattened to the declared shape) or ``.pt`` (a tensor, or a dict of
 tensors with ``key``; loaded with ``weights_only=True``, never unpickled). The first axis indexes
-rows; each row must have the declared shape. ``path`` is relative to the ``.dtg`` file's folder;
-it must name a regular file (a link to one is followed): a folder, a device, a named pipe or a
+rows; each row must have the declared shape (8-bit ``uint8`` arrays declared as
+``real[C, H, W]`` images are scaled from 0 … 255 to [−1, 1], as ``images()`` scales pictures).
+``path`` is relative to the ``.dtg`` file's folder; it must name a regular file (a link to one is followed): a folder, a device, a named pipe or a
 socket is refused by its kind, without opening it.
 10% of the rows (at least one) are held out as test, chosen by the seed.
 """
@@ -171,7 +172,9 @@ def _checked_rows(
     arr = _rows_of_shape(np.asarray(arr), space, shown, line_nos)
     n = arr.shape[0]
     flat = arr.reshape(n, -1)
-    if space.kind == SpaceKind.REAL:
+    if space.kind == SpaceKind.REAL and arr.dtype == np.uint8 and len(space.shape) == 3:
+        values = (flat / 127.5 - 1.0).astype(np.float32)  # 8-bit images [C, H, W] to [−1, 1]
+    elif space.kind == SpaceKind.REAL:
         values = _real_values(flat, shown, line_nos)
     else:
         values = _token_values(flat, space, shown, line_nos)
