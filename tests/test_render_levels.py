@@ -172,8 +172,8 @@ def test_levels_of_other_spaces_are_told_apart(labels: str) -> None:
             assert rf"${tex_name}$: \texttt{{{space}}}" in d.note_tex
     nodes, _ = parse_dot(to_dot(load("hvae"), view="unrolled", labels=labels))
     for i, (name, space) in enumerate(zip(names, spaces, strict=True)):
-        assert nodes[f"d{i}"]["tooltip"] == f"{name} : {space}"
-    assert nodes["m1"]["tooltip"].endswith(": real[16]")
+        assert nodes[f"d{i}"]["tooltip"] == f"{name}: level {i}, {space}"
+    assert nodes["m1"]["tooltip"].endswith(", real[16]")
     mixed = build(load("mixed_spaces"), "unrolled")
     assert mixed.note == "A : real[64]   B : real[16]   C : real[16]   D : real[16]"
 
@@ -182,7 +182,8 @@ def test_one_space_everywhere_adds_no_space_note() -> None:
     d = build(load("mixed"), "unrolled")
     assert d.note == "" and d.note_tex == ""
     nodes, _ = parse_dot(to_dot(load("mixed"), view="unrolled"))
-    assert all(" : " not in attrs.get("tooltip", "") for attrs in nodes.values())
+    levels = [a["tooltip"] for a in nodes.values() if ": level " in a.get("tooltip", "")]
+    assert levels and all(tip.endswith(", real[64]") for tip in levels)  # the hover says it
 
 
 @pytest.mark.parametrize("name", list(SOURCES))

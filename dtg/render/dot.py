@@ -29,7 +29,7 @@ FROZEN = "#8c8c8c"
 
 
 def _node_attrs(node: Node) -> dict[str, str]:
-    tooltip = f"{node.name.text} : {node.space}" if node.space else node.name.text
+    tooltip = node.tooltip or (f"{node.name.text} : {node.space}" if node.space else node.name.text)
     attrs = {"label": f"<{node.name.html}>", "tooltip": tooltip}
     if node.kind in ("level", "singleton"):
         attrs.update(shape="circle", margin="0.03", width="0.5")
@@ -61,7 +61,7 @@ def _edge_attrs(edge: Edge) -> dict[str, str]:
     attrs: dict[str, str] = {"fontname": EDGE_FONT, "fontsize": "11"}
     if edge.kind in ("harpoon", "arrow"):
         attrs.update(arrowhead=HARPOON if edge.kind == "harpoon" else ARROW, label=edge.label)
-        attrs["tooltip"] = f"{edge.channel}: {edge.label}"
+        attrs["tooltip"] = edge.tooltip or f"{edge.channel}: {edge.label}"
         if edge.learned:
             attrs.update(style="bold", penwidth="2")
     elif edge.kind == "goal":

@@ -11,19 +11,12 @@ from __future__ import annotations
 
 from ..ir import Channel, ModelIR
 from .levels import own, scope, template_levels
-from .scene import as_model, tex_text
+from .scene import as_model, kernel_source, tex_text
 
 __all__ = ["equations", "channel_rows", "FORMATS"]
 
 FORMATS = ("latex", "text")
 _ROLES = ("destroy", "generate", "start")
-
-
-def _kernel_source(ir: ModelIR, channel: Channel) -> str:
-    """The kernel as dtg source: ``x[t] ~ Normal(…)``."""
-    level = channel.target.replace("T", ir.steps_name)
-    sign = "~" if channel.stochastic else "="
-    return f"{ir.message.name}[{level}] {sign} {channel.text}"
 
 
 def _kernels(ir: ModelIR) -> list[tuple[str, Channel, tuple[str, str]]]:
@@ -59,7 +52,7 @@ def channel_rows(ir: ModelIR) -> list[tuple[str, str, str, str]]:
     rows = []
     for role, channel, (covers, _) in _kernels(ir):
         nets = ", ".join(channel.nets) or "-"
-        kernel = _kernel_source(ir, channel) + (f"   ({covers})" if covers else "")
+        kernel = kernel_source(ir, channel) + (f"   ({covers})" if covers else "")
         rows.append((role, channel.family.label, nets, kernel))
     return rows
 
@@ -80,7 +73,7 @@ def _latex(ir: ModelIR, env: str) -> str:
     lines = [f"% {tex_text(ir.name)}: the channels of the diagram", rf"\begin{{{env}}}"]
     rows = []
     for role, channel, (_, covers) in _kernels(ir):
-        body = channel.latex or rf"\texttt{{{tex_text(_kernel_source(ir, channel))}}}"
+        body = channel.latex or rf"\texttt{{{tex_text(kernel_source(ir, channel))}}}"
         family = rf"\mathsf{{{channel.family.label}}}"
         if channel.learned:
             family += rf",\ \text{{learned: {tex_text(', '.join(channel.nets))}}}"

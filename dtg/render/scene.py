@@ -67,6 +67,7 @@ class Node:
     :param filled: the data node.
     :param frozen: part of a frozen parent.
     :param space: the level's space, given when the levels of the model differ in space.
+    :param tooltip: the text shown on hover in SVG output (its level and space).
     """
 
     id: str
@@ -77,6 +78,7 @@ class Node:
     filled: bool = False
     frozen: bool = False
     space: str = ""
+    tooltip: str = ""
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Edge:
     :param channel: ``"destroy" | "generate" | "start"`` for channel edges and the role of the
         step a ``grad`` edge feeds, else ``None``.
     :param nets: the nets of a learned channel (drawn bold).
+    :param tooltip: the text shown on hover in SVG output: the kernel as written and the
+        signatures of its nets.
     """
 
     src: str
@@ -98,6 +102,7 @@ class Edge:
     channel: str | None = None
     nets: tuple[str, ...] = ()
     frozen: bool = False
+    tooltip: str = ""
 
     @property
     def learned(self) -> bool:
@@ -177,6 +182,30 @@ def reward_name(ir: ModelIR) -> Name:
     return Name(text, html, rf"\texttt{{{tex_text(text)}}}")
 
 
+def kernel_source(ir: ModelIR, channel: Channel) -> str:
+    """The kernel as dtg source: ``x[t] ~ Normal(…)`` (what ``--equations text`` prints).
+
+    :param ir: the model. :param channel: one of its channels.
+    :returns: the text.
+    """
+    level = channel.target.replace("T", ir.steps_name)
+    sign = "~" if channel.stochastic else "="
+    return f"{ir.message.name}[{level}] {sign} {channel.text}"
+
+
+def net_signature(ir: ModelIR, name: str) -> str:
+    """A net as declared: ``eps : (real[2], time) -> real[2] = mlp``.
+
+    :param ir: the model. :param name: one of its nets.
+    :returns: the text (the name alone for a net the model does not declare).
+    """
+    spec = ir.nets.get(name)
+    if spec is None:
+        return name
+    inputs = ", ".join(str(space) for space in spec.inputs)
+    return f"{name} : ({inputs}) -> {spec.output} = {spec.arch}"
+
+
 def _channel_edge(
     d: Diagram, ir: ModelIR, src: str, dst: str, channel: Channel, frozen: bool, role: str
 ) -> None:
@@ -184,7 +213,13 @@ def _channel_edge(
     reward's gradient (:mod:`dtg.render.grads`; none on a frozen parent's chain)."""
     label, tex = channel_label(channel)
     kind = "harpoon" if channel.stochastic else "arrow"
-    d.edges.append(Edge(src, dst, kind, label, tex, role, channel.nets, frozen))
+    tooltip = "; ".join(
+        [
+            f"{role}: {kernel_source(ir, channel)}",
+            *map(lambda n: net_signature(ir, n), channel.nets),
+        ]
+    )
+    d.edges.append(Edge(src, dst, kind, label, tex, role, channel.nets, frozen, tooltip))
     fed = None if frozen else grad_label(ir, channel)
     if fed is not None:
         d.edges.append(Edge("reward", src, "grad", fed[0], fed[1], role))
@@ -214,7 +249,11 @@ def _chain(d: Diagram, ir: ModelIR, row: str, prime: int, levels: list, labels: 
                 name = level_name(level, ir.steps, ir.steps_name, labels, prime)
             filled = row == "data" and col == 0
             space = str(ir.message.space_at(level)) if spaced else ""
-            node = Node(id, name, "level", row, col, filled=filled, frozen=frozen, space=space)
+            shown = f"{ir.steps_name} = {ir.steps}" if level == ir.steps_name else level
+            known = isinstance(level, int) or not ir.message.level_spaces
+            at = ir.message.space_at(level) if known else "the space of its level"
+            tooltip = f"{name.text}: level {shown}, {at}"
+            node = Node(id, name, "level", row, col, filled, frozen, space, tooltip)
             d.nodes.append(node)
         ids.append(id)
     for col in range(1, len(levels)):
