@@ -27,6 +27,25 @@ model base {
 """
 
 
+def moons_model(
+    name: str = "tiny", beta: str = "0.1", data: str = "moons(n = 400)", train: str = ""
+) -> str:
+    """A 4-level Gaussian diffusion of 2-D toy data with a tiny MLP (the run-level tests' model:
+    held-out curves, compare, export); ``train`` goes inside ``train { batch = 16, … }``."""
+    return f"""model {name} {{
+  data x : real[2] ~ {data}
+  steps T = 4
+  schedule beta(t) = {beta}
+  net eps : (real[2], time) -> real[2] = mlp(hidden = [16])
+  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
+  generate x[T] ~ Normal(0, 1)
+  generate x[t-1] ~ Guess(x[t], eps)
+  objective denoising(weight = elbo)
+  train {{ batch = 16, {train} }}
+}}
+"""
+
+
 def example_paths() -> list[Path]:
     return sorted(EXAMPLES.glob("*.dtg"))
 

@@ -7,27 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import moons_model
 
 from dtg.cli import main
 from dtg.runtime.compare_report import markdown_table
 
-MODEL = """model {name} {{
-  data x : real[2] ~ {data}
-  steps T = 4
-  schedule beta(t) = {beta}
-  net eps : (real[2], time) -> real[2] = mlp(hidden = [16])
-  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
-  generate x[T] ~ Normal(0, 1)
-  generate x[t-1] ~ Guess(x[t], eps)
-  objective denoising(weight = elbo)
-  train {{ batch = 16, lr = 0.01 }}
-}}
-"""
-
 
 def write(folder: Path, name: str, beta: str, data: str = "moons(n = 400)") -> str:
     path = folder / f"{name}.dtg"
-    path.write_text(MODEL.format(name=name, beta=beta, data=data))
+    path.write_text(moons_model(name, beta, data, train="lr = 0.01"))
     return str(path)
 
 

@@ -8,30 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import moons_model
 
 from dtg.cli import main
 from dtg.runtime.checkpoint import effective_state, load_checkpoint
 
 safetensors = pytest.importorskip("safetensors.torch")
 
-MODEL = """model tiny {{
-  data x : real[2] ~ moons(n = 200)
-  steps T = 4
-  schedule beta(t) = {beta}
-  net eps : (real[2], time) -> real[2] = mlp(hidden = [8])
-  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
-  generate x[T] ~ Normal(0, 1)
-  generate x[t-1] ~ Guess(x[t], eps)
-  objective denoising
-  train {{ steps = 5, batch = 16, ema = 0.5 }}
-}}
-"""
-
 
 @pytest.fixture
 def trained(tmp_path: Path, one_thread: None) -> tuple[Path, Path]:
     path = tmp_path / "tiny.dtg"
-    path.write_text(MODEL.format(beta="0.1"))
+    path.write_text(moons_model(beta="0.1", data="moons(n = 200)", train="steps = 5, ema = 0.5"))
     assert main(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     return path, tmp_path / "run" / "checkpoint.pt"
 
@@ -57,7 +45,9 @@ def test_an_export_of_another_program_is_refused(trained, tmp_path: Path, capsys
     path, checkpoint = trained
     out = tmp_path / "tiny.safetensors"
     assert main(["export", str(checkpoint), "-o", str(out)]) == 0
-    path.write_text(MODEL.format(beta="0.2"))  # the program changed
+    path.write_text(
+        moons_model(beta="0.2", data="moons(n = 200)", train="steps = 5, ema = 0.5")
+    )  # the program changed
     capsys.readouterr()
     assert main(["sample", str(path), "--checkpoint", str(out), "-n", "4"]) == 1
     error = capsys.readouterr().err

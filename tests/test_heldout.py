@@ -7,29 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import moons_model
 
 import dtg
 from dtg.runtime.checkpoint import load_checkpoint
 from dtg.runtime.heldout import HeldOut, training_rows
 from dtg.runtime.loop import DATA_SPLIT_SEED
 
-MODEL = """model {name} {{
-  data x : real[2] ~ moons(n = 400)
-  steps T = 4
-  schedule beta(t) = {beta}
-  net eps : (real[2], time) -> real[2] = mlp(hidden = [16])
-  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
-  generate x[T] ~ Normal(0, 1)
-  generate x[t-1] ~ Guess(x[t], eps)
-  objective denoising(weight = elbo)
-  train {{ batch = 16, lr = 0.02, log_every = 1000, {train} }}
-}}
-"""
-
 
 def compile_model(folder: Path, train: str, name: str = "tiny", beta: str = "0.1"):
     path = folder / f"{name}.dtg"
-    path.write_text(MODEL.format(name=name, beta=beta, train=train))
+    path.write_text(moons_model(name, beta, train=f"lr = 0.02, log_every = 1000, {train}"))
     torch.manual_seed(0)  # the same initial weights for every model compiled here
     return dtg.load(path).compile("cpu")
 
