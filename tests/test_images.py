@@ -113,3 +113,29 @@ def test_uint8_image_arrays_are_scaled_like_pictures(tmp_path: Path) -> None:
     np.save(tmp_path / "flat.npy", pixels.reshape(20, 48))
     flat = load_source("file", {"path": str(tmp_path / "flat.npy")}, Space("real", (48,)))
     assert float(flat.train.max()) > 1.0  # only image spaces are scaled
+
+
+def test_the_crop_is_central_and_16_bit_grey_is_scaled(tmp_path: Path) -> None:
+    from dtg.data.dataset import load_source
+    from dtg.ir.space import Space
+
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, size=(16, 24), dtype=np.uint8)  # 24 wide, 16 high
+    framed = np.full((16, 24), 255, dtype=np.uint8)
+    framed[:, :4] = framed[:, 20:] = 0  # black outside the middle 16 columns
+    for i in range(2):
+        Image.fromarray(framed).save(folder / f"p{i}.png")
+    loaded = load_source("images", {"path": str(folder)}, Space("real", (1, 8, 8)))
+    assert float(loaded.train.mean()) > 0.95  # the crop kept the white middle, not the frame
+    by_hand = Image.fromarray(framed[:, 4:20]).resize((8, 8), Image.Resampling.LANCZOS)
+    want = np.asarray(by_hand, dtype=np.float32) / 127.5 - 1
+    assert np.abs(loaded.train[0, 0].numpy() - want).max() < 0.15  # edges: resampling support
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    for i in range(2):
+        Image.fromarray(grey.astype(np.uint16) * 257).save(deep / f"p{i}.png")  # 16-bit grey
+    sixteen = load_source("images", {"path": str(deep)}, Space("real", (1, 16, 24)))
+    assert np.allclose(sixteen.train[0, 0].numpy(), grey / 127.5 - 1, atol=1e-6)

@@ -40,3 +40,19 @@ def test_the_cli_flag_writes_an_event_file(tmp_path: Path, one_thread: None) -> 
     argv = ["train", str(tmp_path / "tiny.dtg"), "--out", str(tmp_path / "r"), "--no-progress"]
     assert main([*argv, "--tensorboard", str(board)]) == 0
     assert any(p.name.startswith("events.out.tfevents") for p in board.iterdir())
+
+
+def test_a_resumed_run_keeps_one_event_per_step(tmp_path: Path, one_thread: None) -> None:
+    board = tmp_path / "board"
+    train = "steps = 6, eval_every = 2, checkpoint_every = 2"
+    first = compile_model(tmp_path, train)
+    options = {"log_every": 2}
+    dtg.train(first, steps=4, out=tmp_path / "r", progress=False, overrides=options,
+              tensorboard=board)  # fmt: skip
+    again = compile_model(tmp_path, train)
+    dtg.train(again, steps=6, out=tmp_path / "r", resume=True, progress=False,
+              overrides=options, tensorboard=board)  # fmt: skip
+    events = event_accumulator.EventAccumulator(str(board))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6]
+    assert [e.step for e in events.Scalars("heldout/heldout_nats")] == [2, 4, 6]

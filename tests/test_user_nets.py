@@ -120,3 +120,32 @@ def test_a_plugin_file_registers_a_net_for_the_cli(tmp_path: Path, one_thread: N
     argv = ["train", str(path), "--plugin", str(plugin), "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     assert (out / "checkpoint.pt").is_file()
+
+
+def test_the_dummy_batch_holds_the_mask_id_for_tokens(tmp_path: Path) -> None:
+    seen = []
+
+    class Embed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(4, 3)  # tokens 0, 1, 2 and the mask id 3
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            seen.append(x.clone())
+            return self.embed(x).sum(-1, keepdim=True).expand(*x.shape, 3)[..., :3]
+
+    dtg.register_net("embed", lambda inputs, output, options: Embed())
+    source = """model tokens {
+  data x : token(3)[4] ~ categorical(probs = [0.2, 0.3, 0.5])
+  steps T = 4
+  schedule alpha(t) = 1 - t/T
+  net logits : (token(3)[4], time) -> real[4, 3] = embed()
+  destroy  x[t]   ~ Mask(x[t-1], keep = alpha(t) / alpha(t-1))
+  generate x[T]   = masked
+  generate x[t-1] ~ Guess(x[t], logits)
+  objective masking
+}
+"""
+    (tmp_path / "t.dtg").write_text(source)
+    dtg.load(tmp_path / "t.dtg").compile("cpu")
+    assert seen and int(seen[0].max()) == 3  # the mask id reached the module at compile time

@@ -2,7 +2,8 @@
 
 Every ``.png``, ``.jpg`` or ``.jpeg`` file directly in the folder (sorted by name) is read with
 Pillow, converted to the declared channels (C = 1 grey, C = 3 RGB), centre-cropped to the
-declared aspect ratio H : W and resized to H × W (Lanczos), then scaled: ``real`` pixels to
+declared aspect ratio H : W and resized to H × W (Lanczos) — after the picture's EXIF rotation,
+and with 16-bit grey pictures brought to 8 bits — then scaled: ``real`` pixels to
 [−1, 1] (p/127.5 − 1, a grid of step 2/255 that ``dequantize = true`` spreads noise over),
 ``token(V)`` pixels to the V levels ``round(p (V − 1) / 255)``. 10 % of the images (at least
 one) are held out as test, chosen by the seed. A file Pillow cannot read is an error naming it.
@@ -67,10 +68,17 @@ def _read(path: Path, channels: int, height: int, width: int) -> np.ndarray:
 
     try:
         with Image.open(path) as picture:
+            picture = ImageOps.exif_transpose(picture)  # a camera's rotation, applied
+            if picture.mode.startswith("I"):  # 16- or 32-bit grey: to 8 bits by its range
+                deep = np.asarray(picture, dtype=np.float64)
+                if deep.max(initial=0) > 65535 or deep.min(initial=0) < 0:
+                    raise ValueError(f"{picture.mode} values outside 0 … 65535")
+                scale = 257.0 if deep.max(initial=0) > 255 else 1.0
+                picture = Image.fromarray(np.rint(deep / scale).astype(np.uint8))
             picture = picture.convert("L" if channels == 1 else "RGB")
             fitted = ImageOps.fit(picture, (width, height), Image.Resampling.LANCZOS)
-            pixels = np.asarray(fitted, dtype=np.float64)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+            pixels = np.asarray(fitted, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"images: cannot read {path.name} in {path.parent}: {error}") from None
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)  # [C, H, W], 0 … 255
 
@@ -85,11 +93,13 @@ def load_images(options: Mapping[str, Any], space: Space, seed: int, base_dir: P
     folder = Path(shown) if Path(shown).is_absolute() or base_dir is None else base_dir / shown
     files = _files(folder, shown)
     channels, height, width = space.shape
-    pixels = np.stack([_read(p, channels, height, width) for p in files])
+    pixels = np.stack([_read(p, channels, height, width) for p in files])  # uint8 [N, C, H, W]
     if space.kind == SpaceKind.TOKEN:
-        data = np.rint(pixels * ((space.vocab or 256) - 1) / 255.0).astype(np.int64)
+        data = np.rint(pixels.astype(np.float64) * ((space.vocab or 256) - 1) / 255.0).astype(
+            np.int64
+        )
     else:
-        data = (pixels / 127.5 - 1.0).astype(np.float32)
+        data = (pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
     perm = np.random.default_rng(seed).permutation(len(files))
     n_test = max(1, len(files) // 10)
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])

@@ -64,12 +64,15 @@ def build_net(
 _FAILURES = (Exception, SystemExit)
 
 
-def _dummy(space: Space, batch: int) -> torch.Tensor:
+def _dummy(space: Space, batch: int, device: torch.device) -> torch.Tensor:
+    """Zeros of the space; for tokens the last row holds the mask id ``V``, as nets get it."""
     if space.kind == "time":
-        return torch.zeros(batch)
+        return torch.zeros(batch, device=device)
     if space.kind == "token":
-        return torch.zeros((batch, *space.shape), dtype=torch.long)
-    return torch.zeros((batch, *space.shape))
+        ids = torch.zeros((batch, *space.shape), dtype=torch.long, device=device)
+        ids[-1] = int(space.vocab or 0)
+        return ids
+    return torch.zeros((batch, *space.shape), device=device)
 
 
 def _plugin_net(
@@ -98,7 +101,8 @@ def _plugin_net(
     try:
         with torch.no_grad():
             was_training = module.training
-            result = module.eval()(*[_dummy(s, 2) for s in inputs])
+            device = next(module.parameters(), torch.zeros(())).device  # where it was built
+            result = module.eval()(*[_dummy(s, 2, device) for s in inputs])
             module.train(was_training)
     except _FAILURES as error:
         raise NetConfigError(

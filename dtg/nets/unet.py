@@ -2,7 +2,7 @@
 
 Residual blocks with a time embedding added between their two convolutions, group norm and SiLU,
 a strided-convolution down path and a nearest-neighbour + convolution up path joined level by
-level by skip connections, and optional multi-head self-attention at chosen levels and in the
+level by skip connections (one per level; improved-diffusion keeps one per block), and optional multi-head self-attention at chosen levels and in the
 middle. Shapes (the checker's, :mod:`dtg.nets.spec`): the image input ``real[C, H, W]`` with
 H and W divisible by 2^(levels − 1), an optional ``time``, the output ``real[C', H, W]``.
 The last convolution of every residual branch and the output convolution start at zero

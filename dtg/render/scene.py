@@ -250,8 +250,9 @@ def _chain(d: Diagram, ir: ModelIR, row: str, prime: int, levels: list, labels: 
             filled = row == "data" and col == 0
             space = str(ir.message.space_at(level)) if spaced else ""
             shown = f"{ir.steps_name} = {ir.steps}" if level == ir.steps_name else level
-            known = isinstance(level, int) or not ir.message.level_spaces
-            at = ir.message.space_at(level) if known else "the space of its level"
+            number = ir.steps if level == ir.steps_name else level
+            known = isinstance(number, int) or not ir.message.level_spaces
+            at = ir.message.space_at(number) if known else "the space of its level"
             tooltip = f"{name.text}: level {shown}, {at}"
             node = Node(id, name, "level", row, col, filled, frozen, space, tooltip)
             d.nodes.append(node)

@@ -9,8 +9,8 @@ level s < t,
 
 where v_s (v_t − a² v_s) / v_t is the variance of the destruction's posterior q(x[s] | x[t],
 x[0]). With η = 1 a step is exactly that posterior at x̂[0] (for s = t − 1 it is the model's own
-ancestral step, tested), with η = 0 it is deterministic (DDIM); any η keeps the marginals
-q(x[s] | x[0]) of the skipped chain. The levels visited are ``K`` evenly spaced ones from T down
+ancestral step when its ``Guess`` has ``variance = posterior``, tested), with η = 0 it is
+deterministic (DDIM); any η in [0, 1] keeps the marginals q(x[s] | x[0]) of the skipped chain. The levels visited are ``K`` evenly spaced ones from T down
 to 0; the last step returns x̂[0].
 
 References: Song, Meng, Ermon 2021, Denoising Diffusion Implicit Models (arXiv 2010.02502), eq. 12
@@ -35,6 +35,8 @@ __all__ = ["ddim_levels", "ddim_step", "ddim_sample"]
 def ddim_levels(steps: int, levels: int) -> list[int]:
     """``levels + 1`` distinct levels from ``steps`` down to 0, evenly spaced (rounded).
 
+    :param steps: T. :param levels: K, 1 ≤ K ≤ T.
+    :returns: ``[T, …, 0]``.
     :raises ValueError: unless ``1 ≤ levels ≤ steps``.
     """
     if not 1 <= levels <= steps:
@@ -60,10 +62,11 @@ def ddim_step(guess: GaussianGuess, x: Tensor, t: int, s: int, eta: float) -> tu
     before = level_tensor(s, x.shape[0], x.device)
     m_t, v_t = _view(destroy.mean[level], x), _view(destroy.var[level], x)
     m_s, v_s = _view(destroy.mean[before], x), _view(destroy.var[before], x)
-    eps = (x - m_t * x0) / v_t.sqrt()
-    a = m_t / m_s
-    variance = (eta**2) * v_s * (v_t - a**2 * v_s) / v_t
-    variance = variance.clamp_min(0.0)
+    noised = v_t > 0  # a coordinate a per-coordinate table never noises has ε̂ = 0
+    eps = torch.where(noised, (x - m_t * x0) / v_t.clamp_min(1e-30).sqrt(), torch.zeros_like(x))
+    a = m_t / torch.where(m_s != 0, m_s, torch.ones_like(m_s))
+    variance = (eta**2) * v_s * (v_t - a**2 * v_s) / v_t.clamp_min(1e-30)
+    variance = torch.where(noised, variance.clamp_min(0.0), torch.zeros_like(variance))
     return m_s * x0 + (v_s - variance).clamp_min(0.0).sqrt() * eps, variance
 
 
@@ -86,8 +89,8 @@ def ddim_sample(model: Any, n: int, levels: int, eta: float = 0.0) -> Tensor:
     steps = model.ir.steps
     if not 1 <= levels <= steps:
         raise DtgRuntimeError(f"--levels must be in [1, {steps}] (T = {steps}), got {levels}")
-    if eta < 0:
-        raise DtgRuntimeError(f"--eta must be ≥ 0, got {eta}")
+    if not 0 <= eta <= 1:  # also refuses NaN; past 1 the marginals are no longer kept
+        raise DtgRuntimeError(f"--eta must be in [0, 1], got {eta}")
     x = model.start.sample(None, level_tensor(steps, n, model.device))
     path = ddim_levels(steps, levels)
     for t, s in zip(path, path[1:], strict=False):

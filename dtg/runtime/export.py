@@ -31,7 +31,7 @@ from .checkpoint_schema import source_sha256
 __all__ = ["SUFFIX", "export_checkpoint", "load_exported"]
 
 SUFFIX = ".safetensors"
-_KEYS = ("dtg_version", "model_name", "program_sha256", "program", "source", "step")
+_KEYS = ("dtg_version", "model_name", "program_sha256", "program", "source", "step", "train_size")
 
 
 def _library() -> Any:
@@ -70,6 +70,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> dict[str, str]
         "program": content.get("program") or "",
         "source": content.get("source") or "",
         "step": str(int(content["step"])),
+        "train_size": str(int((content.get("train_options") or {}).get("train_size", 0))),
     }
     write_atomic(Path(out), library.save(weights, metadata=metadata))
     return metadata
@@ -78,17 +79,18 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> dict[str, str]
 def load_exported(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Read an exported file as the fields :func:`~dtg.runtime.checkpoint.restore_model` checks.
 
+    :param path: the ``.safetensors`` file. :param device: where its tensors go.
+
     :returns: a checkpoint-like dict (``model`` the weights, ``ema`` ``None``, the identity).
     :raises DtgRuntimeError: for a file that is not a dtg export (naming what is missing).
     """
-    library = _library()
-    data = Path(path).read_bytes()
-    try:
-        weights = library.load(data)
-        from safetensors import safe_open  # optional: as above
+    _library()  # the clear error when safetensors is missing
+    from safetensors import safe_open  # optional: only .safetensors files need it
 
-        with safe_open(str(path), framework="pt") as handle:
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as handle:
             metadata = handle.metadata() or {}
+            weights = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except Exception as error:  # the library's own errors differ by version; all say "corrupt"
         raise DtgRuntimeError(f"{path} is not a readable .safetensors file: {error}") from None
     for name, tensor in weights.items():
@@ -99,8 +101,10 @@ def load_exported(path: str | Path, device: torch.device | str = "cpu") -> dict[
         raise DtgRuntimeError(
             f"{path} was not written by dtg export: its metadata lacks {', '.join(missing)}"
         )
+    if not (metadata["step"].isdigit() and metadata["train_size"].isdigit()):
+        raise DtgRuntimeError(f"{path}: its metadata's step and train_size are not counts")
     return {
-        "model": {k: v.to(device) for k, v in weights.items()},
+        "model": weights,
         "ema": None,
         "model_name": metadata["model_name"],
         "program_sha256": metadata["program_sha256"],
@@ -109,5 +113,5 @@ def load_exported(path: str | Path, device: torch.device | str = "cpu") -> dict[
         "source_sha256": source_sha256(metadata["source"] or None),
         "step": int(metadata["step"]),
         "path": str(path),
-        "train_options": {},
+        "train_options": {"train_size": int(metadata["train_size"])},
     }

@@ -31,7 +31,7 @@ from ..data.dataset import Dataset
 from ..data.dequantize import data_bits_per_dim
 from ..errors import DtgRuntimeError
 
-__all__ = ["HeldOut", "training_rows", "split_sha256", "BEST"]
+__all__ = ["HeldOut", "training_rows", "split_sha256", "evaluation_weights", "BEST"]
 
 #: The checkpoint of the best held-out figure, beside ``checkpoint.pt``.
 BEST = "best.pt"
@@ -73,8 +73,12 @@ def split_sha256(test: Tensor, train_index: Tensor | None) -> str:
 
 
 @contextlib.contextmanager
-def _weights(model: torch.nn.Module, shadow: dict[str, Tensor] | None) -> Iterator[None]:
-    """Evaluate with the EMA weights ``shadow`` (when given), in eval mode; restored after."""
+def evaluation_weights(model: torch.nn.Module, shadow: dict[str, Tensor] | None) -> Iterator[None]:
+    """Evaluate with the EMA weights ``shadow`` (when given), in eval mode, without gradients
+    for the swap; the raw weights and the mode are restored after.
+
+    :param model: the model being trained. :param shadow: EMA weights by name, or ``None``.
+    """
     params = dict(model.named_parameters())
     saved = {n: params[n].detach().clone() for n in shadow} if shadow else {}
     was_training = model.training
@@ -144,7 +148,10 @@ class HeldOut:
         start = time.perf_counter()
         device = torch.device(model.device)
         forked = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=forked), _weights(model, shadow):
+        with (
+            torch.random.fork_rng(devices=forked, device_type=device.type),
+            evaluation_weights(model, shadow),
+        ):
             torch.manual_seed(EVAL_SEED)
             rows = range(0, len(self.test), batch)
             parts = [model.nelbo(self.test[i : i + batch]) for i in rows]

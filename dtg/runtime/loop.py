@@ -227,8 +227,9 @@ def train(
                         _call(callback, event)
                 monitor.record(step, loss, norm, data, optimizer.param_groups[0]["lr"])
                 if heldout is not None and heldout.due(step, total) and ctx.main:
-                    figures = heldout.evaluate(model, ema.shadow if ema is not None else None)
-                    monitor.write_record(step, figures)
+                    shadow = ema.shadow if ema is not None else None
+                    figures = heldout.evaluate(model, shadow)
+                    monitor.write_record(step, figures, shadow)
                     if heldout.improved(step, figures["heldout_nats"]) and heldout.keep_best:
                         monitor.flush()
                         save_checkpoint(

@@ -195,13 +195,14 @@ class Monitor:
             )
         self.window_step, self.window_time = step, now
 
-    def write_record(self, step: int, record: dict[str, Any]) -> None:
-        """Append a line of other figures at ``step`` (held-out evaluations)."""
+    def write_record(self, step: int, record: dict[str, Any], shadow: Any = None) -> None:
+        """Append a line of other figures at ``step`` (held-out evaluations); ``shadow``, the
+        EMA weights, draws the TensorBoard log's samples as the figures were scored."""
         self.log.write(json.dumps({"step": step, **record}) + "\n")
         self.log.flush()
         if self.board is not None:
             self.board.scalars(step, record, "heldout")
-            self.board.samples(step)
+            self.board.samples(step, shadow)
         if self.progress and not self.tty:
             shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
             print(f"step {step}/{self.total}  {shown}", file=sys.stderr, flush=True)

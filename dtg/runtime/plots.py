@@ -36,13 +36,11 @@ def picture_kind(space: Any) -> str:
 
 
 def _image_shape(space: Any) -> tuple[int, int, int] | None:
-    """``(C, H, W)`` when the space is pictures: 64 values (8 × 8 digits), ``[H, W]``, or
-    ``[C, H, W]`` with 1 (grey) or 3 (RGB) channels; else ``None``."""
+    """``(C, H, W)`` when the space is pictures: 64 values (8 × 8 digits) or ``[C, H, W]``
+    with 1 (grey) or 3 (RGB) channels; else ``None``."""
     shape = tuple(space.shape)
     if len(shape) == 3 and shape[0] in (1, 3):
         return shape
-    if len(shape) == 2 and min(shape) >= 4:
-        return (1, *shape)
     return (1, 8, 8) if math.prod(shape) == 64 else None
 
 

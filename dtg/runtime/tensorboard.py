@@ -44,7 +44,8 @@ class Board:
                 hints=["pip install tensorboard (or the extra: pip install dtg[tensorboard])"],
             ) from None
         self.model = model
-        self.writer = SummaryWriter(log_dir=str(folder), purge_step=step or None)
+        # a resumed run drops what a run that died after its checkpoint (step) logged beyond it
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=step + 1 if step else None)
         if step == 0:
             self._describe(model)
 
@@ -61,25 +62,32 @@ class Board:
             self.writer.add_text("model/diagram_svg", f"(not drawn: {error})", 0)
 
     def scalars(self, step: int, line: dict[str, Any], prefix: str) -> None:
-        """Write the numeric entries of a metric line (``step`` excluded) under ``prefix``."""
+        """Write the numeric entries of a metric line (``step`` excluded) under ``prefix``.
+
+        :param step: the line's step. :param line: the metric line. :param prefix: ``train`` or
+            ``heldout``.
+        """
         for key, value in line.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(f"{prefix}/{key}", float(value), step)
         self.writer.flush()
 
-    def samples(self, step: int) -> None:
-        """A grid of 16 samples, drawn without touching the run's random state."""
+    def samples(self, step: int, shadow: dict[str, torch.Tensor] | None = None) -> None:
+        """A grid of 16 samples, drawn without touching the run's random state.
+
+        :param step: the step they are logged at (and their seed).
+        :param shadow: the EMA weights to draw them with (as the held-out figures are), or
+            ``None`` for the model's own.
+        """
+        from ..runtime.heldout import evaluation_weights  # lazy: the held-out module's swap
         from ..runtime.plots import plot_samples  # heavy: matplotlib
 
         device = torch.device(self.model.device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        forked = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=forked, device_type=device.type):
             torch.manual_seed(step)
-            was_training = self.model.training
-            self.model.eval()
-            try:
+            with evaluation_weights(self.model, shadow):
                 drawn = self.model.sample(16)
-            finally:
-                self.model.train(was_training)
         try:
             import matplotlib.image as image  # heavy: only here
 
