@@ -44,33 +44,30 @@ def _views(ir: ModelIR) -> list[str]:
 
 
 def _section(stem: str, source: str, ir: ModelIR) -> str:
-    """One example: source on the left, its diagrams on the right."""
+    """One example: its source, then its diagrams below it, each at most the column's width (a
+    table cell beside the source clipped them in the docs site's content column)."""
     images = []
     for view in _views(ir):
         for fmt in ("svg", "png"):
             render(ir, GALLERY / f"{stem}_{view}.{fmt}", view=view)
-        images.append(f'**{view}**<br>\n<img src="gallery/{stem}_{view}.svg" alt="{stem} {view}">')
+        images.append(
+            f"**{view}**\n\n"
+            f'<img src="gallery/{stem}_{view}.svg" alt="{stem} {view}" style="max-width: 100%">'
+        )
     if schedule_problem(ir) is None:  # a token model: its (hyper)schedule as a heat map
         draw_schedule(ir, GALLERY / f"{stem}_schedule.png")
         images.append(
-            f"**schedule** (`dtg render … --view schedule`)<br>\n"
-            f'<img src="gallery/{stem}_schedule.png" alt="{stem} schedule" width="420">'
+            f"**schedule** (`dtg render … --view schedule`)\n\n"
+            f'<img src="gallery/{stem}_schedule.png" alt="{stem} schedule" width="420" '
+            'style="max-width: 100%">'
         )
     if (SAMPLES / f"{stem}.png").is_file():
         images.append(
-            f"**samples** (`dtg sample … --plot`, {SAMPLE_NOTE})<br>\n"
-            f'<img src="gallery/samples/{stem}.png" alt="{stem} samples" width="480">'
+            f"**samples** (`dtg sample … --plot`, {SAMPLE_NOTE})\n\n"
+            f'<img src="gallery/samples/{stem}.png" alt="{stem} samples" width="480" '
+            'style="max-width: 100%">'
         )
-    return "\n".join(
-        [
-            f"## {stem}\n",
-            '<table><tr><td valign="top">\n',
-            f"```dtg\n{source.strip()}\n```\n",
-            '</td><td valign="top">\n',
-            "\n\n".join(images),
-            "\n</td></tr></table>\n",
-        ]
-    )
+    return "\n".join([f"## {stem}\n", f"```dtg\n{source.strip()}\n```\n", "\n\n".join(images), ""])
 
 
 def build_gallery() -> str:
@@ -78,7 +75,7 @@ def build_gallery() -> str:
     parts = [
         "# Gallery\n",
         "Every example of `examples/` drawn by `dtg render` as a generative commutative diagram "
-        "(see [notation](notation.md)), next to its source: the *compact* view (one template "
+        "(see [notation](notation.md)), below its source: the *compact* view (one template "
         "step, `t = 1..T`) and the *unrolled* view (A, B, C, ⋯, Y, Z); tiny discrete spaces also "
         "get the *zoomed-in* view; trained examples also show a plot of samples (left) beside "
         "held-out data (right). Rebuild with `python docs/gallery/build.py`.\n",
