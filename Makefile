@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow lint
+.PHONY: setup demo test test-slow lint docs
 
 setup:
 	bash scripts/setup.sh
@@ -20,3 +20,7 @@ test-slow: setup
 
 lint: setup
 	$(BIN)/ruff check dtg tests benchmarks
+
+# The documentation site, offline: open site/index.html in a browser.
+docs: setup
+	$(BIN)/python -m mkdocs build --strict -d site

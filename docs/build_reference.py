@@ -254,5 +254,29 @@ def on_config(config: Any) -> Any:
     return config
 
 
+#: ``<img src="….svg" …>`` of a diagram in the rendered page.
+_SVG_IMG = re.compile(r'<img\s[^>]*src="((?:\.\./)?gallery/[^"]+\.svg)"[^>]*>')
+
+
+def _inline_svg(match: re.Match, docs_dir: Path) -> str:
+    """The diagram's SVG in place of its ``<img>``: its hover texts (each edge's kernel, each
+    node's level and space) are then in the page, where an ``<img>`` never shows them."""
+    path = docs_dir / match.group(1).removeprefix("../")
+    if not path.is_file():
+        return match.group(0)
+    svg = path.read_text(encoding="utf-8")
+    svg = svg[svg.index("<svg") :]  # without the XML prolog, doctype and comments
+    return svg.replace(
+        "<svg ", '<svg class="dtg-diagram" style="max-width: 100%; height: auto" ', 1
+    )
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """MkDocs hook: inline the diagrams' SVGs (the Markdown keeps ``<img>``, for readers of the
+    files on a code-hosting site, where inline SVG is stripped)."""
+    docs_dir = Path(config["docs_dir"])
+    return _SVG_IMG.sub(lambda m: _inline_svg(m, docs_dir), html)
+
+
 if __name__ == "__main__":
     sys.exit(main())
