@@ -46,6 +46,11 @@ def test_compare_writes_the_table_and_plots_and_reuses_runs(
     again = json.loads((out / "compare.json").read_text())["runs"]
     assert all(r["reused"] for r in again)
     assert [r["final_bits"] for r in again] == [r["final_bits"] for r in runs]
+    more = ["compare", a, b, "--steps", "6", "--train-size", "50", "0", "--seeds", "3"]
+    more += ["--eval-every", "3", "--out", str(out), "--report-only"]  # seed 2 was never run
+    assert main(more) == 0
+    report = json.loads((out / "compare.json").read_text())["runs"]
+    assert len(report) == 8 and not (out / "slow" / "n50" / "seed2").exists()
 
 
 def test_models_of_different_data_are_refused(

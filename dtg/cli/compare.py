@@ -68,8 +68,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     seeds = list(range(args.seed, args.seed + args.seeds))
     records = run_study(
-        entries, out, args.steps, args.train_size, seeds, eval_every, args.eval_examples
-    )
+        entries, out, args.steps, args.train_size, seeds, eval_every, args.eval_examples,
+        train_missing=not args.report_only,
+    )  # fmt: skip
+    if not records:
+        raise usage(f"--report-only: no finished run in {out} for these models and options")
     rows = summarise(records)
     written = write_report(out, records, rows, full)
     print(markdown_table(rows, full), end="")
@@ -108,5 +111,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="held-out rows of each curve point (the final figure uses all of them)",
     )  # fmt: skip
     parser.add_argument("--out", default="runs/compare", metavar="DIR", help="runs/compare")
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="train nothing: the table and plots of the runs already finished in --out",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.set_defaults(run=cmd_compare)

@@ -142,10 +142,13 @@ def run_study(
     eval_every: int,
     eval_examples: int = 500,
     progress: bool = True,
+    train_missing: bool = True,
 ) -> list[dict[str, Any]]:
     """Train (or reuse) and score every (model, train size, seed).
 
     :param train_sizes: training rows per run (0 = all).
+    :param train_missing: train the runs not finished yet; ``False`` scores the finished ones
+        only (a report while other processes still train).
     :returns: one record per run: ``model``, ``train_size``, ``seed``, ``steps``, ``curve``
         (``[[step, held-out bits], …]``), ``final_bits``, ``final_nats`` (the whole held-out
         split), ``best_bits``, ``best_step``, ``train_seconds``, ``reused``.
@@ -156,13 +159,18 @@ def run_study(
         for size in train_sizes:
             for seed in seeds:
                 folder = out / entry.label / f"n{size or 'all'}" / f"seed{seed}"
-                records.append(
-                    _one(entry, folder, steps, size, seed, eval_every, eval_examples, progress)
-                )
+                record = _one(
+                    entry, folder, steps, size, seed, eval_every, eval_examples, progress,
+                    train_missing,
+                )  # fmt: skip
+                if record is not None:
+                    records.append(record)
     return records
 
 
-def _one(entry, folder, steps, size, seed, eval_every, eval_examples, progress) -> dict:
+def _one(
+    entry, folder, steps, size, seed, eval_every, eval_examples, progress, train_missing=True
+) -> dict | None:
     options = {
         "steps": steps, "seed": seed, "train_size": size, "eval_every": eval_every,
         "eval_examples": eval_examples,
@@ -171,6 +179,8 @@ def _one(entry, folder, steps, size, seed, eval_every, eval_examples, progress) 
     model = entry.compile()
     reused = _reusable(folder / CHECKPOINT, model, options)
     seconds = None
+    if not reused and not train_missing:
+        return None
     if not reused:
         if progress:
             print(f"dtg compare: training {entry.label}, train size {size or 'all'}, "
