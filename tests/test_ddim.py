@@ -88,4 +88,3 @@ def test_a_masked_model_refuses_levels(tmp_path: Path, capsys, one_thread: None)
     assert main(argv) == 1
     error = capsys.readouterr().err
     assert "needs linear-Gaussian destruction" in error and "Traceback" not in error
-
