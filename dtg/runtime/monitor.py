@@ -229,8 +229,11 @@ def _bar_class() -> type:
 
 
 def _in_notebook() -> bool:
-    """Whether this process is a Jupyter kernel (its bar is a widget, not a terminal line)."""
-    return "ipykernel" in sys.modules
+    """Whether this process runs a Jupyter kernel (its bar is a widget, not a terminal line):
+    an IPython kernel application is running, not merely importable or imported."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def _line_step(line: str) -> float:
