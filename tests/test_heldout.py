@@ -85,15 +85,17 @@ def test_keep_best_keeps_the_minimum_and_resume_continues(tmp_path: Path, one_th
     assert last["heldout"]["split_sha256"] == best["heldout"]["split_sha256"]
 
 
-def test_a_changed_split_is_refused_on_resume(tmp_path: Path, one_thread: None) -> None:
-    model = compile_model(tmp_path, "steps = 4, eval_every = 2")
+def refused_on_resume(tmp_path: Path, train: str, overrides: dict, message: str) -> None:
+    """Train 2 of 4 steps, then resume with ``overrides``: refused with ``message``."""
+    model = compile_model(tmp_path, train)
     dtg.train(model, steps=2, out=tmp_path / "r", progress=False)
-    again = compile_model(tmp_path, "steps = 4, eval_every = 2")
-    with pytest.raises(dtg.DtgRuntimeError, match="held-out split"):
-        dtg.train(
-            again, out=tmp_path / "r", resume=True, progress=False,
-            overrides={"eval_examples": 7},
-        )  # fmt: skip
+    again = compile_model(tmp_path, train)
+    with pytest.raises(dtg.DtgRuntimeError, match=message):
+        dtg.train(again, out=tmp_path / "r", resume=True, progress=False, overrides=overrides)
+
+
+def test_a_changed_split_is_refused_on_resume(tmp_path: Path, one_thread: None) -> None:
+    refused_on_resume(tmp_path, "steps = 4, eval_every = 2", {"eval_examples": 7}, "held-out split")
 
 
 def test_a_sampler_refuses_held_out_options(tmp_path: Path) -> None:
@@ -144,10 +146,5 @@ def test_evaluations_score_the_ema_weights_and_restore_the_raw_ones(tmp_path: Pa
 
 
 def test_another_train_size_on_resume_is_refused(tmp_path: Path, one_thread: None) -> None:
-    model = compile_model(tmp_path, "steps = 4, train_size = 50")
-    dtg.train(model, steps=2, out=tmp_path / "r", progress=False)
-    again = compile_model(tmp_path, "steps = 4, train_size = 50")
-    with pytest.raises(dtg.DtgRuntimeError, match="train_size = 80 differs from the run's 50"):
-        dtg.train(
-            again, out=tmp_path / "r", resume=True, progress=False, overrides={"train_size": 80}
-        )
+    message = "train_size = 80 differs from the run's 50"
+    refused_on_resume(tmp_path, "steps = 4, train_size = 50", {"train_size": 80}, message)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import moons_model
 from test_denoising import optimal_epsilon, program
 
 from dtg.cli import main
@@ -63,18 +64,7 @@ def test_auroc_counts_ordered_pairs() -> None:
     assert auroc(positive, negative) == pytest.approx(sum(pairs) / len(pairs))
 
 
-TINY = """model tiny {
-  data x : real[2] ~ moons(n = 400)
-  steps T = 4
-  schedule beta(t) = 0.1
-  net eps : (real[2], time) -> real[2] = mlp(hidden = [16])
-  destroy x[t] ~ Normal(sqrt(1 - beta(t)) * x[t-1], sqrt(beta(t)))
-  generate x[T] ~ Normal(0, 1)
-  generate x[t-1] ~ Guess(x[t], eps)
-  objective denoising(weight = elbo)
-  train { steps = 20, batch = 32, lr = 0.01 }
-}
-"""
+TINY = moons_model(train="steps = 20, lr = 0.01")
 
 
 @pytest.fixture

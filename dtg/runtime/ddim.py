@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..channels.base import level_tensor
-from ..channels.gaussian import LinearGaussian
+from ..channels.gaussian import LinearGaussian, _view  # the tables' one broadcasting rule
 from ..channels.guess import GaussianGuess
 from ..errors import DtgRuntimeError
 
@@ -42,10 +42,6 @@ def ddim_levels(steps: int, levels: int) -> list[int]:
     if not 1 <= levels <= steps:
         raise ValueError(f"levels must be in [1, {steps}], got {levels}")
     return [round(steps * (levels - k) / levels) for k in range(levels + 1)]
-
-
-def _view(values: Tensor, like: Tensor) -> Tensor:
-    return values.reshape(values.shape + (1,) * (like.dim() - values.dim()))
 
 
 def ddim_step(guess: GaussianGuess, x: Tensor, t: int, s: int, eta: float) -> tuple[Tensor, Tensor]:
