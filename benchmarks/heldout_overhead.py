@@ -2,6 +2,7 @@
 ``eval_every``, alternated, wall time ratio (one torch thread).
 
     OMP_NUM_THREADS=1 python benchmarks/heldout_overhead.py --steps 300 --every 100
+    OMP_NUM_THREADS=1 python benchmarks/heldout_overhead.py --steps 200 --every 50 --levels 1
 
 Prints JSON: seconds per run of each kind (median of ``--rounds``), their ratio, and the
 evaluation seconds the metrics lines record.
@@ -41,9 +42,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--examples", type=int, default=360)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--levels", type=int, default=0, help="eval_levels (0 = every level)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with_eval = {"eval_every": args.every, "eval_examples": args.examples}
+    with_eval["eval_levels"] = args.levels
     plain, evaluated, eval_seconds = [], [], []
     for _ in range(args.rounds):  # alternated, so that drifts of the machine hit both
         plain.append(one_run(args.model, args.steps, {})[0])
@@ -53,7 +56,7 @@ def main() -> None:
     base, timed = statistics.median(plain), statistics.median(evaluated)
     print(json.dumps({
         "model": args.model.name, "steps": args.steps, "eval_every": args.every,
-        "eval_examples": args.examples, "seconds_without": base, "seconds_with": timed,
+        "eval_examples": args.examples, "eval_levels": args.levels, "seconds_without": base, "seconds_with": timed,
         "ratio": timed / base, "eval_seconds_recorded": statistics.median(eval_seconds),
     }, indent=1))  # fmt: skip
 

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import moons_model
 
 from dtg.cli import main
+from dtg.runtime.checkpoint import load_checkpoint
 from dtg.runtime.compare_report import markdown_table
 
 
@@ -75,9 +77,6 @@ def test_bad_sizes_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_seeds_start_from_their_own_weights(tmp_path: Path, one_thread: None) -> None:
-    import torch
-
-    from dtg.runtime.checkpoint import load_checkpoint
 
     out = tmp_path / "study"
     argv = ["compare", write(tmp_path, "m", "0.1"), "--steps", "1", "--seeds", "2"]
@@ -143,3 +142,22 @@ def test_real_pixels_without_dequantisation_do_not_compare_with_tokens() -> None
     with pytest.raises(DtgRuntimeError, match="without dequantisation") as error:
         check_same_data([Entry("masked", "masked.dtg", token, None), Entry("vae", "v", real, None)])
     assert "dequantize = true" in " ".join(error.value.hints)
+
+
+def test_eval_levels_is_a_run_option_and_older_runs_keep_their_default(
+    tmp_path: Path, one_thread: None
+) -> None:
+    path = write(tmp_path, "m", "0.1")
+    out = tmp_path / "study"
+    argv = ["compare", path, "--steps", "2", "--eval-every", "1", "--out", str(out)]
+    assert main(argv) == 0
+    checkpoint = out / "m" / "nall" / "seed0" / "checkpoint.pt"
+    content = torch.load(checkpoint, weights_only=True)
+    del content["train_options"]["eval_levels"]  # as a run saved before the option existed
+    torch.save(content, checkpoint)
+    assert main(argv) == 0
+    assert [r["reused"] for r in json.loads((out / "compare.json").read_text())["runs"]] == [True]
+    assert main([*argv, "--eval-levels", "1"]) == 0  # another curve: trained again
+    assert [r["reused"] for r in json.loads((out / "compare.json").read_text())["runs"]] == [False]
+    lines = (checkpoint.parent / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["heldout_levels"] for x in lines if "heldout_levels" in x] == [1, 1]

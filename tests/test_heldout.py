@@ -98,6 +98,21 @@ def test_a_changed_split_is_refused_on_resume(tmp_path: Path, one_thread: None) 
     refused_on_resume(tmp_path, "steps = 4, eval_every = 2", {"eval_examples": 7}, "held-out split")
 
 
+def test_eval_levels_scores_fewer_levels_and_is_part_of_the_record(
+    tmp_path: Path, one_thread: None
+) -> None:
+    dtg.train(compile_model(tmp_path, "steps = 2, eval_every = 2"), out=tmp_path / "all")
+    dtg.train(
+        compile_model(tmp_path, "steps = 2, eval_every = 2, eval_levels = 1"), out=tmp_path / "one"
+    )
+    every, one = heldout_lines(tmp_path / "all")[0], heldout_lines(tmp_path / "one")[0]
+    assert (every["heldout_levels"], one["heldout_levels"]) == (4, 1)  # T = 4
+    assert one["heldout_nats"] != every["heldout_nats"]  # an estimate of the same figure
+    assert abs(one["heldout_nats"] - every["heldout_nats"]) < 0.5 * abs(every["heldout_nats"])
+    shown = "steps = 4, eval_every = 2, eval_levels = 2"
+    refused_on_resume(tmp_path, shown, {"eval_levels": 3}, "eval_levels")
+
+
 def test_a_sampler_refuses_held_out_options(tmp_path: Path) -> None:
     source = (Path(__file__).parents[1] / "examples" / "gmm25_tb.dtg").read_text()
     model = dtg.loads(source).compile("cpu")

@@ -118,6 +118,19 @@ def test_mask_sampled_loss_and_nelbo_are_unbiased() -> None:
         assert float(model.nelbo(x0).mean()) == pytest.approx(expected, abs=0.05)
 
 
+def test_nelbo_from_sampled_levels_is_unbiased() -> None:
+    """``levels = K``: K distinct levels per example weighted T / K (``eval_levels``)."""
+    model = tiny()
+    x0 = torch.tensor([[2, 0]]).repeat(60_000, 1)
+    expected = brute_force_nelbo((2, 0), model.nets["logits"])
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for levels in (1, 3):
+            draws = model.nelbo(x0, levels=levels)
+            error = 4 * float(draws.std()) / math.sqrt(len(draws))
+            assert float(draws.mean()) == pytest.approx(expected, abs=error), levels
+
+
 def test_continuous_weights_follow_the_schedule_derivative() -> None:
     model = tiny("(time = continuous)")
     # alpha(t) = 1 - (t/T)^2: -alpha'(t) / (1 - alpha(t)) = (2t/T^2) / (t/T)^2 = 2/t.

@@ -44,6 +44,7 @@ BLOCK = {
     "shards": 2,
     "eval_every": 2,
     "eval_examples": 16,
+    "eval_levels": 2,
     "keep_best": True,
     "train_size": 100,
 }
@@ -60,6 +61,7 @@ SET = {
     "shards": 3,
     "eval_every": 3,
     "eval_examples": 20,
+    "eval_levels": 3,
     "keep_best": True,
     "train_size": 120,
 }

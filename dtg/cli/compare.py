@@ -1,4 +1,5 @@
-"""``dtg compare A.dtg B.dtg[:MODEL] … --steps N [--train-size n …] [--seeds K] [--out DIR]``.
+"""``dtg compare A.dtg B.dtg[:MODEL] … --steps N [--train-size n …] [--seeds K] [--out DIR]
+[--eval-every M] [--eval-examples E] [--eval-levels K]``.
 
 Trains each model on the same data split with the same budget (or reuses the runs already in
 ``--out``), scores them on the same held-out rows, and writes ``DIR/compare.json``,
@@ -58,8 +59,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise usage("--train-size takes counts ≥ 1 (0 means all the training rows)")
     if len(set(args.train_size)) != len(args.train_size):
         raise usage(f"--train-size lists a size twice: {' '.join(map(str, args.train_size))}")
-    if args.eval_every < 0 or args.eval_examples < 1:
-        raise usage("--eval-every takes a count ≥ 0 and --eval-examples one ≥ 1")
+    if args.eval_every < 0 or args.eval_examples < 1 or args.eval_levels < 0:
+        raise usage("--eval-every and --eval-levels take counts ≥ 0, --eval-examples one ≥ 1")
     eval_every = args.eval_every or max(1, args.steps // 20)
     entries = _entries(args.files, args.device)
     full = _full_size(entries[0])
@@ -69,7 +70,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     records = run_study(
         entries, out, args.steps, args.train_size, seeds, eval_every, args.eval_examples,
-        train_missing=not args.report_only,
+        train_missing=not args.report_only, eval_levels=args.eval_levels,
     )  # fmt: skip
     if not records:
         raise usage(f"--report-only: no finished run in {out} for these models and options")
@@ -109,6 +110,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--eval-examples", type=int, default=500, metavar="E",
         help="held-out rows of each curve point (the final figure uses all of them)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eval-levels", type=int, default=0, metavar="K",
+        help="levels scored per held-out row on the curves, an unbiased estimate (0 = all)",
     )  # fmt: skip
     parser.add_argument("--out", default="runs/compare", metavar="DIR", help="runs/compare")
     parser.add_argument(

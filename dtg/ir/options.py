@@ -322,6 +322,9 @@ TRAIN_OPTIONS: dict[str, OptionSpec] = {
     "shards": _int(0, low=0, doc="random-stream shards per batch (0 = the number of processes)"),
     "eval_every": _int(0, low=0, doc="steps between held-out evaluations (0 = off)"),
     "eval_examples": _int(500, doc="held-out examples per evaluation (a fixed subset)"),
+    "eval_levels": _int(
+        0, low=0, doc="levels scored per held-out example, weighted T/K (0 = every level)"
+    ),
     "keep_best": OptionSpec(
         False, "bool", doc="keep the best held-out checkpoint as best.pt (with eval_every)"
     ),

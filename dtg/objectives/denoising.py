@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from ..channels.base import sum_event
 from ..channels.gaussian import LinearGaussian, NormalStart, normal_log_prob
 from ..channels.guess import GaussianGuess
+from .level_sum import level_sum
 
 __all__ = ["Denoising", "gaussian_kl", "level_terms"]
 
@@ -135,19 +136,18 @@ class Denoising(nn.Module):
             var = var.expand(1).reshape((1,) * x0.dim())
         return self.start.kl_from(mean, var)
 
-    def nelbo(self, x0: Tensor, chunk: int = 65536) -> Tensor:
-        """The full negative ELBO (all levels) for each example: ``[B]`` nats."""
-        batch = x0.shape[0]
-        total = self.prior_kl(x0)
-        levels = torch.arange(1, self.steps + 1, device=x0.device)
-        per_chunk = max(1, chunk // max(batch, 1))
-        for start in range(0, self.steps, per_chunk):
-            block = levels[start : start + per_chunk]
-            t = block.repeat_interleave(batch)
-            x = x0.repeat(len(block), *([1] * (x0.dim() - 1)))
-            terms = level_terms(self.destroy, self.generate, x, t, torch.randn_like(x))
-            total = total + terms.reshape(len(block), batch).sum(dim=0)
-        return total
+    def sums_levels(self) -> bool:
+        """:meth:`nelbo` sums one term per level (so ``levels`` can sample them)."""
+        return True
+
+    def nelbo(self, x0: Tensor, chunk: int = 65536, levels: int = 0) -> Tensor:
+        """The negative ELBO of each example, every level summed, or estimated from ``levels``
+        levels per example (:func:`~dtg.objectives.level_sum.level_sum`): ``[B]`` nats."""
+
+        def term(x: Tensor, t: Tensor) -> Tensor:
+            return level_terms(self.destroy, self.generate, x, t, torch.randn_like(x))
+
+        return self.prior_kl(x0) + level_sum(term, x0, self.steps, levels, chunk)
 
     def _remember(self, t: Tensor, losses: Tensor) -> None:
         """Append each example's loss to its level's history (the last ``_HISTORY`` kept), in

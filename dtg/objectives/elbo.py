@@ -265,9 +265,10 @@ class Elbo(nn.Module):
                 score = log_q if score is None else score + log_q
         return LevelTerms(rec, kl, score)
 
-    def nelbo(self, batch: Tensor) -> Tensor:
+    def nelbo(self, batch: Tensor, levels: int = 0) -> Tensor:
         """A single-sample estimate of −ELBO for each example (the estimator's terms, analytic
-        KL included when used): ``[B]`` nats."""
+        KL included when used): ``[B]`` nats. ``levels`` is unused: one sampled trajectory
+        already scores every level once."""
         self.estimator(batch)
         return self.terms(batch).nelbo()
 

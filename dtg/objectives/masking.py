@@ -51,6 +51,7 @@ from ..channels.mask import MashLast, MashLastGuess, Mask, MaskGuess, unmask_rat
 from ..channels.shuffle import Shuffle, ShuffleGuess
 from ..errors import DtgRuntimeError
 from ..ir.options import MaskingLoss
+from .level_sum import level_sum
 from .orders import learned_order_loss, order_trajectory_terms
 
 __all__ = ["Masking", "antithetic_levels"]
@@ -193,6 +194,10 @@ class Masking(nn.Module):
         ``Mask`` in one call (exact sum)."""
         return bool(getattr(self.generate, "one_pass", False))
 
+    def sums_levels(self) -> bool:
+        """Whether :meth:`nelbo` sums one term per level (so ``levels`` can sample them)."""
+        return not (self._one_pass() or self._learned_order())
+
     # ------------------------------------------------------------------ the interface
     def forward(self, x0: Tensor) -> Tensor:
         """The scalar loss for a data batch ``x0`` (long ``[B, *shape]``): the mean single-level
@@ -211,21 +216,17 @@ class Masking(nn.Module):
             per_example = per_example + self.prior(x0)
         return per_example.mean()
 
-    def nelbo(self, x0: Tensor, chunk: int = 8192) -> Tensor:
+    def nelbo(self, x0: Tensor, chunk: int = 8192, levels: int = 0) -> Tensor:
         """The negative ELBO of each example, every level summed (one x[t] per level; exact for
-        ``MashLast`` and for ``Mask`` with ``time = discrete`` in expectation): ``[B]`` nats."""
+        ``MashLast`` and for ``Mask`` with ``time = discrete`` in expectation), or estimated
+        from ``levels`` levels per example (:func:`~dtg.objectives.level_sum.level_sum`; a
+        one-pass or learned-order model is scored whole either way): ``[B]`` nats."""
         if self._one_pass():
             return self.generate.sequence_nll(x0)
         if self._learned_order():  # one destruction trajectory per example: unbiased
             return order_trajectory_terms(self.destroy, self.generate, x0, self.steps)[0]
-        batch = x0.shape[0]
-        total = self.prior(x0)
-        levels = torch.arange(1, self.steps + 1, device=x0.device)
-        per_chunk = max(1, chunk // max(batch, 1))
-        for first in range(0, self.steps, per_chunk):
-            block = levels[first : first + per_chunk]
-            t = block.repeat_interleave(batch)
-            x = x0.repeat(len(block), *([1] * (x0.dim() - 1)))
-            terms = self.level_loss(x, self.destroy.marginal(x, t), t)
-            total = total + terms.reshape(len(block), batch).sum(dim=0)
-        return total
+
+        def term(x: Tensor, t: Tensor) -> Tensor:
+            return self.level_loss(x, self.destroy.marginal(x, t), t)
+
+        return self.prior(x0) + level_sum(term, x0, self.steps, levels, chunk)

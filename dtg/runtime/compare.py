@@ -31,6 +31,7 @@ from ..data.dequantize import data_bits_per_dim
 from ..errors import DtgRuntimeError
 from ..ir import ModelIR
 from ..ir.model import ObjectiveKind
+from ..ir.options import TRAIN_OPTIONS
 from .checkpoint import CHECKPOINT, check_source, load_checkpoint, restore_model, seed_everything
 from .loop import DATA_SPLIT_SEED, train
 from .score import score_examples
@@ -129,7 +130,9 @@ def _reusable(path: Path, model: Any, options: dict[str, Any]) -> bool:
     except DtgRuntimeError:
         return False
     wanted = resolve_options(model.ir.train, None, options)
-    saved = content["train_options"] or {}
+    # an option added after the run was saved held its default there
+    defaults = {k: spec.default for k, spec in TRAIN_OPTIONS.items()}
+    saved = defaults | (content["train_options"] or {})
     return all(saved.get(k) == v for k, v in wanted.items()) and content["step"] == wanted["steps"]
 
 
@@ -143,12 +146,14 @@ def run_study(
     eval_examples: int = 500,
     progress: bool = True,
     train_missing: bool = True,
+    eval_levels: int = 0,
 ) -> list[dict[str, Any]]:
     """Train (or reuse) and score every (model, train size, seed).
 
     :param train_sizes: training rows per run (0 = all).
     :param train_missing: train the runs not finished yet; ``False`` scores the finished ones
         only (a report while other processes still train).
+    :param eval_levels: levels per held-out example on the curves (0 = every level).
     :returns: one record per run: ``model``, ``train_size``, ``seed``, ``steps``, ``curve``
         (``[[step, held-out bits], …]``), ``final_bits``, ``final_nats`` (the whole held-out
         split), ``best_bits``, ``best_step``, ``train_seconds``, ``reused``.
@@ -159,22 +164,18 @@ def run_study(
         for size in train_sizes:
             for seed in seeds:
                 folder = out / entry.label / f"n{size or 'all'}" / f"seed{seed}"
-                record = _one(
-                    entry, folder, steps, size, seed, eval_every, eval_examples, progress,
-                    train_missing,
-                )  # fmt: skip
+                options = {
+                    "steps": steps, "seed": seed, "train_size": size, "eval_every": eval_every,
+                    "eval_examples": eval_examples, "eval_levels": eval_levels,
+                }  # fmt: skip
+                record = _one(entry, folder, options, progress, train_missing)
                 if record is not None:
                     records.append(record)
     return records
 
 
-def _one(
-    entry, folder, steps, size, seed, eval_every, eval_examples, progress, train_missing=True
-) -> dict | None:
-    options = {
-        "steps": steps, "seed": seed, "train_size": size, "eval_every": eval_every,
-        "eval_examples": eval_examples,
-    }  # fmt: skip
+def _one(entry, folder, options: dict, progress: bool, train_missing: bool) -> dict | None:
+    steps, size, seed = options["steps"], options["train_size"], options["seed"]
     seed_everything(seed)  # the initial weights are the seed's, as `dtg train --seed` makes them
     model = entry.compile()
     reused = _reusable(folder / CHECKPOINT, model, options)

@@ -1,5 +1,5 @@
 """Held-out evaluation during training (train options ``eval_every``, ``eval_examples``,
-``keep_best``, ``train_size``).
+``keep_best``, ``train_size``, ``eval_levels``).
 
 The held-out split is the data source's test split, loaded with the loop's fixed split seed: it
 belongs to the data declaration, not to the run, so every model declaring the same data and every
@@ -7,9 +7,12 @@ run of it (and ``dtg eval``, ``dtg compare``) see the same rows. Every ``eval_ev
 first ``eval_examples`` rows are scored by ``model.nelbo`` in eval mode under a fixed random seed
 — the Monte-Carlo levels and masks are the same at every evaluation, so the curve moves only with
 the weights — and with the EMA weights when the run keeps them (what ``dtg eval`` and
-``dtg sample`` use). The global random state is restored afterwards: a run with evaluations
+``dtg sample`` use). A diffusion model's NELBO sums its ``T`` levels, one net pass each;
+``eval_levels = K`` scores ``K`` levels drawn per example instead (an unbiased estimate,
+:mod:`dtg.objectives.level_sum`), ``T / K`` times cheaper. The global random state is restored afterwards: a run with evaluations
 trains exactly as one without. Each evaluation appends
-``{"step", "heldout_nats", "heldout_bits", "heldout_examples", "eval_seconds"}`` to
+``{"step", "heldout_nats", "heldout_bits", "heldout_examples", "heldout_levels",
+"eval_seconds"}`` to
 ``metrics.jsonl``; with ``keep_best`` the checkpoint of the lowest figure so far is ``best.pt``.
 The subset's sha256 (and the training rows' with ``train_size``) is recorded in the checkpoint and
 checked when a run resumes.
@@ -58,17 +61,21 @@ def training_rows(dataset: Dataset, train_size: int) -> Dataset:
     return dataset.with_train_size(train_size)
 
 
-def split_sha256(test: Tensor, train_index: Tensor | None) -> str:
-    """The sha256 of the held-out rows (and of the training rows' indices, when a subset).
+def split_sha256(test: Tensor, train_index: Tensor | None, levels: int = 0) -> str:
+    """The sha256 of the held-out rows (and of the training rows' indices, when a subset, and
+    of ``eval_levels`` when not every level is scored: the figures differ in kind).
 
     :param test: the held-out rows ``[N, *shape]``.
     :param train_index: the training subset's row indices, or ``None`` for all rows.
+    :param levels: the run's ``eval_levels``.
     :returns: 64 hex digits.
     """
     digest = hashlib.sha256(test.detach().cpu().contiguous().numpy().tobytes())
     digest.update(str(tuple(test.shape)).encode())
     if train_index is not None:
         digest.update(train_index.cpu().contiguous().numpy().tobytes())
+    if levels:
+        digest.update(f"eval_levels={levels}".encode())
     return digest.hexdigest()
 
 
@@ -118,7 +125,12 @@ class HeldOut:
         self.keep_best = bool(opts.get("keep_best"))
         self.test = dataset.test[: int(opts["eval_examples"])].to(model.device)
         self.meta, self.space = dataset.meta, dataset.space
-        self.sha256 = split_sha256(self.test, dataset.meta.get("train_index"))
+        steps = int(model.ir.steps)
+        asked = int(opts.get("eval_levels", 0))
+        sums = getattr(model.objective, "sums_levels", None)  # one-pass NELBOs are cheap already
+        self.levels = asked if 0 < asked < steps and sums is not None and sums() else 0
+        self.levels_scored = self.levels or steps
+        self.sha256 = split_sha256(self.test, dataset.meta.get("train_index"), self.levels)
         self.best: float | None = None
         self.best_step = 0
         record = (saved or {}).get("heldout")
@@ -126,7 +138,8 @@ class HeldOut:
             if record["split_sha256"] != self.sha256:
                 raise DtgRuntimeError(
                     "the held-out split (or the training subset) differs from the one recorded "
-                    "in the checkpoint: the data, eval_examples or train_size changed",
+                    "in the checkpoint: the data, eval_examples, eval_levels or train_size "
+                    "changed",
                     hints=["start a fresh run (--force), or restore the data and options"],
                 )
             if not fresh_best:  # keep_best turned on at a resume starts its own best.pt
@@ -143,7 +156,8 @@ class HeldOut:
         :param shadow: the EMA weights by name, or ``None`` for the model's own.
         :param batch: rows per ``nelbo`` pass.
         :returns: ``heldout_nats`` (mean NELBO per example), ``heldout_bits`` (per dimension or
-            token), ``heldout_examples``, ``eval_seconds``.
+            token), ``heldout_examples``, ``heldout_levels`` (levels scored per example),
+            ``eval_seconds``.
         """
         start = time.perf_counter()
         device = torch.device(model.device)
@@ -154,13 +168,14 @@ class HeldOut:
         ):
             torch.manual_seed(EVAL_SEED)
             rows = range(0, len(self.test), batch)
-            parts = [model.nelbo(self.test[i : i + batch]) for i in rows]
+            parts = [model.nelbo(self.test[i : i + batch], levels=self.levels) for i in rows]
             nats = float(torch.cat(parts).double().mean())
         dims = math.prod(self.space.shape)
         return {
             "heldout_nats": nats,
             "heldout_bits": data_bits_per_dim(nats, dims, self.meta),
             "heldout_examples": len(self.test),
+            "heldout_levels": self.levels_scored,
             "eval_seconds": round(time.perf_counter() - start, 4),
         }
 

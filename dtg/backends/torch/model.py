@@ -314,13 +314,18 @@ class CompiledModel(nn.Module):
             x = self.channel("generate", level).sample(x, level_tensor(level, n, self.device))
         return x
 
-    def nelbo(self, batch: Tensor) -> Tensor:
-        """The negative ELBO of each example of ``batch``: ``[B]`` nats."""
+    def nelbo(self, batch: Tensor, levels: int = 0) -> Tensor:
+        """The negative ELBO of each example of ``batch``: ``[B]`` nats.
+
+        :param batch: examples ``[B, *shape]``.
+        :param levels: levels scored per example (0 = every level; ``K`` = an unbiased estimate
+            from ``K`` levels drawn per example, :mod:`dtg.objectives.level_sum`).
+        """
         method = getattr(self.objective, "nelbo", None)
         if method is None:
             raise DtgRuntimeError(f"objective {self.ir.objective.kind.value} has no ELBO to report")
         with torch.no_grad():
-            return method(batch)
+            return method(batch, levels=levels)
 
     def trajectory(self, n: int, explore: float = 0.0):
         """Generation trajectories with their log-probabilities (see :mod:`dtg.objectives.balance`)."""
