@@ -47,6 +47,8 @@ BLOCK = {
     "eval_levels": 2,
     "keep_best": True,
     "train_size": 100,
+    "precision": "bf16",
+    "compile": True,
 }
 SET = {
     "steps": 4,
@@ -64,8 +66,18 @@ SET = {
     "eval_levels": 3,
     "keep_best": True,
     "train_size": 120,
+    "precision": "fp16",
+    "compile": True,
 }
 FLAG = {"steps": 2, "batch": 6, "lr": 0.03, "seed": 7}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_compiling():
+    """``compile = true`` is among the options these tests pass around; what it does is
+    tests/test_precision.py's. Dynamo disabled keeps each run here from compiling (~15 s)."""
+    with torch._dynamo.config.patch(disable=True):
+        yield
 
 
 def test_the_tables_cover_every_option_with_non_default_values() -> None:

@@ -121,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         overrides=options,
         detect_anomaly=args.detect_anomaly,
+        sync_check=args.sync_check,
         force=args.force,
         tensorboard=args.tensorboard,
     )
@@ -188,6 +189,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--nproc", type=int, metavar="N", help="train on N local processes (torchrun, DDP)"
     )
     train.add_argument("--detect-anomaly", action="store_true", help="find the op making NaNs")
+    train.add_argument(
+        "--sync-check", action="store_true",
+        help="fail when a step reads a value back from the device between log lines",
+    )  # fmt: skip
     train.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     train.add_argument(
         "--tensorboard", metavar="DIR",

@@ -21,6 +21,7 @@ __all__ = [
     "OBJECTIVE_OPTIONS",
     "TRAIN_OPTIONS",
     "Weight",
+    "Precision",
     "LevelSampling",
     "MaskingTime",
     "DestroyTraining",
@@ -95,6 +96,14 @@ class Predict(enum.StrEnum):
     EPSILON = "epsilon"
     SAMPLE = "sample"  # x[0] itself
     V_PREDICTION = "v_prediction"
+
+
+class Precision(enum.StrEnum):
+    """The arithmetic of the nets during training (``torch.autocast``; dtg.runtime.precision)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"  # with a gradient scaler
 
 
 class Variance(enum.StrEnum):
@@ -329,4 +338,8 @@ TRAIN_OPTIONS: dict[str, OptionSpec] = {
         False, "bool", doc="keep the best held-out checkpoint as best.pt (with eval_every)"
     ),
     "train_size": _int(0, low=0, doc="training examples used, a fixed random subset (0 = all)"),
+    "precision": _choice(
+        Precision.FP32, *Precision, doc="the nets' arithmetic in training (bf16, fp16: autocast)"
+    ),
+    "compile": OptionSpec(False, "bool", doc="run the nets through torch.compile in training"),
 }

@@ -159,7 +159,7 @@ class Balance(nn.Module):
                     f"{model.ir.message.space}"
                 )
             self.local_search = LocalSearch(tuple(shape), options)
-        self._last: dict[str, float] = {}
+        self._last: dict[str, Tensor] = {}
         self._from_search = False  # the last batch: destruction trajectories from local search
         self._host_step: int | None = None  # see host_step()
 
@@ -290,14 +290,16 @@ class Balance(nn.Module):
             loss = clip_residuals(per, self.options.get("clip")).mean()
         if self.targets:
             loss = loss + self._tlm_loss(traj)
+        # the figures stay on the device until a metrics line reads them (no per-step sync)
         if self._from_search:  # no ELBO: the last on-policy batch's figures stay
             if self.kind is not ObjectiveKind.VARGRAD:
-                self._last["log_z"] = float(self.log_z.detach())
+                self._last["log_z"] = self.log_z.detach().clone()
             return loss
         with torch.no_grad():
             w = traj.log_weight
-            log_z = -float((-w).mean()) if self.kind is ObjectiveKind.VARGRAD else float(self.log_z)
-            self._last = {"log_z": log_z, "log_z_elbo": float(w.mean())}
+            vargrad = self.kind is ObjectiveKind.VARGRAD
+            log_z = -(-w).mean() if vargrad else self.log_z.detach().clone()
+            self._last = {"log_z": log_z, "log_z_elbo": w.mean()}
         return loss
 
     def _on_policy_log_weight(self, traj: Trajectories, n: int) -> Tensor:
@@ -329,7 +331,7 @@ class Balance(nn.Module):
         return torch.stack(columns, 1)
 
     def metrics(self) -> dict[str, float]:
-        out = dict(self._last)
+        out = {k: float(v) for k, v in self._last.items()}  # read here, at a metrics line
         if self.local_search is not None:
             out.update(self.local_search.metrics())
         return out

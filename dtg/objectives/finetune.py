@@ -98,7 +98,7 @@ class _FineTune(nn.Module):
         super().__init__()
         self._model = [model]
         self.options = dict(options)
-        self._last: dict[str, float] = {}
+        self._last: dict[str, Tensor] = {}
 
     @property
     def model(self) -> Any:
@@ -114,7 +114,7 @@ class _FineTune(nn.Module):
         return log_start + log_steps.sum(1)
 
     def metrics(self) -> dict[str, float]:
-        return dict(self._last)
+        return {k: float(v) for k, v in self._last.items()}  # read here, at a metrics line
 
     @property
     def scoring(self) -> Scoring:
@@ -170,13 +170,14 @@ class RelativeTB(_FineTune):
         if self.options.get("vargrad"):
             delta = log_post - log_prior - beta * traj.log_reward
             loss = ((delta - delta.mean()) ** 2).mean()
-            log_z = float(-delta.detach().mean())
+            log_z = -delta.detach().mean()
         else:
             start_log_z(self, log_prior + beta * traj.log_reward - log_post)
             per = rtb_residual(self.log_z, log_post, log_prior, traj.log_reward, beta) ** 2
             loss = clip_residuals(per, self.options.get("clip")).mean()
-            log_z = float(self.log_z.detach())
-        self._last = {"log_z": log_z, "reward": float(traj.log_reward.mean())}
+            log_z = self.log_z.detach().clone()
+        # on the device until a metrics line reads them (no per-step sync)
+        self._last = {"log_z": log_z, "reward": traj.log_reward.detach().mean()}
         return loss
 
     def _remember(self, x0: Tensor) -> None:
@@ -213,7 +214,7 @@ class PolicyGradient(_FineTune):
                     prior = self._prior_log_prob(states)
             self._cache = (states, old, advantages, prior, masks)
             self._epoch = 0
-            self._last = {"reward": float(rewards.mean())}
+            self._last = {"reward": rewards.detach().mean()}
         self._epoch += 1
         states, old, advantages, prior, masks = self._cache
         if masks is None:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..channels.score import log_reward_and_grad
 from ..errors import DtgRuntimeError
+from ..sync_check import expected_sync
 
 __all__ = [
     "RATE_WINDOW",
@@ -282,14 +283,15 @@ class LocalSearch(nn.Module):
         """
         if len(self.policy) == 0:
             return None
-        start, _ = self.policy.sample(n)
-        result = mala(log_r_fn, start, self.steps, self.burn_in, self.step_size, self.target)
-        self.found.add(result.samples, result.samples_log_r)  # one read-back: how many
-        self._last = {
-            "ls_accept": float(result.accept_rate),
-            "ls_step_size": float(result.step_size),
-            "ls_found": float(result.samples.shape[0]),
-        }
+        with expected_sync():  # a round every `every` steps reads back how many it kept
+            start, _ = self.policy.sample(n)
+            result = mala(log_r_fn, start, self.steps, self.burn_in, self.step_size, self.target)
+            self.found.add(result.samples, result.samples_log_r)
+            self._last = {
+                "ls_accept": float(result.accept_rate),
+                "ls_step_size": float(result.step_size),
+                "ls_found": float(result.samples.shape[0]),
+            }
         return result
 
     def starts(self, n: int) -> Tensor | None:

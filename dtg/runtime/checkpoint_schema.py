@@ -243,10 +243,14 @@ def _train_options(field: str, value: Any) -> None:
     for key, item in mapping(field, value).items():
         if not isinstance(key, str):
             raise SchemaError(field, f"has a key that is not a name: {describe(key)}")
-        flag = getattr(TRAIN_OPTIONS.get(key), "kind", None) == "bool"
+        kind = getattr(TRAIN_OPTIONS.get(key), "kind", None)
+        flag = kind == "bool"
+        if kind == "choice" and type(item) is not str:  # a mode is kept by its name
+            raise must(f"{field}.{key}", "a name", item)
         if flag and not isinstance(item, bool):
             raise must(f"{field}.{key}", "true or false", item)
-        if not flag and (isinstance(item, bool) or not isinstance(item, (int, float))):
+        numeric = not flag and kind != "choice"
+        if numeric and (isinstance(item, bool) or not isinstance(item, (int, float))):
             raise must(f"{field}.{key}", "a number", item)
         if isinstance(item, int) and abs(item) >= INT64:  # coerce_option would take its float
             raise must(f"{field}.{key}", "a whole number below 2^63", item)
@@ -267,6 +271,20 @@ def _heldout(field: str, value: Any) -> None:
     integer(f"{field}.best_step", record["best_step"])
     if record["best"] is not None:
         number(f"{field}.best", record["best"], what="a finite number or None")
+
+
+def _grad_scaler(field: str, value: Any) -> None:
+    """fp16's gradient scaler (``torch.amp.GradScaler.state_dict()``)."""
+    record = mapping(field, value)
+    exact_keys(
+        field,
+        record,
+        {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"},
+    )
+    for key in ("scale", "growth_factor", "backoff_factor"):
+        number(f"{field}.{key}", record[key], 0.0, "a finite number ≥ 0")
+    for key in ("growth_interval", "_growth_tracker"):
+        integer(f"{field}.{key}", record[key])
 
 
 def _step(field: str, value: Any) -> None:
@@ -312,6 +330,7 @@ FIELDS: dict[str, Field] = {
     "file": Field(text, 2),
     "elapsed": Field(_elapsed, 2),
     "heldout": Field(_heldout, 2, nullable=True, optional=True),
+    "grad_scaler": Field(_grad_scaler, 2, nullable=True, optional=True),
 }
 
 

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..atomic import make_folder, remove_stale_temporaries
 from ..errors import DtgRuntimeError
 from ..interrupt import Interrupted, StopOnInterrupt
+from ..sync_check import HostSyncCheck
 from .checkpoint import (
     CHECKPOINT,
     check_source,
@@ -42,6 +43,7 @@ from .ema import EMA
 from .heldout import BEST, HeldOut, training_rows
 from .history import History
 from .monitor import Monitor, checks_every_step
+from .net_execution import TrainingNets, grad_scaler
 from .step_callbacks import StepCallback, StepEvent, step_callbacks
 from .tensorboard import Board
 from .train_options import resolve_options
@@ -98,6 +100,7 @@ def train(
     force: bool = False,
     on_step: StepCallback | Iterable[StepCallback] | None = None,
     tensorboard: str | Path | None = None,
+    sync_check: bool = False,
 ) -> Run:
     """Train a compiled model; options default to its ``train { … }`` block.
 
@@ -119,6 +122,8 @@ def train(
         :class:`~dtg.runtime.step_callbacks.StepEvent` after every step, after those registered
         with :func:`~dtg.runtime.step_callbacks.add_step_callback`; one that raises stops training.
     :param tensorboard: also log to TensorBoard in this folder (:mod:`dtg.runtime.tensorboard`).
+    :param sync_check: fail when a step reads a value back from the device between the sync
+        points (:mod:`dtg.sync_check`).
     :returns: a :class:`Run`.
     :raises DtgRuntimeError: bad options, a bad checkpoint, or a NaN/inf loss or gradient.
     :raises Interrupted: after Ctrl-C or SIGTERM, once the step's checkpoint is written.
@@ -177,8 +182,15 @@ def train(
         ema.load(saved["ema"])
     stream = dataset.to(model.device).batches(opts["batch"], data_gen) if dataset else None
     total, start = int(opts["steps"]), step
-    # On the CPU every step is checked before its update; on a GPU, checks (syncs) are batched.
-    per_step = checks_every_step(model.device)
+    device = torch.device(model.device)
+    nets = TrainingNets(model, opts["precision"], bool(opts["compile"]), device)
+    scaler = grad_scaler(opts["precision"], device)
+    if scaler is not None and saved is not None and saved.get("grad_scaler"):
+        scaler.load_state_dict(saved["grad_scaler"])
+    syncs = HostSyncCheck(device, sync_check)
+    # On the CPU every step is checked before its update; on a GPU, checks (syncs) are batched
+    # (and so under --sync-check, which proves the step between those points reads nothing).
+    per_step = checks_every_step(model.device) and not sync_check
     eager = per_step and not ctx.active  # ranks must not diverge
     # only rank 0 writes metrics and checkpoints, and shows progress
     monitor_out = out if ctx.main else Path(tempfile.mkdtemp(prefix="dtg-rank"))
@@ -202,24 +214,35 @@ def train(
                 _warm_up(optimizer, base_lrs, step, opts["warmup"])
                 if set_step is not None:  # once per step, however many shards call the loss
                     set_step(step)
-                data = next(stream) if stream is not None else int(opts["batch"])
-                if shards == 1:
-                    loss = model.loss(data)
+                with syncs.step(step + 1), nets:
+                    data = next(stream) if stream is not None else int(opts["batch"])
+                    if shards == 1:
+                        loss = model.loss(data)
+                        if eager:
+                            monitor.check(step + 1, "loss", loss, data)  # before the update
+                        optimizer.zero_grad(set_to_none=True)
+                        (scaler.scale(loss) if scaler is not None else loss).backward()
+                    else:
+                        optimizer.zero_grad(set_to_none=True)
+                        loss = _sharded_backward(
+                            runner, data, mine, shard_size, opts["seed"], step, ctx, scaler
+                        )
+                    if scaler is not None:
+                        with syncs.allowed():  # fp16: the scaler's infinity check waits
+                            scaler.unscale_(optimizer)
+                    norm = _grad_norm(params, float(opts["grad_clip"]))
+                    if scaler is not None:  # fp16 overflowed: the scaler skips, halves its scale
+                        norm = torch.where(norm.isfinite(), norm, torch.zeros_like(norm))
                     if eager:
-                        monitor.check(step + 1, "loss", loss, data)  # before the update
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                else:
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = _sharded_backward(
-                        runner, data, mine, shard_size, opts["seed"], step, ctx
-                    )
-                norm = _grad_norm(params, float(opts["grad_clip"]))
-                if eager:
-                    monitor.check(step + 1, "gradient norm", norm, data)
-                optimizer.step()
-                if ema is not None:
-                    ema.update(model)
+                        monitor.check(step + 1, "gradient norm", norm, data)
+                    if scaler is not None:
+                        with syncs.allowed():
+                            scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    if ema is not None:
+                        ema.update(model)
                 step += 1
                 if callbacks:
                     event = StepEvent(step, total, loss.detach(), ctx.rank, ctx.world, out)
@@ -234,7 +257,17 @@ def train(
                         monitor.flush()
                         save_checkpoint(
                             out / BEST,
-                            _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout),
+                            _state(
+                                model,
+                                optimizer,
+                                ema,
+                                step,
+                                data_gen,
+                                opts,
+                                monitor,
+                                heldout,
+                                scaler,
+                            ),
                         )
                 due = step % opts["checkpoint_every"] == 0 or step == total
                 stopping = stop.requested
@@ -243,7 +276,9 @@ def train(
                     stopping = (ctx.any_rank(stopping or 0) or None) if agree else None
                 if ctx.main and (due or stopping):
                     monitor.flush()
-                    state = _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout)
+                    state = _state(
+                        model, optimizer, ema, step, data_gen, opts, monitor, heldout, scaler
+                    )
                     save_checkpoint(ckpt_path, state)
                     monitor.good = step
                 if stopping:
@@ -296,12 +331,15 @@ def _held_out(
     return HeldOut(model, dataset, opts, saved, fresh_best)
 
 
-def _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout) -> dict[str, Any]:
-    """The checkpoint of ``step`` (with the held-out record when the run evaluates)."""
+def _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout, scaler) -> dict[str, Any]:
+    """The checkpoint of ``step`` (with the held-out record when the run evaluates, and the
+    gradient scaler's state for fp16)."""
     shadow = ema.shadow if ema is not None else None
     state = training_state(model, optimizer, shadow, step, data_gen, opts, monitor.elapsed())
     if heldout is not None:
         state["heldout"] = heldout.record()
+    if scaler is not None:
+        state["grad_scaler"] = scaler.state_dict()
     return state
 
 
@@ -325,9 +363,17 @@ def _warm_up(optimizer: torch.optim.Optimizer, base_lrs: list[float], step: int,
 
 
 def _sharded_backward(
-    runner: Any, data: Any, mine: range, size: int, seed: int, step: int, ctx: Context
+    runner: Any,
+    data: Any,
+    mine: range,
+    size: int,
+    seed: int,
+    step: int,
+    ctx: Context,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> torch.Tensor:
-    """Accumulate the gradient of this rank's shards; each shard has its own seeded stream.
+    """Accumulate the gradient of this rank's shards; each shard has its own seeded stream
+    (gradients scaled by ``scaler`` for fp16).
 
     :returns: the mean loss over all shards of all ranks (for logging), a scalar.
     """
@@ -339,7 +385,8 @@ def _sharded_backward(
         sync = nullcontext() if last or not ctx.active else runner.no_sync()
         with sync:
             loss = runner(part) if ctx.active else runner.loss(part)
-            (loss / len(mine)).backward()
+            part_loss = loss / len(mine)
+            (scaler.scale(part_loss) if scaler is not None else part_loss).backward()
         losses.append(loss.detach())
     return ctx.all_mean(torch.stack(losses).mean())
 

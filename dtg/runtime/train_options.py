@@ -15,6 +15,7 @@ here, against the same table, by :func:`coerce_option`.
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
@@ -36,12 +37,12 @@ class OptionError(ValueError):
         self.message, self.hint = message, hint
 
 
-def coerce_option(key: str, value: Any) -> int | float | bool:
+def coerce_option(key: str, value: Any) -> int | float | bool | str:
     """Check one train option against :data:`dtg.ir.options.TRAIN_OPTIONS`.
 
     :param key: the option name (``steps``, ``lr``, …).
     :param value: a number (a bool for true/false options), or text from ``--set KEY=VALUE``.
-    :returns: the value as ``int``, ``float`` or ``bool``.
+    :returns: the value as ``int``, ``float``, ``bool`` or, for a choice, its name (``str``).
     :raises OptionError: for an unknown key (with a did-you-mean) or a bad value.
     """
     spec = TRAIN_OPTIONS.get(key)
@@ -52,6 +53,13 @@ def coerce_option(key: str, value: Any) -> int | float | bool:
         )
     if spec.kind == "bool":
         return _flag(key, value)
+    if spec.kind == "choice":
+        text = str(value.value if isinstance(value, enum.Enum) else value).strip()
+        try:
+            return str(check_option(spec, text).value)
+        except OptionValueError as error:
+            expected = f"train option '{key}' must be {error.expected}, got {_shown(value)}"
+            raise OptionError(expected, error.hint) from None
     number = _number(value)
     if isinstance(number, float) and not math.isfinite(number):
         raise OptionError(f"train option '{key}' must be a finite number, got {_shown(value)}")
@@ -109,6 +117,9 @@ def resolve_options(
     """
     defaults = {key: spec.default for key, spec in TRAIN_OPTIONS.items()}
     options = {**defaults, **dict(block), **(saved or {})}
+    for key, value in options.items():  # a mode enum is kept as its name (plain data)
+        if isinstance(value, enum.Enum):
+            options[key] = str(value.value)
     for key, value in explicit.items():
         if value is not None:
             try:
