@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import tolerance
 
 import dtg
 
@@ -53,13 +54,14 @@ def hand_ddpm(steps: int):
     return betas, alphas, abar, abar_prev
 
 
-def test_elbo_loss_matches_hand_written_ddpm_elbo(tmp_path) -> None:
+@pytest.mark.device
+def test_elbo_loss_matches_hand_written_ddpm_elbo(tmp_path, device) -> None:
     torch.manual_seed(0)
-    model = program(tmp_path).compile("cpu").double()
+    model = program(tmp_path).compile(device).double()
     betas, alphas, abar, abar_prev = hand_ddpm(T)
-    x0 = torch.randn(64, 2, dtype=torch.float64)
-    t = torch.randint(1, T + 1, (64,))
-    noise = torch.randn(64, 2, dtype=torch.float64)
+    x0 = torch.randn(64, 2, dtype=torch.float64).to(device)
+    t = torch.randint(1, T + 1, (64,)).to(device)
+    noise = torch.randn(64, 2, dtype=torch.float64).to(device)
     from dtg.objectives.denoising import level_terms
 
     got = level_terms(model.destroy, model.generate, x0, t, noise)
@@ -69,7 +71,7 @@ def test_elbo_loss_matches_hand_written_ddpm_elbo(tmp_path) -> None:
     for i in range(64):
         k = int(t[i]) - 1  # 0-based index of level t
         xt = math.sqrt(abar[k]) * x0[i] + math.sqrt(1 - abar[k]) * noise[i]
-        eps = net(xt[None], torch.tensor([(k + 1) / T], dtype=torch.float64))[0]
+        eps = net(xt[None], torch.tensor([(k + 1) / T], dtype=torch.float64, device=device))[0]
         mean_p = (xt - betas[k] / math.sqrt(1 - abar[k]) * eps) / math.sqrt(alphas[k])
         if k == 0:
             var = betas[0]
@@ -82,30 +84,34 @@ def test_elbo_loss_matches_hand_written_ddpm_elbo(tmp_path) -> None:
         ) * xt
         kl = 0.5 * ((mean_q - mean_p) ** 2 / var_q)  # equal variances: only the mean term
         expected.append(float(kl.sum().detach()))
-    np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got.detach().cpu().numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_simple_loss_is_epsilon_mse(tmp_path) -> None:
-    model = program(tmp_path, weight="simple").compile("cpu")
-    x0 = torch.randn(128, 2)
+@pytest.mark.device
+def test_simple_loss_is_epsilon_mse(tmp_path, device) -> None:
+    model = program(tmp_path, weight="simple").compile(device)
+    x0 = torch.randn(128, 2).to(device)
     torch.manual_seed(3)
     loss = model.loss(x0)
-    torch.manual_seed(3)
-    t = torch.randint(1, T + 1, (128,))
+    torch.manual_seed(3)  # the same draws, on the same device's generator, by hand
+    t = torch.randint(1, T + 1, (128,), device=device)
     noise = torch.randn_like(x0)
     _, _, abar, _ = hand_ddpm(T)
-    abar_t = torch.tensor(abar, dtype=torch.float32)[t - 1][:, None]
+    abar_t = torch.tensor(abar, dtype=torch.float32, device=device)[t - 1][:, None]
     xt = abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * noise
     eps = model.nets["eps"](xt, t.float() / T)
-    assert torch.allclose(loss, ((eps - noise) ** 2).mean(), atol=1e-6)
+    # float32: CUDA's mean sums the 256 squares in another order than the objective's
+    atol = tolerance(device, cpu=1e-6, cuda=1e-5)
+    assert torch.allclose(loss, ((eps - noise) ** 2).mean(), atol=atol)
 
 
-def test_prediction_types_agree_on_x0(tmp_path) -> None:
-    model = program(tmp_path).compile("cpu").double()
+@pytest.mark.device
+def test_prediction_types_agree_on_x0(tmp_path, device) -> None:
+    model = program(tmp_path).compile(device).double()
     destroy = model.destroy
-    x0 = torch.randn(32, 2, dtype=torch.float64)
-    noise = torch.randn(32, 2, dtype=torch.float64)
-    t = torch.randint(1, T + 1, (32,))
+    x0 = torch.randn(32, 2, dtype=torch.float64).to(device)
+    noise = torch.randn(32, 2, dtype=torch.float64).to(device)
+    t = torch.randint(1, T + 1, (32,)).to(device)
     xt = destroy.marginal(x0, t, noise)
     for predict in ("epsilon", "sample", "v_prediction"):
         target = destroy.target(x0, noise, t, predict)
@@ -125,15 +131,18 @@ def optimal_epsilon(model, mu: torch.Tensor, sigma: float):
     return net
 
 
-def test_optimal_predictor_reproduces_gaussian_data_and_analytic_elbo(tmp_path) -> None:
+@pytest.mark.device
+def test_optimal_predictor_reproduces_gaussian_data_and_analytic_elbo(tmp_path, device) -> None:
     steps, sigma = 200, 0.7
-    mu = torch.tensor([0.5, -1.0], dtype=torch.float64)
-    model = program(tmp_path, steps=steps).compile("cpu").double()
+    mu = torch.tensor([0.5, -1.0], dtype=torch.float64, device=device)
+    model = program(tmp_path, steps=steps).compile(device).double()
     model.generate.net = optimal_epsilon(model, mu, sigma)
     torch.manual_seed(0)
     samples = model.sample(20000)
+    # 0.03 is 6 standard errors of the mean (0.7 / √20000), 0.05 · 0.7 ten of the std
     assert torch.allclose(samples.mean(0), mu, atol=0.03)
-    assert torch.allclose(samples.std(0), torch.full((2,), sigma, dtype=torch.float64), rtol=0.05)
+    sigmas = torch.full((2,), sigma, dtype=torch.float64, device=device)
+    assert torch.allclose(samples.std(0), sigmas, rtol=0.05)
 
     # Analytic expected negative ELBO with the optimal predictor (per dimension, then ×2).
     tables = model.ir.marginals
@@ -152,7 +161,7 @@ def test_optimal_predictor_reproduces_gaussian_data_and_analytic_elbo(tmp_path) 
         - 1
     )
     analytic = 2 * (kl + decoder) + 2 * prior
-    x0 = mu + sigma * torch.randn(4000, 2, dtype=torch.float64)
+    x0 = mu + sigma * torch.randn(4000, 2, dtype=torch.float64).to(device)
     estimates = model.nelbo(x0)
     error = 4 * estimates.std().item() / math.sqrt(len(estimates))
     assert abs(estimates.mean().item() - analytic) < error, (estimates.mean().item(), analytic)
@@ -161,27 +170,31 @@ def test_optimal_predictor_reproduces_gaussian_data_and_analytic_elbo(tmp_path) 
     assert analytic > exact_nll
 
 
-def test_importance_sampling_weights_are_unbiased(tmp_path) -> None:
-    model = program(tmp_path, weight="elbo").compile("cpu")
+@pytest.mark.device
+def test_importance_sampling_weights_are_unbiased(tmp_path, device) -> None:
+    model = program(tmp_path, weight="elbo").compile(device)
     objective = model.objective
     objective.sampling = "importance"
     objective.history_count.fill_(10)
     objective.history.copy_(torch.rand_like(objective.history) + 0.1)
-    t, weights = objective.sample_levels(200000, torch.device("cpu"))
+    t, weights = objective.sample_levels(200000, device)
+    assert t.device == weights.device == objective.history.device
     # E_p[w · f(t)] = mean over levels of f: check with f(t) = t.
     estimate = (weights * t.float()).mean().item()
     assert estimate == pytest.approx((T + 1) / 2, rel=0.02)
 
 
-def test_importance_history_keeps_the_last_losses_in_batch_order(tmp_path) -> None:
-    """The grouped update equals appending example by example (a hand-written loop)."""
-    objective = program(tmp_path, weight="elbo").compile("cpu").objective
+@pytest.mark.device
+def test_importance_history_keeps_the_last_losses_in_batch_order(tmp_path, device) -> None:
+    """The grouped update equals appending example by example (a hand-written loop); on CUDA
+    too, where the grouping's sort must stay stable."""
+    objective = program(tmp_path, weight="elbo").compile(device).objective
     history = [[] for _ in range(T + 1)]
     generator = torch.Generator().manual_seed(0)
     for size in (7, 40, 3, 64, 1):
         t = torch.randint(1, T + 1, (size,), generator=generator)
         losses = torch.rand(size, generator=generator)
-        objective._remember(t, losses)
+        objective._remember(t.to(device), losses.to(device))
         for level, loss in zip(t.tolist(), losses.tolist(), strict=True):
             history[level] = (history[level] + [loss])[-objective.history.shape[1] :]
     for level in range(T + 1):

@@ -1,4 +1,10 @@
-"""Multi-process training with torchrun (gloo, loopback only) against single-process runs."""
+"""Multi-process training with torchrun (gloo, loopback only) against single-process runs.
+
+Every run names its device (``--device cpu``: gloo even on a machine with GPUs). The equality test
+is a ``device`` test: with ``DTG_TEST_DEVICE=cuda`` it runs two ranks on two GPUs (nccl), and
+says so by a skip naming the count where there are fewer than two (dtg runs rank k on ``cuda:k``
+and uses nccl for CUDA, so one GPU cannot host both ranks).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tolerance
 
 MOONS = """
 model m {
@@ -58,18 +65,23 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["model"]
 
 
-def test_two_processes_equal_one_process_and_resume_single(tmp_path: Path) -> None:
+@pytest.mark.device
+def test_two_processes_equal_one_process_and_resume_single(tmp_path: Path, device) -> None:
+    """gloo on the CPU; nccl on two GPUs under ``DTG_TEST_DEVICE=cuda``."""
+    if device.type == "cuda" and (found := torch.cuda.device_count()) < 2:
+        pytest.skip(f"needs two CUDA devices for nccl, found {found}")
+    on = ("--device", device.type, "--no-progress")  # rank k takes cuda:k under torchrun
     (tmp_path / "moons.dtg").write_text(MOONS)
-    two = dtg("train", "moons.dtg", "--out", "two", "--nproc", "2", "--no-progress", cwd=tmp_path)
+    two = dtg("train", "moons.dtg", "--out", "two", "--nproc", "2", *on, cwd=tmp_path)
     assert two.returncode == 0, two.stderr
-    one = dtg(
-        "train", "moons.dtg", "--out", "one", "--set", "shards=2", "--no-progress", cwd=tmp_path
-    )
+    one = dtg("train", "moons.dtg", "--out", "one", "--set", "shards=2", *on, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     a, b = weights(tmp_path / "two/checkpoint.pt"), weights(tmp_path / "one/checkpoint.pt")
+    # CUDA: two GPUs' kernels and an nccl all-reduce against one GPU's accumulation, float32
+    atol = tolerance(device, cpu=1e-6, cuda=1e-5)
     for key in a:
         if key.startswith("nets."):
-            assert torch.allclose(a[key], b[key], atol=1e-6), key
+            assert torch.allclose(a[key], b[key], atol=atol), key
     # One checkpoint and one metrics file, written by rank 0.
     assert len((tmp_path / "two/metrics.jsonl").read_text().splitlines()) == 4
     # The two-process checkpoint resumes in one process and continues the step count.
@@ -81,7 +93,7 @@ def test_two_processes_equal_one_process_and_resume_single(tmp_path: Path) -> No
         "--resume",
         "--steps",
         "18",
-        "--no-progress",
+        *on,
         cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr
@@ -91,7 +103,10 @@ def test_two_processes_equal_one_process_and_resume_single(tmp_path: Path) -> No
 
 def test_sampler_trains_on_two_processes_with_a_shared_log_z(tmp_path: Path) -> None:
     (tmp_path / "s.dtg").write_text(SAMPLER)
-    run = dtg("train", "s.dtg", "--out", "run", "--nproc", "2", "--no-progress", cwd=tmp_path)
+    run = dtg(
+        "train", "s.dtg", "--out", "run", "--nproc", "2", "--device", "cpu", "--no-progress",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     state = weights(tmp_path / "run/checkpoint.pt")
     assert float(state["objective.log_z"]) != 0.0  # trained, and stored once
@@ -125,6 +140,8 @@ def test_a_dying_rank_stops_the_job_without_a_partial_checkpoint(tmp_path: Path)
         "dead",
         "--nproc",
         "2",
+        "--device",
+        "cpu",
         "--no-progress",
         "--plugin",
         "die.py",
@@ -148,7 +165,7 @@ def test_sigterm_under_nproc_saves_on_rank_0_and_exits_143(tmp_path: Path) -> No
     (tmp_path / "moons.dtg").write_text(MOONS.replace("steps = 12", "steps = 1000000"))
     process = subprocess.Popen(
         [sys.executable, "-m", "dtg", "train", "moons.dtg", "--out", "run", "--nproc", "2",
-         "--no-progress", "--set", "checkpoint_every=1000000", "--set", "log_every=1"],
+         "--device", "cpu", "--no-progress", "--set", "checkpoint_every=1000000", "--set", "log_every=1"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -36,9 +36,13 @@ model tiny {{
 """
 
 
-def tiny(options: str = "") -> dtg.backends.torch.CompiledModel:
+def tiny(options: str = "", device: torch.device | str = "cpu") -> dtg.backends.torch.CompiledModel:
     torch.manual_seed(0)
-    return dtg.loads(TINY.format(options=options)).compile("cpu").double()
+    return dtg.loads(TINY.format(options=options)).compile(device).double()
+
+
+def net_device(net: torch.nn.Module) -> torch.device:
+    return next(net.parameters()).device
 
 
 def hand_mask_step(prev: tuple, nxt: tuple, t: int) -> float:
@@ -56,7 +60,9 @@ def hand_subs_step(xt: tuple, prev: tuple, t: int, net) -> float:
     """p(x[t-1] | x[t]) written out: carry unmasked; unmask w.p. r_t to softmax(logits)."""
     rate = (ALPHA[t - 1] - ALPHA[t]) / (1 - ALPHA[t])
     with torch.no_grad():
-        logits = net(torch.tensor([xt]), torch.tensor([t / T], dtype=torch.float64))[0]
+        where = net_device(net)
+        time = torch.tensor([t / T], dtype=torch.float64, device=where)
+        logits = net(torch.tensor([xt], device=where), time)[0]
     probs = torch.softmax(logits, -1).tolist()
     p = 1.0
     for i, (a, b) in enumerate(zip(xt, prev, strict=True)):
@@ -88,40 +94,46 @@ def brute_force_nelbo(x0: tuple, net) -> float:
 
 def exact_loss_expectation(model, x0: tuple) -> float:
     """E over levels (uniform) and masks of the compiled single-level loss, by enumeration."""
-    objective = model.objective
+    objective, where = model.objective, model.device
+    x0_tensor = torch.tensor([x0], device=where)
     total = 0.0
     for t in range(1, T + 1):
         for hidden in itertools.product((False, True), repeat=L):
             xt = tuple(MASK if h else v for v, h in zip(x0, hidden, strict=True))
             prob = math.prod((1 - ALPHA[t]) if h else ALPHA[t] for h in hidden)
-            level = torch.tensor([t])
-            term = objective.level_loss(torch.tensor([x0]), torch.tensor([xt]), level)
-            total += prob * (T * term.item() + float(objective.prior(torch.tensor([x0]))))
+            level = torch.tensor([t], device=where)
+            term = objective.level_loss(x0_tensor, torch.tensor([xt], device=where), level)
+            total += prob * (T * term.item() + float(objective.prior(x0_tensor)))
     return total / T
 
 
-def test_mask_discrete_loss_is_the_exact_nelbo() -> None:
-    model = tiny()
+@pytest.mark.device
+def test_mask_discrete_loss_is_the_exact_nelbo(device) -> None:
+    model = tiny(device=device)
     net = model.nets["logits"]
     for x0 in [(0, 1), (2, 2), (1, 0)]:
         expected = brute_force_nelbo(x0, net)
         assert exact_loss_expectation(model, x0) == pytest.approx(expected, abs=1e-6)
 
 
-def test_mask_sampled_loss_and_nelbo_are_unbiased() -> None:
-    model = tiny("(sampling = uniform)")
-    x0 = torch.tensor([[0, 1]]).repeat(50_000, 1)
+@pytest.mark.device
+def test_mask_sampled_loss_and_nelbo_are_unbiased(device) -> None:
+    model = tiny("(sampling = uniform)", device)
+    x0 = torch.tensor([[0, 1]], device=device).repeat(50_000, 1)
     expected = brute_force_nelbo((0, 1), model.nets["logits"])
     torch.manual_seed(1)
+    # 0.05 is about 5 standard errors of the loss (one level per example) and 15 of the NELBO
+    # (every level): a bound for any random stream, CUDA's too.
     with torch.no_grad():
         assert float(model.loss(x0)) == pytest.approx(expected, abs=0.05)
         assert float(model.nelbo(x0).mean()) == pytest.approx(expected, abs=0.05)
 
 
-def test_nelbo_from_sampled_levels_is_unbiased() -> None:
+@pytest.mark.device
+def test_nelbo_from_sampled_levels_is_unbiased(device) -> None:
     """``levels = K``: K distinct levels per example weighted T / K (``eval_levels``)."""
-    model = tiny()
-    x0 = torch.tensor([[2, 0]]).repeat(60_000, 1)
+    model = tiny(device=device)
+    x0 = torch.tensor([[2, 0]], device=device).repeat(60_000, 1)
     expected = brute_force_nelbo((2, 0), model.nets["logits"])
     torch.manual_seed(2)
     with torch.no_grad():
@@ -131,12 +143,13 @@ def test_nelbo_from_sampled_levels_is_unbiased() -> None:
             assert float(draws.mean()) == pytest.approx(expected, abs=error), levels
 
 
-def test_continuous_weights_follow_the_schedule_derivative() -> None:
-    model = tiny("(time = continuous)")
+@pytest.mark.device
+def test_continuous_weights_follow_the_schedule_derivative(device) -> None:
+    model = tiny("(time = continuous)", device)
     # alpha(t) = 1 - (t/T)^2: -alpha'(t) / (1 - alpha(t)) = (2t/T^2) / (t/T)^2 = 2/t.
     expected = [2.0 / t for t in range(1, T + 1)]
     assert model.objective.weights[1:].tolist() == pytest.approx(expected, rel=1e-6)
-    discrete = tiny().objective.weights[1:].tolist()
+    discrete = tiny(device=device).objective.weights[1:].tolist()
     rates = [(ALPHA[t - 1] - ALPHA[t]) / (1 - ALPHA[t]) for t in range(1, T + 1)]
     assert discrete == pytest.approx(rates, rel=1e-6)
 
@@ -180,21 +193,22 @@ def next_token_reference(net, x0: torch.Tensor, timed: bool) -> torch.Tensor:
     """Σ_i −log p(x0_i | x0_{<i}) written out: the net called once per position on the prefix
     with the rest masked (id 5), as generation sees it at level t = L − i: ``[B]``."""
     batch, length = x0.shape
-    total = torch.zeros(batch, dtype=torch.float64)
+    total = torch.zeros(batch, dtype=torch.float64, device=x0.device)
     for i in range(length):
         context = x0.clone()
         context[:, i:] = 5
-        time = torch.full((batch,), float(length - i)) / length  # float32, as the runtime
+        time = torch.full((batch,), float(length - i), device=x0.device) / length  # float32
         logits = net(context, time.double()) if timed else net(context)
         total += torch.nn.functional.cross_entropy(logits[:, i], x0[:, i], reduction="none")
     return total.detach()
 
 
-def test_mash_last_loss_is_next_token_cross_entropy() -> None:
+@pytest.mark.device
+def test_mash_last_loss_is_next_token_cross_entropy(device) -> None:
     torch.manual_seed(0)
-    model = dtg.loads(MASH).compile("cpu").double()
+    model = dtg.loads(MASH).compile(device).double()
     net = model.nets["logits"]
-    x0 = torch.randint(5, (4, 6))
+    x0 = torch.randint(5, (4, 6)).to(device)
     expected = next_token_reference(net, x0, timed=True)
     torch.testing.assert_close(model.nelbo(x0), expected, rtol=0, atol=1e-9)
     # One example repeated T times: antithetic levels cover each level once, so the
@@ -217,9 +231,10 @@ model shuffle3 {
 """
 
 
-def test_shuffle_loss_is_the_exact_nelbo() -> None:
+@pytest.mark.device
+def test_shuffle_loss_is_the_exact_nelbo(device) -> None:
     torch.manual_seed(0)
-    model = dtg.loads(SHUFFLE3).compile("cpu").double()
+    model = dtg.loads(SHUFFLE3).compile(device).double()
     net, keep, alpha = model.nets["logits"], 0.5, [1.0, 0.5, 0.25]
 
     def q(b, a, k):  # uniform transition
@@ -227,7 +242,10 @@ def test_shuffle_loss_is_the_exact_nelbo() -> None:
 
     def p_step(prev, xt, t):  # D3PM x0-parameterisation, written out
         with torch.no_grad():
-            probs = torch.softmax(net(torch.tensor([[xt]]), torch.tensor([t / 2.0]))[0, 0], -1)
+            logits = net(
+                torch.tensor([[xt]], device=device), torch.tensor([t / 2.0], device=device)
+            )
+            probs = torch.softmax(logits[0, 0], -1)
         score = [
             q(xt, j, keep) * sum(q(j, x, alpha[t - 1]) * probs[x] for x in range(3))
             for j in range(3)
@@ -244,10 +262,12 @@ def test_shuffle_loss_is_the_exact_nelbo() -> None:
         for t in (1, 2):
             for xt in range(3):
                 term = model.objective.level_loss(
-                    torch.tensor([[x0]]), torch.tensor([[xt]]), torch.tensor([t])
+                    torch.tensor([[x0]], device=device),
+                    torch.tensor([[xt]], device=device),
+                    torch.tensor([t], device=device),
                 )
                 got += q(xt, x0, alpha[t]) * float(term)
-        got += float(model.objective.prior(torch.tensor([[x0]])))
+        got += float(model.objective.prior(torch.tensor([[x0]], device=device)))
         assert got == pytest.approx(expected, abs=1e-6)
 
 
@@ -257,10 +277,12 @@ def test_masking_rejects_continuous_time_for_shuffle() -> None:
         dtg.loads(SHUFFLE3.replace("objective masking", "objective masking(time = continuous)"))
 
 
-def train_bits(text: str, steps: int, seed: int = 0) -> tuple[float, float]:
+def train_bits(
+    text: str, steps: int, seed: int = 0, device: torch.device | str = "cpu"
+) -> tuple[float, float]:
     torch.manual_seed(seed)
-    model = dtg.loads(text).compile("cpu")
-    data = model.dataset()
+    model = dtg.loads(text).compile(device)
+    data = model.dataset().to(device)
     batches = data.batches(64, torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.param_groups(1e-3))
     length = data.test.shape[1]
@@ -288,13 +310,14 @@ model mdlm_small {
 """
 
 
-def test_training_mdlm_lowers_bits_per_token(one_thread) -> None:
-    before, after = train_bits(MDLM_SMALL, steps=150)
+@pytest.mark.device
+def test_training_mdlm_lowers_bits_per_token(one_thread, device) -> None:
+    before, after = train_bits(MDLM_SMALL, steps=150, device=device)
     assert before > math.log2(17) - 0.3
     assert after < math.log2(17) - 1.0, (before, after)
     # samples are valid grey levels
     torch.manual_seed(0)
-    model = dtg.loads(MDLM_SMALL).compile("cpu")
+    model = dtg.loads(MDLM_SMALL).compile(device)
     samples = model.sample(4)
     assert samples.shape == (4, 64) and int(samples.min()) >= 0 and int(samples.max()) <= 16
 
@@ -312,29 +335,32 @@ model ar_causal {
 """
 
 
-def test_causal_transformer_reads_only_earlier_positions() -> None:
+@pytest.mark.device
+def test_causal_transformer_reads_only_earlier_positions(device) -> None:
     torch.manual_seed(0)
-    model = dtg.loads(CAUSAL).compile("cpu").double()
+    model = dtg.loads(CAUSAL).compile(device).double()
     net = model.nets["logits"]
-    x = torch.randint(5, (3, 6))
+    x = torch.randint(5, (3, 6)).to(device)
     base = net(x)
     for i in range(6):  # change positions >= i: outputs at positions <= i must not move
         changed = x.clone()
-        changed[:, i:] = (changed[:, i:] + 1 + torch.randint(4, changed[:, i:].shape)) % 5
+        shift = 1 + torch.randint(4, changed[:, i:].shape).to(device)
+        changed[:, i:] = (changed[:, i:] + shift) % 5
         out = net(changed)
         torch.testing.assert_close(out[:, : i + 1], base[:, : i + 1], rtol=0, atol=1e-12)
         if i < 5:  # and the next position does read position i
             assert not torch.allclose(out[:, i + 1], base[:, i + 1])
 
 
-def test_causal_one_pass_equals_the_level_by_level_nelbo() -> None:
+@pytest.mark.device
+def test_causal_one_pass_equals_the_level_by_level_nelbo(device) -> None:
     """The one-call loss of a causal net equals Σ over levels of the per-level term, computed
     here level by level on x[t] (masked suffix) as the sampler sees it."""
     torch.manual_seed(1)
-    model = dtg.loads(CAUSAL).compile("cpu").double()
+    model = dtg.loads(CAUSAL).compile(device).double()
     assert model.generate.one_pass
     net = model.nets["logits"]
-    x0 = torch.randint(5, (7, 6))
+    x0 = torch.randint(5, (7, 6)).to(device)
     expected = next_token_reference(net, x0, timed=False)
     torch.testing.assert_close(model.nelbo(x0), expected, rtol=0, atol=1e-9)
     assert float(model.loss(x0).detach()) == pytest.approx(float(expected.mean()), abs=1e-9)

@@ -96,13 +96,14 @@ def dataset(source: str):
     return program(source).compile("cpu").dataset()
 
 
-def compiled(source: str, seed: int = 0, **replace: str):
+def compiled(source: str, seed: int = 0, device: torch.device | str = "cpu", **replace: str):
     for old, new in replace.items():
         source = source.replace(old, new)
     torch.manual_seed(seed)
-    model = program(source).compile("cpu")
+    model = program(source).compile(device)
     if model.ir.message.source is not None:
-        model.dataset = lambda seed=0: dataset(source)  # loaded once per source
+        # loaded once per source (on the CPU), then on the model's device
+        model.dataset = lambda seed=0: dataset(source).to(device)
     return model
 
 
@@ -120,8 +121,9 @@ def sample_sites(trace) -> dict:
     }
 
 
-def test_sites_names_shapes_and_observed_flags():
-    m = compiled(DDPM)
+@pytest.mark.device
+def test_sites_names_shapes_and_observed_flags(device):
+    m = compiled(DDPM, device=device)
     model_fn, guide_fn = m.pyro()
     x = m.dataset().train[:5]
     model, guide = traces(model_fn, guide_fn, x)
@@ -131,16 +133,19 @@ def test_sites_names_shapes_and_observed_flags():
     assert [s["is_observed"] for s in sites.values()] == [False] * 20 + [True]
     assert all(s["fn"].event_shape == (2,) and s["fn"].batch_shape == (5,) for s in sites.values())
     assert list(sample_sites(guide)) == [f"x_{t}" for t in range(1, 21)]
+    assert all(s["value"].device == x.device for s in sites.values())
     prior = poutine.trace(model_fn).get_trace(n=3)
     assert not any(s["is_observed"] for s in sample_sites(prior).values())
-    vae = compiled(small_vae())
+    assert all(s["value"].device == x.device for s in sample_sites(prior).values())
+    vae = compiled(small_vae(), device=device)
     model, guide = traces(*vae.pyro(), vae.dataset().train[:4])
     assert tuple(model.nodes["x_1"]["value"].shape) == (4, 8)
     assert tuple(model.nodes["x_0"]["value"].shape) == (4, 64)
 
 
-def test_every_site_scores_like_its_channel():
-    m = compiled(DDPM, **{"predict = epsilon": "predict = v_prediction, clip = 1"})
+@pytest.mark.device
+def test_every_site_scores_like_its_channel(device):
+    m = compiled(DDPM, device=device, **{"predict = epsilon": "predict = v_prediction, clip = 1"})
     x = m.dataset().train[:6]
     model, guide = traces(*m.pyro(), x)
     for t in range(1, 21):
@@ -155,10 +160,11 @@ def test_every_site_scores_like_its_channel():
         assert torch.allclose(ours, m.destroy.log_prob(new, old, level), rtol=1e-5, atol=1e-4)
 
 
-def test_reward_is_a_factor_and_singletons_are_delta():
-    m = dtg.load(EXAMPLES / "gmm25_learned.dtg").compile("cpu")
+@pytest.mark.device
+def test_reward_is_a_factor_and_singletons_are_delta(device):
+    m = dtg.load(EXAMPLES / "gmm25_learned.dtg").compile(device)
     model_fn, guide_fn = m.pyro()
-    x = torch.randn(6, 2)
+    x = torch.randn(6, 2).to(device)
     model, guide = traces(model_fn, guide_fn, x)
     assert isinstance(model.nodes["x_10"]["fn"], pyro.distributions.Delta)
     factor = model.nodes["log_reward"]
@@ -166,8 +172,9 @@ def test_reward_is_a_factor_and_singletons_are_delta():
     assert torch.all(guide.nodes["x_10"]["value"] == 0)
 
 
-def test_nets_are_shared_not_copied():
-    m = compiled(DDPM)
+@pytest.mark.device
+def test_nets_are_shared_not_copied(device):
+    m = compiled(DDPM, device=device)
     model_fn, _ = m.pyro()
     trace = poutine.trace(model_fn).get_trace(n=2)
     params = [site for site in trace.nodes.values() if site["type"] == "param"]
@@ -177,8 +184,9 @@ def test_nets_are_shared_not_copied():
     assert all(id(store.get_param(site["name"]).unconstrained()) in own for site in params)
 
 
-def test_trace_elbo_agrees_with_closed_form_denoising_nelbo():
-    m = compiled(DDPM, seed=1)  # fixed random weights
+@pytest.mark.device
+def test_trace_elbo_agrees_with_closed_form_denoising_nelbo(device):
+    m = compiled(DDPM, seed=1, device=device)  # fixed random weights
     x = m.dataset().train[:64]
     model_fn, guide_fn = lower(m, register=False)
     particles, batch, repeats = 512, x.shape[0], 400
@@ -201,8 +209,11 @@ def test_trace_elbo_agrees_with_closed_form_denoising_nelbo():
     assert abs(estimate - reference) < 4 * se, (estimate, reference, se)
 
 
-def test_probabilistic_pca_elbo_equals_log_likelihood():
-    m = compiled(PPCA)
+@pytest.mark.device
+def test_probabilistic_pca_elbo_equals_log_likelihood(device):
+    """The weights and the exact log-likelihood are made on the CPU, the model runs on
+    ``device``."""
+    m = compiled(PPCA, device=device)
     torch.manual_seed(3)
     sigma, d = 0.5, torch.tensor([1.5, 0.7])
     q, _ = torch.linalg.qr(torch.randn(3, 2))
@@ -218,6 +229,7 @@ def test_probabilistic_pca_elbo_equals_log_likelihood():
         dec.bias.copy_(mu)
     x = torch.randn(64, 3) * 2
     nll = -torch.distributions.MultivariateNormal(mu, w @ w.T + sigma**2 * torch.eye(3)).log_prob(x)
+    x, nll = x.to(device), nll.to(device)
     # Sampled estimator (Trace_ELBO's terms): log p(x, z) − log q(z | x) = log p(x) for every z.
     model, guide = traces(*lower(m, register=False), x)
     weight = sum(s["fn"].log_prob(s["value"]) for s in sample_sites(model).values())
@@ -234,8 +246,9 @@ def test_probabilistic_pca_elbo_equals_log_likelihood():
     assert abs(loss - float(nll.mean())) < 4 * se
 
 
-def test_vae_trains_through_the_ordinary_loop():
-    m = compiled(small_vae())
+@pytest.mark.device
+def test_vae_trains_through_the_ordinary_loop(device):
+    m = compiled(small_vae(), device=device)
     data = m.dataset()
     train, test = data.train, data.test[:256]
     before = float(m.nelbo(test).mean())
@@ -273,9 +286,10 @@ def test_two_compiled_models_share_no_pyro_state():
     assert not all(torch.equal(p, q) for p, q in zip(b.parameters(), before_b, strict=True))
 
 
-def test_discrete_channels_lower_with_their_own_log_prob():
-    m = compiled(MASKED)
-    x = torch.randint(4, (8, 5))
+@pytest.mark.device
+def test_discrete_channels_lower_with_their_own_log_prob(device):
+    m = compiled(MASKED, device=device)
+    x = torch.randint(4, (8, 5)).to(device)
     model_fn, guide_fn = m.pyro()
     model, guide = traces(model_fn, guide_fn, x)
     site = model.nodes["x_2"]
@@ -291,13 +305,14 @@ def test_discrete_channels_lower_with_their_own_log_prob():
     assert m.nets["logits"].body[0].weight.grad is not None
 
 
-def test_particles_and_predictive_are_vectorised():
-    m = compiled(small_vae(), **{"objective elbo": "objective elbo(particles = 4)"})
+@pytest.mark.device
+def test_particles_and_predictive_are_vectorised(device):
+    m = compiled(small_vae(), device=device, **{"objective elbo": "objective elbo(particles = 4)"})
     x = m.dataset().train[:8]
     assert torch.isfinite(m.loss(x))
     model_fn, _ = m.pyro()
     samples = Predictive(model_fn, num_samples=3, parallel=True)(n=5)
-    assert tuple(samples["x_0"].shape) == (3, 5, 64)
+    assert tuple(samples["x_0"].shape) == (3, 5, 64) and samples["x_0"].device == x.device
 
 
 def _import(path, name: str):

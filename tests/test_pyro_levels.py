@@ -8,11 +8,17 @@ The emitted module is imported with the compiled model's nets and checked agains
 * a log-density written out by hand from the nets (the VAE's five Normal terms, and a token
   ``x[0]``'s ``Categorical`` term, which the in-memory lowering cannot run yet);
 * each level's shape, when the emitted model samples without data.
+
+On a GPU (``DTG_TEST_DEVICE=cuda``, the ``device`` tests) the compiled model is compiled there and
+the emitted module is imported and run with torch's default device set to it
+(:func:`made_on`): the emitted source makes its tensors with torch's factories (no device named),
+so that is how it runs on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.util
 import itertools
@@ -92,10 +98,16 @@ def data(source: str) -> torch.Tensor:
     return program(source).compile("cpu").dataset().train[:16]
 
 
-def compiled(source: str):
+def made_on(device: torch.device) -> contextlib.AbstractContextManager:
+    """Torch's default device set to ``device`` on a GPU; nothing on the CPU (the default already,
+    and a default-device mode would slow every torch call there)."""
+    return contextlib.nullcontext() if device.type == "cpu" else device
+
+
+def compiled(source: str, device: torch.device | str = "cpu"):
     """The compiled model with its weights moved off their initial values (no zero layers)."""
     torch.manual_seed(0)
-    model = program(source).compile("cpu")
+    model = program(source).compile(device)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -137,11 +149,17 @@ def test_templates_are_written_for_the_levels_they_cover():
     assert "destroy_x2" not in source and "generate_x1" not in source
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("case", CASES)
-def test_elbo_and_gradients_equal_the_in_memory_lowering(case, tmp_path):
-    model = compiled(CASES[case])
+def test_elbo_and_gradients_equal_the_in_memory_lowering(case, tmp_path, device):
+    x = data(CASES[case]).to(device)  # loaded (and cached) with the CPU as the default device
+    with made_on(device):
+        elbo_and_gradients_agree(CASES[case], x, tmp_path)
+
+
+def elbo_and_gradients_agree(source: str, x: torch.Tensor, tmp_path) -> None:
+    model = compiled(source, x.device)
     module = emitted(model, tmp_path)
-    x = data(CASES[case])
     for seed in (0, 1):
         losses = []
         for model_fn, guide_fn in (model.pyro(), (module.model, module.guide)):
@@ -165,10 +183,17 @@ def _normal_terms(mean_and_log_var: torch.Tensor, value: torch.Tensor) -> torch.
     return Normal(mean, torch.exp(0.5 * log_var)).log_prob(value).sum(-1)
 
 
-def test_hvae_log_densities_equal_the_written_out_terms(tmp_path):
-    model = compiled(HVAE)
+@pytest.mark.device
+def test_hvae_log_densities_equal_the_written_out_terms(tmp_path, device):
+    x = data(HVAE).to(device)
+    with made_on(device):
+        hvae_log_densities_agree(x, tmp_path)
+
+
+def hvae_log_densities_agree(x: torch.Tensor, tmp_path) -> None:
+    model = compiled(HVAE, x.device)
     module = emitted(model, tmp_path)
-    x, nets = data(HVAE), model.nets
+    nets = model.nets
     guide = poutine.trace(module.guide).get_trace(x)
     trace = poutine.trace(poutine.replay(module.model, trace=guide)).get_trace(x)
     z1, z2 = guide.nodes["x_1"]["value"], guide.nodes["x_2"]["value"]
@@ -208,10 +233,16 @@ def test_a_token_x0_is_categorical_with_the_written_out_log_density(tmp_path):
     assert int(sampled.min()) >= 0 and int(sampled.max()) < 17
 
 
-def test_a_token_x0_elbo_equals_the_in_memory_lowering(tmp_path):
-    model = compiled(TOKENS)
+@pytest.mark.device
+def test_a_token_x0_elbo_equals_the_in_memory_lowering(tmp_path, device):
+    x = data(TOKENS).to(device)
+    with made_on(device):
+        token_elbos_agree(x, tmp_path)
+
+
+def token_elbos_agree(x: torch.Tensor, tmp_path) -> None:
+    model = compiled(TOKENS, x.device)
     module = emitted(model, tmp_path)
-    x = data(TOKENS)
     losses = []
     for model_fn, guide_fn in ((module.model, module.guide), model.pyro()):
         pyro.set_rng_seed(0)

@@ -42,7 +42,13 @@ DEFAULTS = {
 class GaussModel(nn.Module):
     """Fits ``N(mu, diag(sigma²))`` to data: the compiled-model interface, in 30 lines."""
 
-    def __init__(self, dims: int = 2, source: str = "model gauss {}", nan_at: int | None = None):
+    def __init__(
+        self,
+        dims: int = 2,
+        source: str = "model gauss {}",
+        nan_at: int | None = None,
+        device: torch.device | str = "cpu",
+    ):
         super().__init__()
         self.mu = nn.Parameter(torch.zeros(dims))
         self.log_sigma = nn.Parameter(torch.zeros(dims))
@@ -52,7 +58,8 @@ class GaussModel(nn.Module):
             name="gauss", train=dict(DEFAULTS), message=SimpleNamespace(space=space)
         )
         self.program = SimpleNamespace(source=source, file="gauss.dtg")
-        self.device, self.needs_data = torch.device("cpu"), True
+        self.device, self.needs_data = torch.device(device), True
+        self.to(self.device)
 
     def dataset(self, seed: int = 0) -> Dataset:
         g = torch.Generator().manual_seed(1234 + seed)
@@ -72,7 +79,7 @@ class GaussModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
-        return self.mu + self.log_sigma.exp() * torch.randn(n, self.dims)
+        return self.mu + self.log_sigma.exp() * torch.randn(n, self.dims, device=self.device)
 
     def nelbo(self, batch: torch.Tensor) -> torch.Tensor:
         sigma = self.log_sigma.exp()
@@ -125,17 +132,20 @@ def test_resume_continues_the_step_count(tmp_path: Path) -> None:
     assert again.step == 30 and again.losses == []
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("deferred", [False, True])
-def test_resume_is_bitwise_exact(tmp_path: Path, monkeypatch, deferred: bool) -> None:
-    if deferred:  # the GPU path: NaN checks wait for the log line
-        monkeypatch.setattr(loop_module, "checks_every_step", lambda device: False)
+def test_resume_is_bitwise_exact(tmp_path: Path, monkeypatch, deferred: bool, device) -> None:
+    """On ``device``: on CUDA the loss's noise comes from CUDA's generator, which the checkpoint
+    must restore as well (bitwise: the same kernels on the same shapes sum in the same order)."""
+    # deferred: the GPU's default, NaN checks wait for the log line; else a check every step
+    monkeypatch.setattr(loop_module, "checks_every_step", lambda device: not deferred)
     options = {"ema": 0.9, "warmup": 5, "checkpoint_every": 7}
-    straight = GaussModel()
+    straight = GaussModel(device=device)
     whole = fit(straight, tmp_path / "a", steps=40, overrides=options)
-    fit(GaussModel(), tmp_path / "b", steps=20, overrides=options)
+    fit(GaussModel(device=device), tmp_path / "b", steps=20, overrides=options)
     torch.manual_seed(999)  # disturb every global RNG: the checkpoint must restore them
     np.random.seed(999)
-    resumed = GaussModel()
+    resumed = GaussModel(device=device)
     with torch.no_grad():
         resumed.mu.fill_(5.0)
     second = fit(resumed, tmp_path / "b", steps=40, resume=True)
@@ -375,13 +385,11 @@ def test_cli_cuda_unavailable(cli, capsys) -> None:
     assert "CUDA is not available" in capsys.readouterr().err
 
 
-def test_cli_train_resume_sample_eval(cli, capsys, tmp_path: Path) -> None:
-    try:  # needs dtg.backends.torch to compile the example
-        _load_once(MOONS).compile(device="cpu")
-    except Exception as error:  # pragma: no cover - only while the compiler is incomplete
-        pytest.skip(f"ddpm_moons does not compile yet: {error}")
+@pytest.mark.device
+def test_cli_train_resume_sample_eval(cli, capsys, tmp_path: Path, device) -> None:
+    _load_once(MOONS).compile(device=device)
     capsys.readouterr()
-    common = ("--batch", 32, "--device", "cpu", "--out", "run", "--no-progress")
+    common = ("--batch", 32, "--device", str(device), "--out", "run", "--no-progress")
     sets = ("--set", "checkpoint_every=2", "--set", "log_every=2")
     assert cli("train", MOONS, "--steps", 4, *sets, *common) == 0
     out = capsys.readouterr().out

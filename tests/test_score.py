@@ -41,11 +41,13 @@ def analytic_nelbo(model, x0: torch.Tensor, mu: torch.Tensor, sigma: float) -> t
     return (kl + decoder + prior).sum(-1)
 
 
-def test_per_example_nelbo_equals_the_analytic_value(tmp_path: Path) -> None:
+@pytest.mark.device
+def test_per_example_nelbo_equals_the_analytic_value(tmp_path: Path, device) -> None:
+    """The model on ``device``; the analytic reference on the CPU (scores come back there)."""
     steps, sigma, repeats = 200, 0.7, 2000
     mu = torch.tensor([0.5, -1.0], dtype=torch.float64)
-    model = program(tmp_path, steps=steps).compile("cpu").double()
-    model.generate.net = optimal_epsilon(model, mu, sigma)
+    model = program(tmp_path, steps=steps).compile(device).double()
+    model.generate.net = optimal_epsilon(model, mu.to(device), sigma)
     x0 = torch.tensor([[0.5, -1.0], [1.2, -0.3], [-0.9, -2.4], [3.0, 2.0]], dtype=torch.float64)
     exact = analytic_nelbo(model, x0, mu, sigma)
     draws = score_examples(model, x0.repeat(repeats, 1), seed=1).reshape(repeats, len(x0))
@@ -56,21 +58,23 @@ def test_per_example_nelbo_equals_the_analytic_value(tmp_path: Path) -> None:
     assert exact[3] > exact[1] > exact[0]  # farther from the mean scores higher
 
 
-def test_a_few_sampled_levels_estimate_the_analytic_nelbo(tmp_path: Path) -> None:
+@pytest.mark.device
+def test_a_few_sampled_levels_estimate_the_analytic_nelbo(tmp_path: Path, device) -> None:
     """``nelbo(levels = K)`` (the held-out curve's ``eval_levels``): K of the 200 levels per
     example, weighted 200 / K — unbiased for the same analytic value, noisier."""
     steps, sigma, repeats = 200, 0.7, 4000
     mu = torch.tensor([0.5, -1.0], dtype=torch.float64)
-    model = program(tmp_path, steps=steps).compile("cpu").double()
-    model.generate.net = optimal_epsilon(model, mu, sigma)
+    model = program(tmp_path, steps=steps).compile(device).double()
+    model.generate.net = optimal_epsilon(model, mu.to(device), sigma)
     x0 = torch.tensor([[0.5, -1.0], [1.2, -0.3], [-0.9, -2.4], [3.0, 2.0]], dtype=torch.float64)
     exact = analytic_nelbo(model, x0, mu, sigma)
+    rows = x0.to(device).repeat(repeats, 1)
     torch.manual_seed(3)
     for levels in (1, 8):
-        draws = model.nelbo(x0.repeat(repeats, 1), levels=levels).reshape(repeats, len(x0))
+        draws = model.nelbo(rows, levels=levels).cpu().reshape(repeats, len(x0))
         error = 4 * draws.std(0) / math.sqrt(repeats)
         assert torch.all((draws.mean(0) - exact).abs() < error), (levels, draws.mean(0), exact)
-    full = model.nelbo(x0.repeat(repeats, 1)).reshape(repeats, len(x0))
+    full = model.nelbo(rows).cpu().reshape(repeats, len(x0))
     assert torch.all(draws.std(0) > full.std(0))  # the price of skipping levels
 
 
