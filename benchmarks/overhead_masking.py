@@ -20,11 +20,17 @@ held-out digits in bits per token (nelbo / (64 ln 2); log2 17 ≈ 4.09 is the un
     python benchmarks/overhead_masking.py                  # batch 256
     python benchmarks/overhead_masking.py --batch 32 --repeats 10
     python benchmarks/overhead_masking.py --quality --train-steps 600
+    python benchmarks/overhead_masking.py --device cuda --precision bf16   # on a GPU
+
+On CUDA the device is synchronised around each timed step; ``--precision bf16`` runs the
+hand-written step under ``torch.autocast`` and dtg's under its training loop's bf16 (see
+``benchmarks/timing.py``); the two losses are compared in fp32 only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import re
@@ -35,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import PRECISIONS, dtg_precision, hand_precision, resolve_device, synchronize
 
 import dtg
 
@@ -46,19 +53,19 @@ SMALL = "transformer(width = 16, depth = 1, heads = 2)"
 class HandMasking:
     """MDLM's discrete-time masking step for ``alpha(t) = 1 - t/T``, written out by hand."""
 
-    def __init__(self, net: torch.nn.Module, steps: int, vocab: int) -> None:
+    def __init__(self, net: torch.nn.Module, steps: int, vocab: int, device="cpu") -> None:
         self.net, self.steps, self.vocab = net, steps, vocab
         alpha = 1.0 - np.arange(steps + 1) / steps
         weight = np.zeros(steps + 1)
         weight[1:] = (alpha[:-1] - alpha[1:]) / (1.0 - alpha[1:])
-        self.alpha = torch.tensor(alpha, dtype=torch.float32)
-        self.weight = torch.tensor(weight, dtype=torch.float32)
+        self.alpha = torch.tensor(alpha, dtype=torch.float32, device=device)
+        self.weight = torch.tensor(weight, dtype=torch.float32, device=device)
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
-        batch, steps = x0.shape[0], self.steps
-        u = torch.rand(())
-        t = 1 + torch.floor(steps * ((u + torch.arange(batch) / batch) % 1.0)).long()
-        masked = torch.rand(x0.shape) >= self.alpha[t][:, None]
+        batch, steps, device = x0.shape[0], self.steps, x0.device
+        u = torch.rand((), device=device)
+        t = 1 + torch.floor(steps * ((u + torch.arange(batch, device=device) / batch) % 1.0)).long()
+        masked = torch.rand(x0.shape, device=device) >= self.alpha[t][:, None]
         xt = torch.where(masked, self.vocab, x0)
         logits = self.net(xt, t.float() / steps)
         ce = F.cross_entropy(logits.reshape(-1, self.vocab), x0.reshape(-1), reduction="none")
@@ -66,48 +73,70 @@ class HandMasking:
         return (steps * self.weight[t] * ce).mean()
 
 
-def step(loss_fn, x0: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
-    loss = loss_fn(x0)
+def step(loss_fn, x0: torch.Tensor, optimizer, context=contextlib.nullcontext) -> float:
+    """One Adam step of ``loss_fn`` on ``x0`` under ``context()``. :returns: the loss."""
+    with context():
+        loss = loss_fn(x0)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
 
 
-def overhead(batch: int, repeats: int, warmup: int, net_text: str | None = None) -> dict:
+def overhead(
+    batch: int,
+    repeats: int,
+    warmup: int,
+    net_text: str | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> dict:
+    """Interleaved dtg and hand-written masking steps on one batch on ``device``.
+
+    :returns: median milliseconds of each, the median per-pair ratio, the agreeing losses.
+    """
     torch.manual_seed(0)
     path = ROOT / "examples" / "mdlm_digits.dtg"
     text = path.read_text()
     if net_text is not None:
         text = re.sub(r"= transformer\([^)]*\)", f"= {net_text}", text)
-    model = dtg.loads(text, file=str(path)).compile("cpu")
+    model = dtg.loads(text, file=str(path)).compile(device)
     data = model.dataset().train
-    x0 = data[torch.randint(len(data), (batch,))]
+    x0 = data[torch.randint(len(data), (batch,))].to(model.device)
     net = model.nets["logits"]
-    hand = HandMasking(net, model.ir.steps, model.ir.message.space.vocab)
+    hand = HandMasking(net, model.ir.steps, model.ir.message.space.vocab, model.device)
+    dev = torch.device(model.device)
+    ours_ctx, note = dtg_precision(model, dev, precision)
+    theirs_ctx = hand_precision(dev, precision)
     with torch.no_grad():
         torch.manual_seed(1)
         ours = float(model.loss(x0))
         torch.manual_seed(1)
         theirs = float(hand.loss(x0))
-    assert math.isclose(ours, theirs, rel_tol=1e-5), (ours, theirs)
+    assert math.isclose(ours, theirs, rel_tol=1e-5 if dev.type == "cpu" else 1e-4), (ours, theirs)
     opt_dtg = torch.optim.Adam(model.param_groups(1e-4))
     opt_hand = torch.optim.Adam(net.parameters(), lr=1e-4)
     for _ in range(warmup):
-        step(model.loss, x0, opt_dtg)
-        step(hand.loss, x0, opt_hand)
+        step(model.loss, x0, opt_dtg, ours_ctx)
+        step(hand.loss, x0, opt_hand, theirs_ctx)
     ratios, dtg_times, hand_times = [], [], []
     for i in range(repeats):
-        order = [("dtg", model.loss, opt_dtg), ("hand", hand.loss, opt_hand)]
+        order = [("dtg", model.loss, opt_dtg, ours_ctx), ("hand", hand.loss, opt_hand, theirs_ctx)]
         times = {}
-        for name, fn, opt in order if i % 2 == 0 else order[::-1]:
+        for name, fn, opt, context in order if i % 2 == 0 else order[::-1]:
+            synchronize(dev)
             start = time.perf_counter()
-            step(fn, x0, opt)
+            step(fn, x0, opt, context)
+            synchronize(dev)
             times[name] = time.perf_counter() - start
         dtg_times.append(times["dtg"])
         hand_times.append(times["hand"])
         ratios.append(times["dtg"] / times["hand"])
+    extra = {}
+    if dev.type != "cpu" or precision != "fp32":  # the CPU fp32 output stays as it was
+        extra = {"device": str(dev), "precision": precision, "dtg_precision": note}
     return {
+        **extra,
         "model": "mdlm_digits",
         "net": net_text or "as in the example",
         "batch": batch,
@@ -161,14 +190,22 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="also train and evaluate")
     parser.add_argument("--train-steps", type=int, default=600)
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (the overhead)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args()
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error("--batch and --repeats must be positive, --warmup not negative")
+    device = str(resolve_device(args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
     results = {}
     if not args.skip_overhead:
-        results["overhead"] = overhead(args.batch, args.repeats, args.warmup)
+        run = {"device": device, "precision": args.precision}
+        results["overhead"] = overhead(args.batch, args.repeats, args.warmup, **run)
         # The same step with a tiny net exposes the framework's own cost more sharply.
-        results["overhead_small_net"] = overhead(args.batch, args.repeats, args.warmup, SMALL)
+        results["overhead_small_net"] = overhead(
+            args.batch, args.repeats, args.warmup, SMALL, **run
+        )
     if args.quality:
         results["quality"] = quality(args.train_steps)
     print(json.dumps(results, indent=2))

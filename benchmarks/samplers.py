@@ -49,6 +49,7 @@ rewritten after every finished run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -381,14 +382,18 @@ def run_few_steps(args, results: dict, save) -> None:
 class HandTB:
     """A trajectory-balance iteration written out in plain PyTorch (the same chain as
     ``gmm25_tb.dtg``: x[T] = 0, x[t-1] ~ N(x[t] + f(x[t], t/T)/T, σ²/T), the Brownian bridge
-    x[t] ~ N(s x[t-1], σ² s / T) with s = (T − t)/(T − t + 1), log r = gmm25)."""
+    x[t] ~ N(s x[t-1], σ² s / T) with s = (T − t)/(T − t + 1), log r = gmm25). ``device``: where
+    its chain runs (the net's device); ``step(batch, context)`` computes the loss under
+    ``context()`` (``torch.autocast`` for bf16 in ``gpu_timings.py``)."""
 
-    def __init__(self, net: torch.nn.Module, steps: int, sigma2: float, lr: float) -> None:
+    def __init__(
+        self, net: torch.nn.Module, steps: int, sigma2: float, lr: float, device="cpu"
+    ) -> None:
         from dtg.targets import gmm25_log_reward
 
-        self.net, self.steps, self.sigma2 = net, steps, sigma2
+        self.net, self.steps, self.sigma2, self.device = net, steps, sigma2, device
         self.log_reward = gmm25_log_reward
-        self.log_z = torch.nn.Parameter(torch.zeros(()))
+        self.log_z = torch.nn.Parameter(torch.zeros((), device=device))
         self.optimizer = torch.optim.Adam(
             [{"params": net.parameters(), "lr": lr}, {"params": [self.log_z], "lr": 0.1}]
         )
@@ -397,11 +402,11 @@ class HandTB:
     def loss(self, batch: int) -> torch.Tensor:
         steps, var = self.steps, self.sigma2 / self.steps
         std, half_log = math.sqrt(var), 0.5 * math.log(2 * math.pi)
-        x = torch.zeros(batch, 2)
+        x = torch.zeros(batch, 2, device=self.device)
         log_pf = x.new_zeros(batch)
         log_pb = x.new_zeros(batch)
         for t in range(steps, 0, -1):
-            time_ = torch.full((batch,), t / steps)
+            time_ = torch.full((batch,), t / steps, device=self.device)
             mean = x + self.net(x, time_) / steps
             previous = (mean + std * torch.randn_like(mean)).detach()
             log_pf = log_pf + (
@@ -416,8 +421,9 @@ class HandTB:
             x = previous
         return ((self.log_z + log_pf - self.log_reward(x) - log_pb) ** 2).mean()
 
-    def step(self, batch: int) -> float:
-        loss = self.loss(batch)
+    def step(self, batch: int, context=contextlib.nullcontext) -> float:
+        with context():
+            loss = self.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
@@ -431,8 +437,9 @@ class DtgTB:
         self.optimizer = torch.optim.Adam(model.param_groups(lr))
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
 
-    def step(self, batch: int) -> float:
-        loss = self.model.loss(batch)
+    def step(self, batch: int, context=contextlib.nullcontext) -> float:
+        with context():
+            loss = self.model.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)

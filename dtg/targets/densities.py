@@ -28,6 +28,7 @@ module on a target's first evaluation.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -91,8 +92,11 @@ _GMM_VAR = GMM25_VAR
 _GMM_GRID = GMM25_GRID
 
 
+@functools.lru_cache(maxsize=16)
 def _gmm25_means(device: torch.device, dtype: torch.dtype) -> Tensor:
-    """:returns: ``Tensor[25, 2]`` of component means."""
+    """:returns: ``Tensor[25, 2]`` of component means (made once per device and dtype: a tensor
+    built from a Python list each call is a host-to-device copy per step, and cannot be captured
+    in a CUDA graph). Read-only."""
     g = torch.tensor(_GMM_GRID, device=device, dtype=dtype)
     return torch.cartesian_prod(g, g)
 
