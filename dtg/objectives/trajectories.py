@@ -108,30 +108,44 @@ def sample_trajectories(
     x = model.start.sample(None, level).detach()
     log_start = model.start.log_prob(x, None, level)
     states: list[Tensor] = [x]
-    log_pf, log_pb = [], []
+    # Per level only what the next level needs (the draw); the log-probabilities of all levels
+    # are scored afterwards in one call each, over T·B rows (the same values, far fewer calls).
+    means, stds, log_pf = [], [], []
+    gaussian = hasattr(model.generate, "mean_std")
     for t in range(steps, 0, -1):
         level = level_tensor(t, n, device)
-        if hasattr(model.generate, "mean_std"):
+        if gaussian:
             # One net evaluation per step: sample from the detached parameters and score
             # the sample with the same (differentiable) parameters.
             mean, std = model.generate.mean_std(x, level)
             behaviour = _widened(std.detach(), explore) if explore else std.detach()
             previous = (mean.detach() + behaviour * torch.randn_like(mean)).detach()
-            log_pf.append(gaussian_log_prob(previous, mean, std.expand_as(mean)))
+            means.append(mean)
+            stds.append(std.expand_as(mean))
         else:
             previous = _generate_step(model.generate, x, level, explore).detach()
             log_pf.append(model.generate.log_prob(previous, x, level))
-        if with_destruction:
-            log_pb.append(model.destroy.log_prob(x, previous, level))
-        else:
-            log_pb.append(torch.zeros_like(log_pf[-1]).detach())
         states.append(previous)
         x = previous
+    # states run x[T], …, x[0]; row block k of the stacks is the step from level T − k
+    later, earlier = torch.cat(states[:-1]), torch.cat(states[1:])
+    if gaussian:
+        flat = gaussian_log_prob(earlier, torch.cat(means), torch.cat(stds))
+    else:
+        flat = torch.cat(log_pf)
+    levels = torch.arange(steps, 0, -1, device=device).repeat_interleave(n)
+    if with_destruction:
+        back = model.destroy.log_prob(later, earlier, levels)
+    else:
+        back = torch.zeros_like(flat).detach()
     states.reverse()  # states[t] is x[t]
-    log_pf.reverse()
-    log_pb.reverse()
     reward = model.reward_fn(x) if model.reward_fn is not None else torch.zeros_like(log_start)
-    return Trajectories(states, log_start, torch.stack(log_pf, 1), torch.stack(log_pb, 1), reward)
+    return Trajectories(states, log_start, _by_level(flat, n), _by_level(back, n), reward)
+
+
+def _by_level(flat: Tensor, n: int) -> Tensor:
+    """``[T·B]`` rows in generation order (level T first) as ``[B, T]``, column ``t − 1`` level t."""
+    return flat.reshape(-1, n).flip(0).T.contiguous()  # as a stack of columns: sums round alike
 
 
 def generation_log_probs(model: Any, states: list[Tensor]) -> tuple[Tensor, Tensor]:
