@@ -11,7 +11,8 @@ held-out evaluations — and :class:`HostSyncCheck` proves it for the steps in b
 * on the CPU, where nothing waits, the same reads are counted by patching those tensor methods
   while the step runs, and any read is an error naming the line of dtg (or the user's plug-in)
   that made it. (Only reads made by Python code outside torch are seen: torch's own, such as
-  the optimizer's step counters on the host, and reads inside C++ operators are not.)
+  the optimizer's step counters on the host, and reads inside C++ operators — ``unique``,
+  ``repeat_interleave`` with tensor repeats — are not; the CUDA mode sees those.)
 
 The first step of each ``train`` call is not checked: lazy initialisation reads once there (log
 Z's first estimate, the iteration counter after a checkpoint is loaded). Syncs made on purpose
@@ -35,18 +36,27 @@ from .errors import DtgRuntimeError
 __all__ = ["HostSyncCheck", "count_host_syncs", "expected_sync", "SYNCING_METHODS"]
 
 #: Tensor methods that read a value back to the host (patched on the CPU).
-SYNCING_METHODS = ("item", "tolist", "cpu", "numpy", "nonzero", "__bool__", "__float__", "__int__")
+SYNCING_METHODS = (
+    "item", "tolist", "cpu", "numpy", "nonzero",
+    "__bool__", "__float__", "__int__", "__index__", "__format__", "__array__",
+)  # fmt: skip
 _TORCH = str(Path(torch.__file__).parent)
 _HERE = str(Path(__file__))
 
 
-def _caller() -> str | None:
+def _caller(frames: list[traceback.FrameSummary] | None = None) -> str | None:
     """The frame that made the read, ``file:line in function``; ``None`` when torch made it
     itself (on the CPU its reads of host tensors, such as the optimizer's step counters, are
-    not device reads: the CUDA mode judges torch's own)."""
-    stack = traceback.extract_stack()[:-2]
-    while stack and stack[-1].filename == _HERE:
+    not device reads: the CUDA mode judges torch's own).
+
+    :param frames: a traceback's frames (innermost last); the current stack by default.
+    """
+    stack = list(frames) if frames is not None else traceback.extract_stack()[:-2]
+    while stack and (stack[-1].filename == _HERE or "contextlib" in stack[-1].filename):
         stack.pop()
+    if frames is not None:  # an exception raised inside torch: name the first frame outside it
+        while stack and stack[-1].filename.startswith(_TORCH):
+            stack.pop()
     if not stack or stack[-1].filename.startswith(_TORCH):
         return None
     return f"{stack[-1].filename}:{stack[-1].lineno} in {stack[-1].name}"
@@ -82,6 +92,7 @@ def count_host_syncs(found: list[str]) -> Iterator[None]:
 
     for name in (*SYNCING_METHODS, "__getitem__"):
         saved[name] = getattr(torch.Tensor, name)
+    own = {name for name in saved if name in torch.Tensor.__dict__}  # the rest are inherited
     nonzero = torch.nonzero
     try:
         for name in SYNCING_METHODS:
@@ -91,7 +102,10 @@ def count_host_syncs(found: list[str]) -> Iterator[None]:
         yield
     finally:
         for name, method in saved.items():
-            setattr(torch.Tensor, name, method)
+            if name in own:
+                setattr(torch.Tensor, name, method)
+            else:  # inherited from the C base class: inherit it again
+                delattr(torch.Tensor, name)
         torch.nonzero = nonzero
 
 
@@ -144,10 +158,11 @@ class HostSyncCheck:
             except RuntimeError as error:
                 if "synchroniz" not in str(error):
                     raise
+                where = _caller(traceback.extract_tb(error.__traceback__))
                 raise DtgRuntimeError(
                     f"--sync-check: step {number} waited for the device: {error}",
-                    hints=[f"the call: {_caller() or 'inside torch'}"],
-                ) from None
+                    hints=[f"the call: {where or 'inside torch'}"],
+                ) from error
             finally:
                 torch.cuda.set_sync_debug_mode(before)
             return
@@ -160,7 +175,8 @@ class HostSyncCheck:
                      "metrics line"]  # fmt: skip
             if any("/pyro/" in f for f in self.found):
                 hints.append("the elbo objective runs Pyro's ELBO estimators, which read the "
-                             "loss every step (warn_if_nan, torch_item): it syncs by design")  # fmt: skip
+                             "loss every step (warn_if_nan, torch_item), and its lowering reads "
+                             "whether a site's std has zeros: it syncs every step")  # fmt: skip
             raise DtgRuntimeError(
                 f"--sync-check: step {number} read {len(self.found)} value(s) back from the "
                 f"device between sync points: {shown}",

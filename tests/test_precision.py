@@ -114,3 +114,41 @@ def test_compiled_nets_give_the_eager_loss(tmp_path: Path, one_thread: None) -> 
         compiled.backward()  # gradients flow through the compiled graph
     assert float(compiled.detach()) == pytest.approx(float(eager.detach()), rel=1e-5)
     assert all(p.grad is not None for p in model.nets["eps"].parameters())
+
+
+def test_a_forward_the_net_held_is_given_back(tmp_path: Path) -> None:
+    model = moons(tmp_path)
+    net = model.nets["eps"]
+    own = net.forward  # a bound method held by the instance (as an OptimizedModule holds one)
+    net.forward = own
+    with TrainingNets(model, "bf16", False, torch.device("cpu")):
+        assert net.forward is not own
+    assert net.__dict__["forward"] is own
+
+
+def test_gradients_non_finite_at_every_scale_stop_an_fp16_run(tmp_path: Path) -> None:
+    model = moons(tmp_path, "precision = fp16, log_every = 50")
+    loss = model.loss
+    weight = next(model.parameters())
+
+    def poisoned(data):  # a finite loss whose gradient is NaN (sqrt at 0), in float32 code
+        return loss(data) + torch.sqrt(weight.sum() * 0)
+
+    model.loss = poisoned
+    with pytest.raises(dtg.DtgRuntimeError, match="overflowed at every scale"):
+        dtg.train(model, steps=200, out=tmp_path / "r", progress=False)
+
+
+def test_a_net_that_fails_to_compile_runs_eagerly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def failing(forward, **options):
+        def run(*args, **kwargs):
+            raise torch._dynamo.exc.TorchDynamoException("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", failing)
+    model = moons(tmp_path, "compile = true, log_every = 2")
+    run = dtg.train(model, steps=2, out=tmp_path / "r", progress=False)
+    assert run.step == 2 and "net 'eps' runs eagerly" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import torch
 from conftest import EXAMPLES, moons_model
 
 import dtg
-from dtg.sync_check import count_host_syncs, expected_sync
+from dtg.sync_check import HostSyncCheck, count_host_syncs, expected_sync
 
 
 def here() -> int:
@@ -21,6 +21,7 @@ def here() -> int:
 
 
 def test_every_kind_of_read_is_counted_at_its_line() -> None:
+    before = dict(torch.Tensor.__dict__)
     x, mask = torch.arange(6.0), torch.tensor([True, False] * 3)
     found: list[str] = []
     with count_host_syncs(found):
@@ -33,14 +34,17 @@ def test_every_kind_of_read_is_counted_at_its_line() -> None:
         x.nonzero(), lines.append(here())
         torch.nonzero(x), lines.append(here())
         x[mask], lines.append(here())
+        [0, 1, 2][x[1].long()], lines.append(here())
+        f"{x[2]:.1f}", lines.append(here())
         x[torch.tensor([0, 2])], x[1:3], x[0]  # integer indexing reads nothing
         torch.where(mask, x, 0.0).sum()  # nor device-side selection
     names = ["item", "__float__", "__bool__", "tolist", "cpu", "nonzero", "torch.nonzero",
-             "boolean-mask indexing"]  # fmt: skip
+             "boolean-mask indexing", "__index__", "__format__"]  # fmt: skip
     assert [f.split(" at ")[0] for f in found] == names
     assert all(f.endswith(f"test_sync_check.py:{n} in test_every_kind_of_read_is_counted_at_its_line")
                for f, n in zip(found, lines, strict=True))  # fmt: skip
     assert torch.Tensor.item is not None and float(x[2]) == 2.0  # the methods are back
+    assert dict(torch.Tensor.__dict__) == before  # exactly: inherited ones inherited again
 
 
 def moons(folder: Path, train: str = "log_every = 4"):
@@ -101,10 +105,21 @@ def test_examples_train_without_syncs(example: str, tmp_path: Path, one_thread: 
     assert run.step == 3
 
 
-def test_precision_fp16_scaler_reads_are_allowed(tmp_path: Path, one_thread: None) -> None:
+def test_precision_fp16_scaler_reads_are_allowed(
+    tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scaler's two reads per step run inside ``allowed()`` (on the CPU torch's own reads
+    are not counted anyway; on CUDA the debug mode would stop them otherwise)."""
+    allowed, calls = HostSyncCheck.allowed, []
+
+    def counted(self):
+        calls.append(self.enabled)
+        return allowed(self)
+
+    monkeypatch.setattr(HostSyncCheck, "allowed", counted)
     model = moons(tmp_path, "log_every = 4, precision = fp16")
     run = dtg.train(model, steps=4, out=tmp_path / "r", progress=False, sync_check=True)
-    assert run.step == 4
+    assert run.step == 4 and calls == [True] * 8  # unscale and step, each of 4 steps
 
 
 @pytest.mark.parametrize(

@@ -43,10 +43,11 @@ from .ema import EMA
 from .heldout import BEST, HeldOut, training_rows
 from .history import History
 from .monitor import Monitor, checks_every_step
-from .net_execution import TrainingNets, grad_scaler
+from .net_execution import TrainingNets
 from .step_callbacks import StepCallback, StepEvent, step_callbacks
 from .tensorboard import Board
 from .train_options import resolve_options
+from .update import Update
 
 __all__ = ["train", "Run", "DATA_SPLIT_SEED"]
 
@@ -170,7 +171,6 @@ def train(
     groups = model.param_groups(opts["lr"])
     optimizer = torch.optim.Adam(groups)
     base_lrs = [group["lr"] for group in groups]
-    params = [p for group in optimizer.param_groups for p in group["params"]]
     data_gen = torch.Generator().manual_seed(opts["seed"] * 1_000_003 + 7)  # not the global seed
     step, elapsed = 0, 0.0
     if saved is not None:
@@ -184,10 +184,10 @@ def train(
     total, start = int(opts["steps"]), step
     device = torch.device(model.device)
     nets = TrainingNets(model, opts["precision"], bool(opts["compile"]), device)
-    scaler = grad_scaler(opts["precision"], device)
-    if scaler is not None and saved is not None and saved.get("grad_scaler"):
-        scaler.load_state_dict(saved["grad_scaler"])
     syncs = HostSyncCheck(device, sync_check)
+    scaled = (saved or {}).get("grad_scaler")
+    update = Update(optimizer, float(opts["grad_clip"]), opts["precision"], device, syncs, scaled,
+                    int(opts["log_every"]))  # fmt: skip
     # On the CPU every step is checked before its update; on a GPU, checks (syncs) are batched
     # (and so under --sync-check, which proves the step between those points reads nothing).
     per_step = checks_every_step(model.device) and not sync_check
@@ -221,26 +221,16 @@ def train(
                         if eager:
                             monitor.check(step + 1, "loss", loss, data)  # before the update
                         optimizer.zero_grad(set_to_none=True)
-                        (scaler.scale(loss) if scaler is not None else loss).backward()
+                        update.backward(loss)
                     else:
                         optimizer.zero_grad(set_to_none=True)
                         loss = _sharded_backward(
-                            runner, data, mine, shard_size, opts["seed"], step, ctx, scaler
+                            runner, data, mine, shard_size, opts["seed"], step, ctx, update
                         )
-                    if scaler is not None:
-                        with syncs.allowed():  # fp16: the scaler's infinity check waits
-                            scaler.unscale_(optimizer)
-                    norm = _grad_norm(params, float(opts["grad_clip"]))
-                    if scaler is not None:  # fp16 overflowed: the scaler skips, halves its scale
-                        norm = torch.where(norm.isfinite(), norm, torch.zeros_like(norm))
+                    norm = update.norm()  # clipped (unscaled first under fp16)
                     if eager:
                         monitor.check(step + 1, "gradient norm", norm, data)
-                    if scaler is not None:
-                        with syncs.allowed():
-                            scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
+                    update.step(step + 1)
                     if ema is not None:
                         ema.update(model)
                 step += 1
@@ -255,20 +245,10 @@ def train(
                     monitor.write_record(step, figures, shadow)
                     if heldout.improved(step, figures["heldout_nats"]) and heldout.keep_best:
                         monitor.flush()
-                        save_checkpoint(
-                            out / BEST,
-                            _state(
-                                model,
-                                optimizer,
-                                ema,
-                                step,
-                                data_gen,
-                                opts,
-                                monitor,
-                                heldout,
-                                scaler,
-                            ),
+                        best = _state(
+                            model, optimizer, ema, step, data_gen, opts, monitor, heldout, update
                         )
+                        save_checkpoint(out / BEST, best)
                 due = step % opts["checkpoint_every"] == 0 or step == total
                 stopping = stop.requested
                 if ctx.active:  # the ranks stop together, at a step where they compare flags
@@ -277,7 +257,7 @@ def train(
                 if ctx.main and (due or stopping):
                     monitor.flush()
                     state = _state(
-                        model, optimizer, ema, step, data_gen, opts, monitor, heldout, scaler
+                        model, optimizer, ema, step, data_gen, opts, monitor, heldout, update
                     )
                     save_checkpoint(ckpt_path, state)
                     monitor.good = step
@@ -331,15 +311,15 @@ def _held_out(
     return HeldOut(model, dataset, opts, saved, fresh_best)
 
 
-def _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout, scaler) -> dict[str, Any]:
+def _state(model, optimizer, ema, step, data_gen, opts, monitor, heldout, update) -> dict[str, Any]:
     """The checkpoint of ``step`` (with the held-out record when the run evaluates, and the
     gradient scaler's state for fp16)."""
     shadow = ema.shadow if ema is not None else None
     state = training_state(model, optimizer, shadow, step, data_gen, opts, monitor.elapsed())
     if heldout is not None:
         state["heldout"] = heldout.record()
-    if scaler is not None:
-        state["grad_scaler"] = scaler.state_dict()
+    if update.state() is not None:
+        state["grad_scaler"] = update.state()
     return state
 
 
@@ -370,10 +350,10 @@ def _sharded_backward(
     seed: int,
     step: int,
     ctx: Context,
-    scaler: torch.amp.GradScaler | None = None,
+    update: Update,
 ) -> torch.Tensor:
     """Accumulate the gradient of this rank's shards; each shard has its own seeded stream
-    (gradients scaled by ``scaler`` for fp16).
+    (``update.backward``: scaled for fp16).
 
     :returns: the mean loss over all shards of all ranks (for logging), a scalar.
     """
@@ -385,17 +365,6 @@ def _sharded_backward(
         sync = nullcontext() if last or not ctx.active else runner.no_sync()
         with sync:
             loss = runner(part) if ctx.active else runner.loss(part)
-            part_loss = loss / len(mine)
-            (scaler.scale(part_loss) if scaler is not None else part_loss).backward()
+            update.backward(loss / len(mine))
         losses.append(loss.detach())
     return ctx.all_mean(torch.stack(losses).mean())
-
-
-def _grad_norm(params: list[torch.Tensor], clip: float) -> torch.Tensor:
-    """The global gradient norm (a 0-d tensor); clips the gradients to ``clip`` when positive."""
-    if clip > 0:
-        return torch.nn.utils.clip_grad_norm_(params, clip)
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))

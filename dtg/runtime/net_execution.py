@@ -10,13 +10,17 @@ balance residuals — stays float32 because it is computed outside them. Half-pr
 would round a ``log_softmax`` or a noise residual to 8 (bf16) or 11 (fp16) mantissa bits; cast at
 the net's boundary they keep the nets' speed without losing the objective's accuracy.
 
-fp16 has a narrow exponent range, so its gradients are scaled (:func:`grad_scaler`,
+fp16 has a narrow exponent range, so its gradients are scaled (:mod:`dtg.runtime.update`,
 ``torch.amp.GradScaler``): the scaler checks the gradients for infinities every step, which waits
 for the device — a host sync by design (``dtg train --sync-check`` accepts it only for fp16).
+Only the model's own nets (``model.nets``) change: a fine-tuning prior's frozen copy or a Polyak
+target copy runs in float32.
 
 ``compile = true`` replaces each net's ``forward`` with ``torch.compile`` of it (the per-level
 Python loops of the objectives stay eager: their level counts and shapes change per call, which
-would recompile). A net that fails to compile falls back to eager with one warning.
+would recompile). A net that fails to compile falls back to eager with one warning; its first
+compiled call also compiles the backward graph (which AOTAutograd otherwise compiles lazily, in
+``loss.backward()``, outside the fallback).
 Between steps (held-out evaluations, checkpoints) and after training the nets' own ``forward``
 methods are back: evaluation and sampling run in float32, eagerly.
 
@@ -33,11 +37,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch._functorch.config as functorch_config
 from torch import nn
 
 from ..ir.options import Precision
 
-__all__ = ["TrainingNets", "grad_scaler", "half_dtype"]
+__all__ = ["TrainingNets", "half_dtype"]
 
 
 def half_dtype(precision: Precision | str) -> torch.dtype | None:
@@ -45,11 +50,7 @@ def half_dtype(precision: Precision | str) -> torch.dtype | None:
     return {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(Precision(precision))
 
 
-def grad_scaler(precision: Precision | str, device: torch.device) -> torch.amp.GradScaler | None:
-    """:returns: a gradient scaler for fp16 on ``device``, else ``None``."""
-    if Precision(precision) is not Precision.FP16:
-        return None
-    return torch.amp.GradScaler(device.type)
+_MISSING = object()
 
 
 def _as_float32(value: Any) -> Any:
@@ -76,14 +77,20 @@ def _autocast(forward: Callable, device_type: str, dtype: torch.dtype) -> Callab
 def _compiled(forward: Callable, name: str) -> Callable:
     """``torch.compile(forward)``, falling back to ``forward`` when compiling fails."""
     compiled = torch.compile(forward, dynamic=None)
-    state = {"eager": False}
+    state = {"eager": False, "warm": False}
 
     @functools.wraps(forward)
     def run(*args: Any, **kwargs: Any) -> Any:
         if state["eager"]:
             return forward(*args, **kwargs)
         try:
-            return compiled(*args, **kwargs)
+            if state.get("warm"):
+                return compiled(*args, **kwargs)
+            # the first call compiles the backward too, inside this fallback
+            with functorch_config.patch(force_non_lazy_backward_lowering=True):
+                out = compiled(*args, **kwargs)
+            state["warm"] = True
+            return out
         except torch._dynamo.exc.TorchDynamoException as error:  # not the model's own errors
             state["eager"] = True
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -123,10 +130,14 @@ class TrainingNets:
             self.forwards.append((net, forward))
 
     def __enter__(self) -> TrainingNets:
+        self.before = [net.__dict__.get("forward", _MISSING) for net, _ in self.forwards]
         for net, forward in self.forwards:
             net.forward = forward  # an instance attribute: not in the state dict
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for net, _ in self.forwards:
-            net.__dict__.pop("forward", None)
+        for (net, _), before in zip(self.forwards, self.before, strict=True):
+            if before is _MISSING:  # the class's forward again
+                net.__dict__.pop("forward", None)
+            else:  # a forward the net held as its own (e.g. an OptimizedModule's)
+                net.forward = before
