@@ -175,6 +175,22 @@ def tolerance(device, cpu: float, cuda: float) -> float:
     return cuda if on_cuda(device) else cpu
 
 
+def assert_resume_is_exact(make, folder: Path, steps: int, first: int) -> None:
+    """Train ``make()`` for ``steps`` straight, and another ``make()`` for ``first`` steps then
+    resumed to ``steps``: the weights must be equal, bit for bit."""
+    import torch  # heavy: only the run-level tests that call this need torch
+
+    import dtg
+
+    straight = make()
+    dtg.train(straight, steps=steps, out=folder / "straight", progress=False)
+    dtg.train(make(), steps=first, out=folder / "halves", progress=False)
+    again = make()
+    dtg.train(again, steps=steps, out=folder / "halves", resume=True, progress=False)
+    for p, q in zip(straight.parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
 def example_paths() -> list[Path]:
     return sorted(EXAMPLES.glob("*.dtg"))
 

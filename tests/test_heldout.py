@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import moons_model
+from conftest import assert_resume_is_exact, moons_model
 
 import dtg
 from dtg.runtime.checkpoint import load_checkpoint
@@ -130,14 +130,7 @@ def test_resuming_with_evaluations_equals_an_uninterrupted_run(
     tmp_path: Path, one_thread: None
 ) -> None:
     train = "steps = 6, eval_every = 2, checkpoint_every = 3, ema = 0.9"
-    straight = compile_model(tmp_path, train)
-    dtg.train(straight, out=tmp_path / "straight", progress=False)
-    halves = compile_model(tmp_path, train)
-    dtg.train(halves, steps=3, out=tmp_path / "halves", progress=False)
-    again = compile_model(tmp_path, train)
-    dtg.train(again, steps=6, out=tmp_path / "halves", resume=True, progress=False)
-    for p, q in zip(straight.parameters(), again.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_resume_is_exact(lambda: compile_model(tmp_path, train), tmp_path, steps=6, first=3)
     curve = [(r["step"], r["heldout_nats"]) for r in heldout_lines(tmp_path / "straight")]
     resumed = [(r["step"], r["heldout_nats"]) for r in heldout_lines(tmp_path / "halves")]
     assert [r for r in resumed if r[0] % 2 == 0] == curve  # (the first call also scored its end)

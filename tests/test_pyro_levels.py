@@ -152,14 +152,19 @@ def test_templates_are_written_for_the_levels_they_cover():
 @pytest.mark.device
 @pytest.mark.parametrize("case", CASES)
 def test_elbo_and_gradients_equal_the_in_memory_lowering(case, tmp_path, device):
-    x = data(CASES[case]).to(device)  # loaded (and cached) with the CPU as the default device
+    run_on(device, CASES[case], elbo_and_gradients_agree, tmp_path)
+
+
+def run_on(device: torch.device, source: str, check, tmp_path) -> None:
+    """``check(model, module, x)`` with the model compiled on ``device``, its emitted Pyro
+    module and its data, the emitted source's tensors made on ``device``."""
+    x = data(source).to(device)  # loaded (and cached) with the CPU as the default device
     with made_on(device):
-        elbo_and_gradients_agree(CASES[case], x, tmp_path)
+        model = compiled(source, x.device)
+        check(model, emitted(model, tmp_path), x)
 
 
-def elbo_and_gradients_agree(source: str, x: torch.Tensor, tmp_path) -> None:
-    model = compiled(source, x.device)
-    module = emitted(model, tmp_path)
+def elbo_and_gradients_agree(model, module, x: torch.Tensor) -> None:
     for seed in (0, 1):
         losses = []
         for model_fn, guide_fn in (model.pyro(), (module.model, module.guide)):
@@ -185,14 +190,10 @@ def _normal_terms(mean_and_log_var: torch.Tensor, value: torch.Tensor) -> torch.
 
 @pytest.mark.device
 def test_hvae_log_densities_equal_the_written_out_terms(tmp_path, device):
-    x = data(HVAE).to(device)
-    with made_on(device):
-        hvae_log_densities_agree(x, tmp_path)
+    run_on(device, HVAE, hvae_log_densities_agree, tmp_path)
 
 
-def hvae_log_densities_agree(x: torch.Tensor, tmp_path) -> None:
-    model = compiled(HVAE, x.device)
-    module = emitted(model, tmp_path)
+def hvae_log_densities_agree(model, module, x: torch.Tensor) -> None:
     nets = model.nets
     guide = poutine.trace(module.guide).get_trace(x)
     trace = poutine.trace(poutine.replay(module.model, trace=guide)).get_trace(x)
@@ -235,14 +236,10 @@ def test_a_token_x0_is_categorical_with_the_written_out_log_density(tmp_path):
 
 @pytest.mark.device
 def test_a_token_x0_elbo_equals_the_in_memory_lowering(tmp_path, device):
-    x = data(TOKENS).to(device)
-    with made_on(device):
-        token_elbos_agree(x, tmp_path)
+    run_on(device, TOKENS, token_elbos_agree, tmp_path)
 
 
-def token_elbos_agree(x: torch.Tensor, tmp_path) -> None:
-    model = compiled(TOKENS, x.device)
-    module = emitted(model, tmp_path)
+def token_elbos_agree(model, module, x: torch.Tensor) -> None:
     losses = []
     for model_fn, guide_fn in ((module.model, module.guide), model.pyro()):
         pyro.set_rng_seed(0)

@@ -41,15 +41,21 @@ def analytic_nelbo(model, x0: torch.Tensor, mu: torch.Tensor, sigma: float) -> t
     return (kl + decoder + prior).sum(-1)
 
 
+def optimal_model(tmp_path: Path, device) -> tuple:
+    """A 200-level DDPM of N(μ, 0.7²) data with the closed-form optimal ε-predictor on
+    ``device``, four examples ``[4, 2]`` and their analytic expected NELBO (on the CPU)."""
+    mu, sigma = torch.tensor([0.5, -1.0], dtype=torch.float64), 0.7
+    model = program(tmp_path, steps=200).compile(device).double()
+    model.generate.net = optimal_epsilon(model, mu.to(device), sigma)
+    x0 = torch.tensor([[0.5, -1.0], [1.2, -0.3], [-0.9, -2.4], [3.0, 2.0]], dtype=torch.float64)
+    return model, x0, analytic_nelbo(model, x0, mu, sigma)
+
+
 @pytest.mark.device
 def test_per_example_nelbo_equals_the_analytic_value(tmp_path: Path, device) -> None:
     """The model on ``device``; the analytic reference on the CPU (scores come back there)."""
-    steps, sigma, repeats = 200, 0.7, 2000
-    mu = torch.tensor([0.5, -1.0], dtype=torch.float64)
-    model = program(tmp_path, steps=steps).compile(device).double()
-    model.generate.net = optimal_epsilon(model, mu.to(device), sigma)
-    x0 = torch.tensor([[0.5, -1.0], [1.2, -0.3], [-0.9, -2.4], [3.0, 2.0]], dtype=torch.float64)
-    exact = analytic_nelbo(model, x0, mu, sigma)
+    repeats = 2000
+    model, x0, exact = optimal_model(tmp_path, device)
     draws = score_examples(model, x0.repeat(repeats, 1), seed=1).reshape(repeats, len(x0))
     error = 4 * draws.std(0) / math.sqrt(repeats)  # 4 standard errors of the mean, per example
     assert torch.all((draws.mean(0) - exact).abs() < error), (draws.mean(0), exact, error)
@@ -62,12 +68,8 @@ def test_per_example_nelbo_equals_the_analytic_value(tmp_path: Path, device) -> 
 def test_a_few_sampled_levels_estimate_the_analytic_nelbo(tmp_path: Path, device) -> None:
     """``nelbo(levels = K)`` (the held-out curve's ``eval_levels``): K of the 200 levels per
     example, weighted 200 / K — unbiased for the same analytic value, noisier."""
-    steps, sigma, repeats = 200, 0.7, 4000
-    mu = torch.tensor([0.5, -1.0], dtype=torch.float64)
-    model = program(tmp_path, steps=steps).compile(device).double()
-    model.generate.net = optimal_epsilon(model, mu.to(device), sigma)
-    x0 = torch.tensor([[0.5, -1.0], [1.2, -0.3], [-0.9, -2.4], [3.0, 2.0]], dtype=torch.float64)
-    exact = analytic_nelbo(model, x0, mu, sigma)
+    repeats = 4000
+    model, x0, exact = optimal_model(tmp_path, device)
     rows = x0.to(device).repeat(repeats, 1)
     torch.manual_seed(3)
     for levels in (1, 8):
