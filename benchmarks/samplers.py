@@ -166,11 +166,17 @@ def few_steps_texts() -> dict[str, str]:
     zero_init = fixed.replace("mlp(hidden = [64, 64])", "mlp(hidden = [64, 64], zero_init = true)")
     if zero_init == fixed:
         raise ValueError("gmm25_tb.dtg's drift is no longer mlp(hidden = [64, 64])")
+    variance_only = learned.replace("destroy = joint", "destroy = fixed")
+    tlm = learned.replace("destroy = joint", "destroy = tlm")
+    if variance_only == learned:
+        raise ValueError("gmm25_learned.dtg no longer trains its destruction with destroy = joint")
     return {
         "fixed": fixed,
         "fixed_zero_init": zero_init,
         "learned": learned,
         "learned_same_rate": same_rate,
+        "learned_variance": variance_only,  # learned generation variance, the fixed bridge
+        "learned_tlm": tlm,  # learned destruction by trajectory likelihood (arXiv 2410.15474)
     }
 
 
