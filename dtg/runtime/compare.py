@@ -31,7 +31,6 @@ from ..data.dequantize import data_bits_per_dim
 from ..errors import DtgRuntimeError
 from ..ir import ModelIR
 from ..ir.model import ObjectiveKind
-from ..ir.options import TRAIN_OPTIONS
 from .checkpoint import CHECKPOINT, check_source, load_checkpoint, restore_model, seed_everything
 from .loop import DATA_SPLIT_SEED, train
 from .score import score_examples
@@ -130,9 +129,8 @@ def _reusable(path: Path, model: Any, options: dict[str, Any]) -> bool:
     except DtgRuntimeError:
         return False
     wanted = resolve_options(model.ir.train, None, options)
-    # an option added after the run was saved held its default there
-    defaults = {k: spec.default for k, spec in TRAIN_OPTIONS.items()}
-    saved = defaults | (content["train_options"] or {})
+    # the saved options over the defaults: an option added since held its default in that run
+    saved = resolve_options({}, content["train_options"] or {}, {})
     return all(saved.get(k) == v for k, v in wanted.items()) and content["step"] == wanted["steps"]
 
 

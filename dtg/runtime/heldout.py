@@ -9,8 +9,8 @@ first ``eval_examples`` rows are scored by ``model.nelbo`` in eval mode under a 
 the weights — and with the EMA weights when the run keeps them (what ``dtg eval`` and
 ``dtg sample`` use). A diffusion model's NELBO sums its ``T`` levels, one net pass each;
 ``eval_levels = K`` scores ``K`` levels drawn per example instead (an unbiased estimate,
-:mod:`dtg.objectives.level_sum`), ``T / K`` times cheaper. The global random state is restored afterwards: a run with evaluations
-trains exactly as one without. Each evaluation appends
+:mod:`dtg.objectives.level_sum`), ``T / K`` times cheaper. The global random state is restored
+afterwards: a run with evaluations trains exactly as one without. Each evaluation appends
 ``{"step", "heldout_nats", "heldout_bits", "heldout_examples", "heldout_levels",
 "eval_seconds"}`` to
 ``metrics.jsonl``; with ``keep_best`` the checkpoint of the lowest figure so far is ``best.pt``.
