@@ -42,6 +42,7 @@ from dtg.objectives.scoring import order_free_log_probs, score_masks
 from dtg.objectives.trajectories import sample_trajectories
 from dtg.runtime.checkpoint import effective_state, load_checkpoint, restore_model
 from dtg.runtime.finetune_eval import evaluate_finetune
+from dtg.runtime.plots import plot_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "rl_masked"
@@ -116,6 +117,13 @@ def run_one(variant: str, seed: int, steps: int, args, state: dict) -> dict:
         seconds = time.perf_counter() - start
     counter.close()
     figures = evaluate_finetune(model, n=args.n, seed=seed)
+    if args.grid:  # 64 of the fine-tuned model's samples beside 64 of the prior's
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            mine, prior = model.sample(64), model.prior.sample(64)
+        title = f"{variant}, seed {seed}, {steps} steps (left) and the prior (right)"
+        plot_samples(mine, model.ir.message.space, RESULTS / f"{variant}_s{seed}_{steps}.png",
+                     reference=prior, title=title)  # fmt: skip
     figures.update(estimate_gap(model, seed=seed))
     figures.update(
         variant=variant, seed=seed, steps=steps, batch=args.batch, lr=args.lr,
@@ -222,12 +230,17 @@ def plot(groups: dict, prior: dict, path: Path) -> None:
     )  # fmt: skip
     markers = {"pg": "o", "rtb": "s"}
     colours = {"trajectory": "tab:blue", "diffu_grpo": "tab:orange", "coupled": "tab:green"}
+    fewest = {}  # a variant's fewest steps: equal samples; more (--match-evals): equal net rows
+    for variant, steps in groups:
+        fewest[variant] = min(steps, fewest.get(variant, steps))
     for (variant, steps), rs in sorted(groups.items()):
         method, scoring = variant.split("_", 1)
+        matched = steps > fewest[variant]
         axes.scatter(
             [r["diversity"] for r in rs], [r["reward_mean"] for r in rs],
-            marker=markers[method], color=colours[scoring], alpha=0.8,
-            label=f"{variant} ({steps} steps)",
+            marker=markers[method], alpha=0.8, linewidths=1.5,
+            facecolors="none" if matched else colours[scoring], edgecolors=colours[scoring],
+            label=f"{variant} ({steps} steps{', equal net rows' if matched else ''})",
         )  # fmt: skip
     axes.set_xlabel("diversity (mean pairwise RMS distance, grey levels)")
     axes.set_ylabel("E[log r]  (r = classifier's P(even))")
@@ -256,6 +269,7 @@ def main() -> None:
     run.add_argument("--match-evals", action="store_true",
                      help="order-free variants run the exact sibling's net rows")  # fmt: skip
     run.add_argument("--again", action="store_true", help="redo runs that have a result")
+    run.add_argument("--grid", action="store_true", help="also draw 64 samples of each run")
     gap = sub.add_parser("gap", help="the estimates' gap on the prior's own samples")
     gap.add_argument("--parent", type=Path, default=ROOT / "runs/mdlm_digits/checkpoint.pt")
     gap.add_argument("-n", type=int, default=512, help="samples")
