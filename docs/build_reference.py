@@ -43,6 +43,13 @@ ARCH_OPTION_DOCS: dict[str, dict[str, str]] = {
         "(PIS's Langevin scale starts at 0.01)",
         "time_dim": "size of the sinusoidal embedding of a `time` input",
     },
+    "pis": {
+        "hidden": "width of the time and state embeddings and of the joint layers",
+        "harmonics": "Fourier frequencies of the time (evenly spaced in [0.1, 100], learned phases)",
+        "layers": "hidden `Linear → GELU` layers after the embeddings are added",
+        "zero_init": "`true`: the last layer starts at zero (the net outputs 0 at first)",
+        "out_bias": "the last layer's initial bias (PIS's Langevin scale starts at 0.01)",
+    },
     "transformer": {
         "width": "model width (embedding size); divisible by `heads`",
         "depth": "number of pre-norm encoder layers",
@@ -67,6 +74,9 @@ ARCH_DOCS: dict[str, str] = {
     "mlp": "Every input flattened (tokens one-hot with the extra `[MASK]` id, `time` through a "
     "sinusoidal embedding), concatenated, then `Linear → activation` layers and a final `Linear` "
     "reshaped to the output.",
+    "pis": "The Path Integral Sampler's net (the published diffusion samplers' drift): `time` "
+    "through random-phase Fourier features and a two-layer GELU MLP, the real inputs through one "
+    "linear layer, the two added, then GELU layers; real inputs and one `time` only.",
     "transformer": "A pre-norm transformer encoder over the L positions of a `token(V)[L]`, "
     "`real[L]` or `real[L, k]` input (learned position embeddings; `time` added through an MLP "
     "of its embedding); output `real[L]` or `real[L, F]`.",

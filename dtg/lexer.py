@@ -65,7 +65,7 @@ FUNCTIONS = (
 #: Named constants and values.
 CONSTANTS = ("pi", "e", "masked", "true", "false")
 #: Net architectures.
-ARCHITECTURES = ("mlp", "transformer", "unet")
+ARCHITECTURES = ("mlp", "pis", "transformer", "unet")
 #: Data sources.
 SOURCES = (
     "moons",

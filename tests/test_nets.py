@@ -35,6 +35,9 @@ CONFIGS = [
     ("mlp", {"hidden": []}, (Space.scalar(),), Space("real", (2, 3))),
     ("mlp", {"hidden": [8, 4]}, (TOK, TIME), Space("real", (8, 5))),
     ("mlp", {"hidden": [8], "activation": "gelu"}, (Space("real", (2, 3)), TOK), REAL2),
+    ("pis", {"hidden": 16, "harmonics": 8}, (REAL2, TIME), REAL2),
+    ("pis", {"hidden": 8, "layers": 3}, (Space("real", (2, 3)), Space.scalar(), TIME), REAL2),
+    ("pis", {"hidden": 8, "layers": 1}, (TIME,), Space.scalar()),
     ("transformer", {"width": 16, "depth": 2, "heads": 2}, (TOK, TIME), Space("real", (8, 5))),
     ("transformer", {"width": 8, "depth": 1, "heads": 1}, (TOK,), Space("real", (8,))),
     (

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..ir.space import Space
 from .mlp import MLP
+from .pis import PIS
 from .registry import registered_nets
 from .spec import MAX_PARAMETERS, NetConfigError, count_parameters, resolve_options
 from .transformer import Transformer
@@ -29,7 +30,12 @@ from .unet import UNet
 
 __all__ = ["MODULES", "build_net"]
 
-MODULES: dict[str, type[nn.Module]] = {"mlp": MLP, "transformer": Transformer, "unet": UNet}
+MODULES: dict[str, type[nn.Module]] = {
+    "mlp": MLP,
+    "pis": PIS,
+    "transformer": Transformer,
+    "unet": UNet,
+}
 """The module class of each architecture of :data:`~dtg.nets.spec.ARCHITECTURES`."""
 
 

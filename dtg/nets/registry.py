@@ -35,7 +35,7 @@ __all__ = ["register_net", "unregister_net", "registered_nets", "NetRegistryErro
 NetFactory = Callable[..., Any]  # (inputs, output, options) -> nn.Module
 _NETS: dict[str, NetFactory] = {}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_BUILT_IN = ("mlp", "transformer", "unet")
+_BUILT_IN = ("mlp", "pis", "transformer", "unet")
 
 
 class NetRegistryError(ValueError):

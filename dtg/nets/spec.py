@@ -50,6 +50,9 @@ ARCHITECTURES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "transformer": MappingProxyType(
             {"width": 128, "depth": 4, "heads": 4, "dropout": 0.0, "causal": False}
         ),
+        "pis": MappingProxyType(
+            {"hidden": 64, "harmonics": 64, "layers": 2, "zero_init": False, "out_bias": 0.0}
+        ),
         "unet": MappingProxyType(
             {
                 "channels": 64,
@@ -123,12 +126,28 @@ def _mlp_options(cfg: dict[str, Any]) -> None:
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         word = str(activation)
         raise _unknown(f"unknown activation {word!r}", word, ACTIVATIONS, "activations")
+    _zero_init_options(cfg)
+    cfg["time_dim"] = _int("time_dim", cfg["time_dim"], 2)
+
+
+def _zero_init_options(cfg: dict[str, Any]) -> None:
     _bool("zero_init", cfg["zero_init"])
     bias = cfg["out_bias"]
     if not isinstance(bias, int | float) or isinstance(bias, bool) or not math.isfinite(bias):
         raise NetConfigError(f"option 'out_bias' must be a finite number, got {bias!r}")
     cfg["out_bias"] = float(bias)
-    cfg["time_dim"] = _int("time_dim", cfg["time_dim"], 2)
+
+
+def _pis_options(cfg: dict[str, Any], inputs: tuple[Space, ...]) -> None:
+    for key in ("hidden", "harmonics", "layers"):
+        cfg[key] = _int(key, cfg[key])
+    _zero_init_options(cfg)
+    kinds = [s.kind for s in inputs]
+    if kinds.count(SpaceKind.TIME) != 1 or SpaceKind.TOKEN in kinds:
+        shown = ", ".join(f"{s.kind}{list(s.shape) if s.shape else ''}" for s in inputs)
+        raise NetConfigError(
+            f"pis takes real inputs and exactly one time; got {shown}", "use mlp otherwise"
+        )
 
 
 def _transformer_options(cfg: dict[str, Any], inputs: tuple[Space, ...], output: Space) -> None:
@@ -243,6 +262,8 @@ def resolve_options(
         raise NetConfigError("a net needs at least one input")
     if arch == "mlp":
         _mlp_options(cfg)
+    elif arch == "pis":
+        _pis_options(cfg, inputs)
     elif arch == "unet":
         _unet_options(cfg, inputs, output)
     else:
@@ -288,6 +309,12 @@ def count_parameters(
         return sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
     if arch == "unet":
         return _unet_parameters(cfg, inputs, output)
+    if arch == "pis":
+        w, harmonics = cfg["hidden"], cfg["harmonics"]
+        state = sum(s.size for s in inputs if s.kind == SpaceKind.REAL)
+        time = harmonics + 2 * harmonics * w + w + w * w + w  # phases, two-layer time MLP
+        joint = cfg["layers"] * (w * w + w) + w * output.size + output.size
+        return time + (state * w + w if state else 0) + joint
     w, ff = cfg["width"], 4 * cfg["width"]
     length, feats = output.shape[0], math.prod(output.shape[1:])
     total = length * w + w * feats + feats + 2 * w  # positions, head, final norm
