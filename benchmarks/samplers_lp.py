@@ -39,14 +39,25 @@ from cli_runs import train_and_eval
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "samplers_lp"
 VARIANTS = ("tb", "expl", "expl_lp", "expl_ls", "expl_lp_ls", "expl_long_lp_ls")
+VARIANTS += ("expl_floor_lp_ls", "expl_floor05_lp_ls", "pis_expl_lp_ls")
 KEYS = ("delta_log_z", "delta_log_z_rw", "log_z_elbo", "modes_covered", "w2", "eubo")
 KEYS += ("well_sign_error_max", "well_sign_error_mean")
 
 
 def variant_source(target: str, variant: str, steps: int) -> str:
     """The example's text with what ``variant`` does not use removed; ``expl_long`` explores
-    with noise 0.2 (gfn-diffusion's TB + Expl. + LP factor) decayed over all ``steps``."""
+    with noise 0.2 (gfn-diffusion's TB + Expl. + LP factor) decayed over all ``steps``;
+    ``expl_floor`` keeps the noise at 0.1 throughout, ``expl_floor05`` decays it to 0.05;
+    ``pis`` swaps both nets' ``mlp(hidden = [64, 64], …)`` for PIS's net ``pis(hidden = 64, …)``."""
     text = (ROOT / "examples" / f"{target}_lp.dtg").read_text()
+    for tag, floor in (("floor05", 0.05), ("floor", 0.1)):
+        if tag in variant:
+            text = text.replace(
+                "explore_steps = 5000", f"explore_steps = 5000, explore_floor = {floor}"
+            )
+            break
+    if variant.startswith("pis_"):
+        text = text.replace("mlp(hidden = [64, 64]", "pis(hidden = 64")
     if "long" in variant:
         text = text.replace("explore = 0.1, explore_steps = 5000",
                             f"explore = 0.2, explore_steps = {steps}")  # fmt: skip

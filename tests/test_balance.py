@@ -199,6 +199,20 @@ def test_log_z_starts_from_on_policy_trajectories_when_exploring(device) -> None
     assert abs(float(explored.mean() - on_policy.mean())) > 1.0  # the old start differed
 
 
+def test_exploration_decays_linearly_and_is_held_at_its_floor() -> None:
+    """explore = 0.3 over 4 steps with floor 0.1: 0.3, 0.225, 0.15, then 0.1 where the linear
+    decay (0.075, 0, …) would go below it; without a floor the noise ends at 0."""
+    expected = {0.0: [0.3, 0.225, 0.15, 0.075, 0.0, 0.0], 0.1: [0.3, 0.225, 0.15, 0.1, 0.1, 0.1]}
+    for floor, stds in expected.items():
+        text = f"trajectory_balance(explore = 0.3, explore_steps = 4, explore_floor = {floor})"
+        model = compile_optimal(objective=text)
+        seen = []
+        for _ in stds:
+            seen.append(model.objective.explore_std())
+            model.loss(8)
+        assert seen == pytest.approx(stds, abs=1e-12)
+
+
 @pytest.mark.device
 def test_the_polyak_target_copy_follows_tau_averaging_exactly(device) -> None:
     """destroy = tlm: before each loss the target copy of the destruction nets becomes

@@ -631,6 +631,7 @@ OBJECTIVE_OPTIONS = [
     "lr_logZ",
     "explore",
     "explore_steps",
+    "explore_floor",
     "replay",
     "destroy",
     "lr_destroy",

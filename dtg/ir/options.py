@@ -210,6 +210,7 @@ def _choice(default: enum.StrEnum, *choices: enum.StrEnum, doc: str = "") -> Opt
 _SAMPLER = {
     "explore": _num(0.0, open_low=False, doc="extra generation noise std (off-policy)"),
     "explore_steps": _int(1000, doc="steps over which explore decays to 0"),
+    "explore_floor": _num(0.0, open_low=False, doc="exploration std never decayed below"),
     "replay": _int(0, low=0, doc="replay buffer size (0 = on-policy)"),
     "destroy": _choice(
         DestroyTraining.JOINT, *DestroyTraining, doc="how learned destruction trains"

@@ -10,7 +10,8 @@ trajectory:
   log F(x[T]) = log Z + log p(x[T]);
 * ``detailed_balance``: the same with j = i + 1 only.
 
-Options: ``explore`` (extra generation noise std, decayed linearly to 0 over ``explore_steps``),
+Options: ``explore`` (extra generation noise std, decayed linearly to 0 over ``explore_steps``,
+never below ``explore_floor``),
 ``replay = N`` (a buffer of terminal states; half of each batch then runs the destruction chain
 backward from buffer samples), ``clip`` (clip each squared residual), for learned destruction
 ``destroy = joint | tlm | fixed`` with ``lr_destroy`` and ``tau`` (arXiv 2506.01541, 2410.15474),
@@ -184,9 +185,13 @@ class Balance(nn.Module):
         return [g for g in groups if g["params"]]
 
     def explore_std(self) -> float:
+        """The exploration noise std of this step: ``explore`` decayed linearly over
+        ``explore_steps``, held at ``explore_floor`` (a floor keeps the behaviour policy visiting
+        modes the policy would otherwise drop once exploration ends, as Manywell's lighter wells)."""
         sigma = float(self.options.get("explore") or 0.0)
         span = int(self.options.get("explore_steps") or 1)
-        return max(0.0, sigma * (1.0 - self.host_step() / span))
+        floor = float(self.options.get("explore_floor") or 0.0)
+        return max(floor, sigma * (1.0 - self.host_step() / span))
 
     @contextmanager
     def _target_destruction(self):
