@@ -44,12 +44,19 @@ KEYS = ("delta_log_z", "delta_log_z_rw", "log_z_elbo", "modes_covered", "w2", "e
 KEYS += ("well_sign_error_max", "well_sign_error_mean")
 
 
+def _baseline(text: str) -> str:
+    """The example as the first LP runs had it (``mlp`` nets, exploration decayed to 0), so
+    every variant means the same whichever of these choices the example now makes."""
+    text = re.sub(r",\s*explore_floor = [0-9.]+", "", text)
+    return text.replace("pis(hidden = 64", "mlp(hidden = [64, 64]")
+
+
 def variant_source(target: str, variant: str, steps: int) -> str:
     """The example's text with what ``variant`` does not use removed; ``expl_long`` explores
     with noise 0.2 (gfn-diffusion's TB + Expl. + LP factor) decayed over all ``steps``;
     ``expl_floor`` keeps the noise at 0.1 throughout, ``expl_floor05`` decays it to 0.05;
     ``pis`` swaps both nets' ``mlp(hidden = [64, 64], …)`` for PIS's net ``pis(hidden = 64, …)``."""
-    text = (ROOT / "examples" / f"{target}_lp.dtg").read_text()
+    text = _baseline((ROOT / "examples" / f"{target}_lp.dtg").read_text())
     for tag, floor in (("floor05", 0.05), ("floor", 0.1)):
         if tag in variant:
             text = text.replace(
