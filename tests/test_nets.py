@@ -278,7 +278,7 @@ def _example_nets() -> dict[tuple, int]:
 
 def test_count_equals_numel_for_every_example_net():
     nets = _example_nets()
-    assert {arch for arch, *_ in nets} == {"mlp", "transformer", "unet"}
+    assert {arch for arch, *_ in nets} == {"mlp", "pis", "transformer", "unet"}
     for (arch, _, inputs, output), (options, recorded) in nets.items():
         built = sum(p.numel() for p in build_net(arch, options, inputs, output).parameters())
         assert count_parameters(arch, options, inputs, output) == built, (arch, options)
