@@ -5,8 +5,8 @@ evenly in [0.1, 100], each with a learned phase; sin and cos) and a two-layer GE
 ``hidden``-wide embedding; the real inputs, flattened and concatenated, go through one linear
 layer to the same width; the two embeddings are *added* and read by ``GELU → (Linear → GELU) ×
 layers → Linear``. A net without real inputs (a time-only Langevin scale) reads the time
-embedding alone. Unlike ``mlp``, whose time embedding is concatenated, the time here can scale
-every feature — what lets one small net be a good drift at every level.
+embedding alone. Unlike ``mlp``, whose time embedding is concatenated, the time here shifts
+every feature before the first nonlinearity, as PIS and gfn-diffusion build it.
 
 References:
     Zhang & Chen 2022, *Path Integral Sampler* (arXiv 2111.15141), Appendix (network);
