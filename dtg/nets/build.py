@@ -24,7 +24,13 @@ from ..ir.space import Space
 from .mlp import MLP
 from .pis import PIS
 from .registry import registered_nets
-from .spec import MAX_PARAMETERS, NetConfigError, count_parameters, resolve_options
+from .spec import (
+    MAX_PARAMETERS,
+    NetConfigError,
+    count_parameters,
+    describe_spaces,
+    resolve_options,
+)
 from .transformer import Transformer
 from .unet import UNet
 
@@ -103,7 +109,7 @@ def _plugin_net(
         raise NetConfigError(
             f"net {arch} has {n:,} parameters, more than the limit of {MAX_PARAMETERS:,}"
         )
-    shown = ", ".join(f"{s.kind}{list(s.shape) if s.shape else ''}" for s in inputs)
+    shown = describe_spaces(inputs)
     try:
         with torch.no_grad():
             was_training = module.training

@@ -26,6 +26,7 @@ __all__ = [
     "NetConfigError",
     "check_inputs",
     "count_parameters",
+    "describe_spaces",
     "mlp_in_features",
     "resolve_options",
 ]
@@ -102,6 +103,11 @@ def _bool(name: str, value: Any) -> bool:
     return value
 
 
+def describe_spaces(spaces: Sequence[Space]) -> str:
+    """Spaces as a message shows them: ``real[2], time``."""
+    return ", ".join(f"{s.kind}{list(s.shape) if s.shape else ''}" for s in spaces)
+
+
 def _check_space(space: Space, role: str) -> None:
     if any(n < 1 for n in space.shape):
         raise NetConfigError(f"{role} has invalid shape {space.shape!r}")
@@ -144,9 +150,9 @@ def _pis_options(cfg: dict[str, Any], inputs: tuple[Space, ...]) -> None:
     _zero_init_options(cfg)
     kinds = [s.kind for s in inputs]
     if kinds.count(SpaceKind.TIME) != 1 or SpaceKind.TOKEN in kinds:
-        shown = ", ".join(f"{s.kind}{list(s.shape) if s.shape else ''}" for s in inputs)
         raise NetConfigError(
-            f"pis takes real inputs and exactly one time; got {shown}", "use mlp otherwise"
+            f"pis takes real inputs and exactly one time; got {describe_spaces(inputs)}",
+            "use mlp otherwise",
         )
 
 
