@@ -70,22 +70,6 @@ ARCH_OPTION_DOCS: dict[str, dict[str, str]] = {
     },
 }
 
-ARCH_DOCS: dict[str, str] = {
-    "mlp": "Every input flattened (tokens one-hot with the extra `[MASK]` id, `time` through a "
-    "sinusoidal embedding), concatenated, then `Linear → activation` layers and a final `Linear` "
-    "reshaped to the output.",
-    "pis": "The Path Integral Sampler's net (the published diffusion samplers' drift): `time` "
-    "through random-phase Fourier features and a two-layer GELU MLP, the real inputs through one "
-    "linear layer, the two added, then GELU layers; real inputs and one `time` only.",
-    "transformer": "A pre-norm transformer encoder over the L positions of a `token(V)[L]`, "
-    "`real[L]` or `real[L, k]` input (learned position embeddings; `time` added through an MLP "
-    "of its embedding); output `real[L]` or `real[L, F]`.",
-    "unet": "The DDPM / improved-diffusion U-Net for one `real[C, H, W]` image (and optionally "
-    "`time`): residual blocks with the time embedding, group norm, strided-convolution down and "
-    "nearest + convolution up paths with skip connections, self-attention where asked and in the "
-    "middle; output `real[C', H, W]`, zero at initialisation.",
-}
-
 
 def _code(value: Any) -> str:
     if value is None:
